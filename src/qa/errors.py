@@ -1,0 +1,29 @@
+"""Domain errors. The core raises these; the CLI and the HTTP layer translate them."""
+
+
+class QAError(Exception):
+    """Base class: every message names the input that failed and, where there is one, the fix."""
+
+
+class DocumentError(QAError):
+    """A file could not be read as a document (corrupt, binary, undecodable, empty, unsupported)."""
+
+
+class ModelError(QAError):
+    """The embedding model could not be loaded."""
+
+
+class IndexMissing(QAError):
+    """No index has been published in the index directory yet."""
+
+
+class IndexMismatch(QAError):
+    """The published index was built with another format, model or chunker settings."""
+
+
+class BuildInProgress(QAError):
+    """Another writer holds the index lock."""
+
+
+class NotFound(QAError):
+    """An unknown document id."""

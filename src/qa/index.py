@@ -1,0 +1,327 @@
+"""Building, updating and publishing index generations.
+
+A build runs under an exclusive lock, writes a complete new generation into a temporary folder,
+then publishes it by replacing the small pointer file CURRENT (os.replace is atomic). A crash at any
+point leaves the previous generation published and intact; the next build removes the leftovers.
+Only documents whose content hash changed are read, chunked and embedded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .chunking import CHUNKER_VERSION, Chunk, chunk_document
+from .config import Settings
+from .documents import Document, iter_corpus_files, read_document
+from .embedding import Encoder
+from .errors import BuildInProgress, DocumentError, IndexMismatch, IndexMissing
+from .store import FORMAT_VERSION, MANIFEST, SCHEMA, STORE, VECTORS
+
+POINTER = "CURRENT"
+LOCK = ".lock"
+ENCODE_SLICE = 256  # texts per progress step; the encoder batches within a slice
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass
+class BuildSummary:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # doc_id -> reason
+    rebuilt: bool = False
+    documents: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.rebuilt)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        lines = [
+            f"{'rebuilt' if self.rebuilt else 'updated' if self.touched else 'up to date'}: "
+            f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+            f"{len(self.kept)} kept, {len(self.skipped)} skipped; {self.documents} documents, "
+            f"{self.chunks} chunks ({self.seconds:.1f}s)"
+        ]
+        for label, names in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
+            lines += [f"  {label}: {name}" for name in names]
+        lines += [f"  skipped: {reason}" for reason in self.skipped.values()]
+        return "\n".join(lines)
+
+
+def chunker_settings(settings: Settings, max_seq_length: int) -> dict:
+    return {"version": CHUNKER_VERSION, "target_tokens": min(settings.chunk_tokens, max_seq_length),
+            "max_tokens": max_seq_length}
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    """The published generation's folder, or None when nothing has been published."""
+    try:
+        name = (index_dir / POINTER).read_text().strip()
+    except FileNotFoundError:
+        return None
+    path = index_dir / name
+    return path if name and (path / MANIFEST).is_file() else None
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    gen = current_generation(index_dir)
+    return json.loads((gen / MANIFEST).read_text()) if gen else None
+
+
+def check_compatible(manifest: dict, settings: Settings, encoder: Encoder | None = None) -> None:
+    """Refuse an index that another format, model or chunker configuration built."""
+    fix = "run `qa index --rebuild` (or POST /reindex after changing nothing else) to rebuild it"
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IndexMismatch(f"index format {manifest.get('format')} is not this version's {FORMAT_VERSION}: {fix}")
+    if manifest.get("model") != settings.model:
+        raise IndexMismatch(
+            f"index built with model {manifest.get('model')!r}, settings use {settings.model!r}: {fix}"
+        )
+    chunker = manifest.get("chunker", {})
+    if chunker.get("version") != CHUNKER_VERSION or chunker.get("target_tokens") != min(
+        settings.chunk_tokens, manifest.get("max_seq_length", 0)
+    ):
+        raise IndexMismatch(f"index built with chunker settings {chunker}, settings differ: {fix}")
+    if encoder is not None and (
+        manifest.get("dimension") != encoder.dimension or manifest.get("max_seq_length") != encoder.max_seq_length
+    ):
+        raise IndexMismatch(
+            f"index built for vectors of dimension {manifest.get('dimension')} and max_seq_length "
+            f"{manifest.get('max_seq_length')}, the model gives {encoder.dimension} and {encoder.max_seq_length}: {fix}"
+        )
+
+
+@contextmanager
+def writer_lock(index_dir: Path, wait: bool = False):
+    """One writer per index directory, across processes. Raises BuildInProgress unless `wait`."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise BuildInProgress(f"another build is running on {index_dir}; try again when it has finished") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def hash_corpus(corpus_dir: Path) -> dict[str, tuple[Path, bytes]]:
+    """doc_id -> (path, bytes) of every supported file in the corpus."""
+    files = {}
+    for doc_id, path in iter_corpus_files(corpus_dir):
+        try:
+            files[doc_id] = (path, path.read_bytes())
+        except OSError:
+            continue
+    return files
+
+
+def build_index(
+    settings: Settings,
+    get_encoder: Callable[[], Encoder],
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    wait: bool = False,
+) -> BuildSummary:
+    """Bring the index in line with the corpus; publish a new generation if anything changed."""
+    index_dir = settings.index_dir
+    with writer_lock(index_dir, wait=wait):
+        return _build_locked(settings, get_encoder, rebuild, progress or (lambda *_: None))
+
+
+def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Progress) -> BuildSummary:
+    began = time.perf_counter()
+    index_dir = settings.index_dir
+    _remove_leftovers(index_dir)
+    old_gen = current_generation(index_dir)
+    manifest = json.loads((old_gen / MANIFEST).read_text()) if old_gen else None
+    if manifest is not None and not rebuild:
+        try:
+            check_compatible(manifest, settings)
+        except IndexMismatch:
+            rebuild = True  # never mix vectors or chunks of two configurations
+    full = rebuild or manifest is None
+    indexed: dict[str, str] = {} if full else dict(manifest["documents"])
+
+    files = hash_corpus(settings.corpus_dir)
+    hashes = {doc_id: hashlib.sha256(data).hexdigest() for doc_id, (_, data) in files.items()}
+    summary = BuildSummary(rebuilt=rebuild and manifest is not None)
+    summary.removed = sorted(set(indexed) - set(hashes))
+    for doc_id, sha in hashes.items():
+        if doc_id not in indexed:
+            summary.added.append(doc_id)
+        elif indexed[doc_id] != sha:
+            summary.changed.append(doc_id)
+        else:
+            summary.kept.append(doc_id)
+
+    if not full and not summary.touched:
+        summary.documents, summary.chunks = len(indexed), manifest["chunks"]
+        summary.seconds = time.perf_counter() - began
+        return summary
+
+    # Read every new or changed file first: one that cannot be read is skipped, and the version
+    # already indexed (if any) stays, so nothing indexed is lost to a bad file.
+    documents: list[Document] = []
+    for doc_id in summary.added + summary.changed:
+        path, data = files[doc_id]
+        try:
+            documents.append(read_document(path, doc_id, data))
+        except DocumentError as exc:
+            summary.skipped[doc_id] = str(exc)
+    summary.added = [d for d in summary.added if d not in summary.skipped]
+    summary.changed = [d for d in summary.changed if d not in summary.skipped]
+
+    encoder = get_encoder()
+    limits = chunker_settings(settings, encoder.max_seq_length)
+    chunks_of = {}
+    for i, doc in enumerate(documents):
+        progress("chunking", i, len(documents))
+        chunks_of[doc.doc_id] = chunk_document(doc, encoder.tokenizer, limits["target_tokens"], limits["max_tokens"])
+    all_chunks = [c for doc in documents for c in chunks_of[doc.doc_id]]
+    chunk_vectors, sentence_vectors = _embed(encoder, documents, all_chunks, progress)
+
+    staging = index_dir / f".build-{os.getpid()}-{time.time_ns()}"
+    staging.mkdir(parents=True)
+    if full:
+        vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dimension))
+    else:
+        shutil.copy2(old_gen / STORE, staging / STORE)
+        vectors = faiss.read_index(str(old_gen / VECTORS))
+    db = sqlite3.connect(staging / STORE)
+    db.executescript(SCHEMA)
+    with db:
+        for doc_id in summary.removed + summary.changed:
+            ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+            if ids:
+                vectors.remove_ids(np.array(ids, dtype=np.int64))
+                db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+            db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+            indexed.pop(doc_id, None)
+        next_id = (db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0] or 0) + 1
+        ids = np.arange(next_id, next_id + len(all_chunks), dtype=np.int64)
+        for doc in documents:
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                (doc.doc_id, doc.title, doc.sha256, doc.text, json.dumps(doc.sections), json.dumps(doc.pages)),
+            )
+            indexed[doc.doc_id] = doc.sha256
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (int(cid), c.doc_id, c.ordinal, c.start, c.end, c.text, c.section, c.page,
+                 json.dumps(c.sentences), sv.tobytes())
+                for cid, c, sv in zip(ids, all_chunks, sentence_vectors, strict=True)
+            ],
+        )
+        db.executemany("INSERT INTO chunks_fts(rowid, text) VALUES (?, ?)",
+                       [(int(cid), c.text) for cid, c in zip(ids, all_chunks, strict=True)])
+        if len(all_chunks):
+            vectors.add_with_ids(chunk_vectors, ids)
+        total_chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    db.close()
+    faiss.write_index(vectors, str(staging / VECTORS))
+    new_manifest = {
+        "format": FORMAT_VERSION,
+        "model": settings.model,
+        "dimension": encoder.dimension,
+        "max_seq_length": encoder.max_seq_length,
+        "chunker": limits,
+        "documents": dict(sorted(indexed.items())),
+        "chunks": total_chunks,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (staging / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
+    _publish(index_dir, staging)
+    summary.documents, summary.chunks = len(indexed), total_chunks
+    summary.seconds = time.perf_counter() - began
+    return summary
+
+
+def _embed(encoder: Encoder, documents: list[Document], chunks: list[Chunk], progress: Progress):
+    """Vectors of every chunk, and of every sentence of every chunk (for evidence selection)."""
+    texts = {d.doc_id: d.text for d in documents}
+    sentence_texts = [texts[c.doc_id][s:e] for c in chunks for s, e in c.sentences]
+    all_texts = [c.text for c in chunks] + sentence_texts
+    parts = []
+    for i in range(0, len(all_texts), ENCODE_SLICE):
+        progress("embedding", i, len(all_texts))
+        parts.append(encoder.encode(all_texts[i : i + ENCODE_SLICE]))
+    progress("embedding", len(all_texts), len(all_texts))
+    matrix = np.vstack(parts) if parts else np.zeros((0, encoder.dimension), dtype=np.float32)
+    chunk_vectors, rest = matrix[: len(chunks)], matrix[len(chunks) :]
+    per_chunk, pos = [], 0
+    for c in chunks:
+        per_chunk.append(np.ascontiguousarray(rest[pos : pos + len(c.sentences)], dtype=np.float32))
+        pos += len(c.sentences)
+    return np.ascontiguousarray(chunk_vectors, dtype=np.float32), per_chunk
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(index_dir: Path, staging: Path) -> None:
+    _fsync_tree(staging)
+    final = index_dir / f"gen-{time.time_ns()}"
+    staging.rename(final)
+    pointer_tmp = index_dir / f"{POINTER}.tmp"
+    pointer_tmp.write_text(final.name + "\n")
+    with open(pointer_tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    previous = current_generation(index_dir)
+    os.replace(pointer_tmp, index_dir / POINTER)
+    fd = os.open(index_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    # Keep the previous generation a while: a reader may have just resolved the old pointer.
+    for old in index_dir.glob("gen-*"):
+        if old not in (final, previous):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Remove what interrupted builds left behind (we hold the lock, so their writers are gone)."""
+    for leftover in index_dir.glob(".build-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    (index_dir / f"{POINTER}.tmp").unlink(missing_ok=True)
+
+
+def require_index(index_dir: Path) -> Path:
+    gen = current_generation(index_dir)
+    if gen is None:
+        raise IndexMissing(f"no index in {index_dir}: run `qa index` to build one")
+    return gen

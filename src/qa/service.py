@@ -1,0 +1,190 @@
+"""The one object the CLI, the API and the web UI share: the loaded model and the open index."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .answering import Answer, compose
+from .config import Settings
+from .documents import SUPPORTED_SUFFIXES, read_document
+from .embedding import Encoder
+from .errors import DocumentError, IndexMismatch, IndexMissing, NotFound, QAError
+from .index import BuildSummary, build_index, check_compatible, current_generation, writer_lock
+from .retrieval import retrieve
+from .store import Generation, StoredDocument
+
+MAX_QUESTION_CHARS = 2000
+MAX_K = 20
+UPLOADS = "uploads"
+
+
+class InvalidRequest(QAError):
+    """A question, k or document filter outside what the contract allows; names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass
+class BuildState:
+    running: bool = False
+    phase: str = ""
+    done: int = 0
+    total: int = 0
+
+
+class Assistant:
+    """Answers questions from the newest published index generation, reloading it when it changes."""
+
+    def __init__(self, settings: Settings | None = None, encoder: Encoder | None = None) -> None:
+        self.settings = (settings or Settings()).resolved()
+        self._encoder = encoder
+        self._encoder_lock = threading.Lock()
+        self._gen: Generation | None = None
+        self._gen_name: str | None = None
+        self._gen_lock = threading.Lock()
+        self.build_state = BuildState()
+
+    # -- resources -------------------------------------------------------------------------
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            with self._encoder_lock:
+                if self._encoder is None:
+                    self._encoder = Encoder(self.settings.model)
+        return self._encoder
+
+    def generation(self) -> Generation:
+        """The published generation, reopened whenever the pointer has moved (cheap: one small read)."""
+        path = current_generation(self.settings.index_dir)
+        if path is None:
+            raise IndexMissing(f"no index in {self.settings.index_dir}: run `qa index` to build one")
+        if path.name != self._gen_name:
+            with self._gen_lock:
+                if path.name != self._gen_name:
+                    gen = Generation(path)
+                    check_compatible(gen.manifest, self.settings, self.encoder)
+                    self._gen, self._gen_name = gen, path.name
+        assert self._gen is not None
+        return self._gen
+
+    # -- reading ---------------------------------------------------------------------------
+    def ask(self, question: str, k: int = 5, documents: list[str] | None = None) -> Answer:
+        began = time.perf_counter()
+        question = validate_question(question)
+        if not 1 <= k <= MAX_K:
+            raise InvalidRequest("k", f"must be between 1 and {MAX_K}, got {k}")
+        gen = self.generation()
+        query = self.encoder.encode_query(question)
+        hits = retrieve(gen, query, question, k, documents)
+        answer = compose(question, query, hits, self.settings.min_relevance)
+        answer.took_ms = round((time.perf_counter() - began) * 1000, 2)
+        return answer
+
+    def documents(self) -> list[StoredDocument]:
+        return self.generation().documents()
+
+    def document(self, doc_id: str) -> StoredDocument:
+        found = self.generation().document(doc_id)
+        if found is None:
+            raise NotFound(f"no document {doc_id!r} in the index")
+        return found
+
+    # -- writing ---------------------------------------------------------------------------
+    def reindex(self, rebuild: bool = False, wait: bool = False, show_progress: bool = False) -> BuildSummary:
+        """Bring the index in line with the corpus folder; returns once the result is live."""
+        bar = None
+
+        def progress(phase: str, done: int, total: int) -> None:
+            nonlocal bar
+            self.build_state.phase, self.build_state.done, self.build_state.total = phase, done, total
+            if show_progress and phase == "embedding":
+                if bar is None:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=total, desc="embedding", unit="text")
+                bar.update(done - bar.n)
+
+        self.build_state = BuildState(running=True)
+        try:
+            summary = build_index(self.settings, lambda: self.encoder, rebuild, progress, wait)
+        finally:
+            self.build_state = BuildState()
+            if bar is not None:
+                bar.close()
+        self.generation()  # open the new generation now, so the next answer pays nothing
+        return summary
+
+    def add_document(self, filename: str, data: bytes) -> tuple[str, int, bool]:
+        """Store an upload as uploads/<name> and index it. Returns (doc_id, chunks, changed_anything)."""
+        name = sanitise_filename(filename)
+        doc_id = f"{UPLOADS}/{name}"
+        read_document(Path(name), doc_id, data)  # refuse a bad file before anything is written
+        target = self.settings.corpus_dir / UPLOADS / name
+        with writer_lock(self.settings.index_dir, wait=False):
+            if target.is_file() and target.read_bytes() == data and self._indexed_sha(doc_id):
+                pass
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{name}.tmp")
+                tmp.write_bytes(data)
+                tmp.replace(target)
+        summary = self.reindex(wait=True)
+        if doc_id in summary.skipped:
+            raise DocumentError(summary.skipped[doc_id])
+        changed = doc_id in summary.added or doc_id in summary.changed
+        return doc_id, self.document(doc_id).chunks, changed
+
+    def delete_document(self, doc_id: str) -> None:
+        self.document(doc_id)  # 404 for an unknown id
+        path = corpus_path(self.settings.corpus_dir, doc_id)
+        if path is None:
+            raise NotFound(f"no document {doc_id!r} in the corpus")
+        path.unlink(missing_ok=True)
+        self.reindex(wait=True)
+
+    def _indexed_sha(self, doc_id: str) -> bool:
+        try:
+            return doc_id in self.generation().manifest["documents"]
+        except (IndexMissing, IndexMismatch):
+            return False
+
+
+def validate_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidRequest("question", "must not be empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidRequest("question", f"must be at most {MAX_QUESTION_CHARS} characters, got {len(question)}")
+    return question.strip()
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def sanitise_filename(filename: str) -> str:
+    """A plain file name for uploads/: no folders, no hidden files, a supported suffix."""
+    if not filename or "/" in filename or "\\" in filename or "\x00" in filename or filename in (".", ".."):
+        raise InvalidRequest("file", f"file name {filename!r} must be a plain name without folders")
+    name = _UNSAFE.sub("_", filename).strip(" .") or "upload"
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnsupportedType(f"file type {suffix or '(none)'!r} is not supported; use {', '.join(SUPPORTED_SUFFIXES)}")
+    return name
+
+
+class UnsupportedType(QAError):
+    """An upload whose file type the readers do not handle."""
+
+
+def corpus_path(corpus_dir: Path, doc_id: str) -> Path | None:
+    """The file behind doc_id, or None if doc_id would lead outside the corpus directory."""
+    root = corpus_dir.resolve()
+    candidate = (root / doc_id).resolve()
+    if not candidate.is_relative_to(root) or candidate == root:
+        return None
+    return candidate

@@ -1,0 +1,159 @@
+"""One index generation on disk: a SQLite chunk store with FTS5 (BM25) beside a FAISS index.
+
+A generation is immutable once published; a build writes a new one (see index.py). Readers open
+the SQLite file read-only and immutable, so lookups take no locks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .chunking import Chunk
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+STORE = "store.sqlite"
+VECTORS = "vectors.faiss"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL,
+    sections TEXT NOT NULL, pages TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id), ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, section TEXT, page INTEGER,
+    sentences TEXT NOT NULL, sentence_vectors BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, tokenize='porter unicode61');
+"""
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Words too common to help BM25; dropping them keeps FTS5 queries short.
+_STOPWORDS = frozenset(
+    "a an and are as at be been by can could did do does for from had has have how i in is it its "
+    "of on or should that the their them they this to was were what when where which who whom why "
+    "will with would about into than then there these those you your me my we our".split()
+)
+
+
+def fts_query(question: str) -> str | None:
+    """An FTS5 MATCH expression: every word quoted (so no query syntax leaks through), OR-ed."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    terms = list(dict.fromkeys(w for w in words if w not in _STOPWORDS)) or list(dict.fromkeys(words))
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms[:64])
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    chunk: Chunk
+    title: str
+    sentence_vectors: np.ndarray  # (len(chunk.sentences), dim) float32, normalised
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    doc_id: str
+    title: str
+    text: str
+    chunks: int
+
+
+class Generation:
+    """A published, read-only index generation."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.manifest: dict = json.loads((path / MANIFEST).read_text())
+        uri = f"file:{(path / STORE).as_posix()}?mode=ro&immutable=1"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self._db_lock = threading.Lock()
+        self.vectors = faiss.read_index(str(path / VECTORS))
+        self.dimension = int(self.manifest["dimension"])
+        self.chunk_count = int(self.manifest["chunks"])
+        self.document_count = len(self.manifest["documents"])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._db_lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def chunk_ids_of(self, doc_ids: list[str]) -> np.ndarray:
+        marks = ",".join("?" * len(doc_ids))
+        rows = self._rows(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", tuple(doc_ids))
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def dense(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-n chunks by cosine similarity (inner product of normalised vectors)."""
+        if self.vectors.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+            return []
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        scores, ids = self.vectors.search(query.reshape(1, -1), min(n, self.vectors.ntotal), params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def lexical(self, question: str, n: int, doc_ids: list[str] | None = None) -> list[tuple[int, float]]:
+        """Top-n chunks by BM25 (FTS5); scores are positive, larger is better."""
+        match = fts_query(question)
+        if match is None:
+            return []
+        sql = "SELECT f.rowid, -bm25(chunks_fts) FROM chunks_fts f"
+        params: tuple = (match,)
+        if doc_ids is not None:
+            marks = ",".join("?" * len(doc_ids))
+            sql += f" JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? AND c.doc_id IN ({marks})"
+            params += tuple(doc_ids)
+        else:
+            sql += " WHERE chunks_fts MATCH ?"
+        sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
+        return [(int(r), float(s)) for r, s in self._rows(sql, params + (n,))]
+
+    def chunk_vectors(self, ids: list[int]) -> np.ndarray:
+        return np.vstack([self.vectors.reconstruct(i) for i in ids]) if ids else np.zeros((0, self.dimension))
+
+    def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(
+            'SELECT c.id, c.doc_id, c.ordinal, c.start, c."end", c.text, c.section, c.page, c.sentences, '
+            f"c.sentence_vectors, d.title FROM chunks c JOIN documents d USING (doc_id) WHERE c.id IN ({marks})",
+            tuple(ids),
+        )
+        out = {}
+        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, title in rows:
+            spans = tuple(tuple(s) for s in json.loads(sentences))
+            chunk = Chunk(doc_id, ordinal, start, end, text, section, page, spans)
+            vecs = np.frombuffer(blob, dtype=np.float32).reshape(len(spans), self.dimension)
+            out[cid] = StoredChunk(cid, chunk, title, vecs)
+        return out
+
+    def documents(self) -> list[StoredDocument]:
+        rows = self._rows(
+            "SELECT d.doc_id, d.title, COUNT(c.id) FROM documents d LEFT JOIN chunks c USING (doc_id) "
+            "GROUP BY d.doc_id ORDER BY d.doc_id"
+        )
+        return [StoredDocument(doc_id, title, "", n) for doc_id, title, n in rows]
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        rows = self._rows(
+            "SELECT d.doc_id, d.title, d.text, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.doc_id) "
+            "FROM documents d WHERE d.doc_id = ?",
+            (doc_id,),
+        )
+        return StoredDocument(*rows[0]) if rows else None
