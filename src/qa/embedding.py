@@ -56,6 +56,7 @@ class Encoder:
         import transformers
 
         transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
         from sentence_transformers import SentenceTransformer
 
         try:

@@ -75,11 +75,11 @@ class Assistant:
 
     # -- reading ---------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5, documents: list[str] | None = None) -> Answer:
-        began = time.perf_counter()
         question = validate_question(question)
         if not 1 <= k <= MAX_K:
             raise InvalidRequest("k", f"must be between 1 and {MAX_K}, got {k}")
-        gen = self.generation()
+        gen = self.generation()  # loads the model on first use; not part of the answer's time
+        began = time.perf_counter()
         query = self.encoder.encode_query(question)
         hits = retrieve(gen, query, question, k, documents)
         answer = compose(question, query, hits, self.settings.min_relevance)

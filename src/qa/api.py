@@ -1,0 +1,225 @@
+"""The FastAPI app: JSON routes over one shared `Assistant`, plus the HTML routes from web.py."""
+
+import secrets
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field, field_validator
+
+from . import web
+from .config import Settings
+from .errors import (
+    BuildInProgress,
+    DocumentError,
+    IndexMismatch,
+    IndexMissing,
+    ModelError,
+    NotFound,
+    QAError,
+)
+from .limits import BodySizeLimit, SecurityHeaders
+from .service import MAX_K, MAX_QUESTION_CHARS, Assistant, InvalidRequest, UnsupportedType, validate_question
+
+MAX_DOCUMENT_FILTERS = 100
+
+STATUS_OF = {
+    InvalidRequest: 422,
+    DocumentError: 422,
+    UnsupportedType: 415,
+    NotFound: 404,
+    BuildInProgress: 409,
+    IndexMissing: 503,
+    IndexMismatch: 503,
+    ModelError: 503,
+}
+
+
+class Error(BaseModel):
+    detail: str = Field(description="Which field or resource failed, and why.")
+
+
+class AskRequest(BaseModel):
+    question: str = Field(description="The question, 1 to 2,000 characters.", examples=["What does Article II ask of the allies?"])
+    k: int = Field(5, ge=1, le=MAX_K, description="How many passages to return.")
+    documents: list[str] | None = Field(
+        None, max_length=MAX_DOCUMENT_FILTERS, description="Only search these doc_ids; null searches all."
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: str) -> str:
+        try:
+            return validate_question(value)
+        except InvalidRequest as exc:
+            raise ValueError(str(exc).split(": ", 1)[1]) from exc
+
+
+class PassageOut(BaseModel):
+    rank: int
+    doc_id: str
+    title: str
+    section: str | None
+    page: int | None
+    start: int
+    end: int
+    text: str
+    score: float
+    highlights: list[tuple[int, int]]
+
+
+class AnswerOut(BaseModel):
+    question: str
+    answer: str
+    abstained: bool
+    took_ms: float
+    passages: list[PassageOut]
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str
+    chunks: int
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    title: str
+    text: str
+
+
+class Uploaded(BaseModel):
+    doc_id: str
+    chunks: int
+
+
+ERRORS = {code: {"model": Error} for code in (404, 409, 413, 415, 422, 503)}
+WRITE_ERRORS = {code: {"model": Error} for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)}
+
+
+def current(request: Request) -> Assistant:
+    return request.app.state.assistant
+
+
+def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """403 when writes are disabled (no token configured), 401 when the bearer token is missing or wrong."""
+    token = request.app.state.assistant.settings.admin_token
+    if not token:
+        raise HTTPException(403, "writes are disabled: set QA_ADMIN_TOKEN on the server to enable them")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+        raise HTTPException(
+            401, "authorization: a valid 'Bearer <QA_ADMIN_TOKEN>' header is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
+    """Build the app. Tests pass a ready `assistant`; `qa serve` lets the app build its own."""
+    assistant = assistant or Assistant(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        assistant.encoder  # load the model before the first request, not during it
+        try:
+            assistant.generation()
+        except QAError:
+            pass  # /health says why; /ask answers 503 until an index is published
+        yield
+
+    app = FastAPI(
+        title="alliance-qa",
+        summary="Answers questions about the U.S.–Japan economic alliance with cited passages.",
+        lifespan=lifespan,
+    )
+    app.state.assistant = assistant
+    app.add_middleware(BodySizeLimit, ask_limit=assistant.settings.max_body_bytes,
+                       upload_limit=assistant.settings.max_upload_bytes)
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(QAError)
+    async def _domain_error(request: Request, exc: QAError) -> Response:
+        status = next((code for cls, code in STATUS_OF.items() if isinstance(exc, cls)), 500)
+        if web.wants_html(request):
+            return web.error_page(request, status, str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append(f"{where or 'body'}: {message}")
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+    @app.post("/ask", response_model=AnswerOut, responses=ERRORS, tags=["questions"])
+    def ask(body: AskRequest, a: Annotated[Assistant, Depends(current)]) -> dict:
+        """Answer a question with cited passages; `answer` marks each claim with [rank]."""
+        return a.ask(body.question, body.k, body.documents).to_dict()
+
+    @app.get("/ask", response_model=AnswerOut, responses=ERRORS, tags=["questions"])
+    def ask_get(
+        a: Annotated[Assistant, Depends(current)],
+        q: Annotated[str, Query(description="The question.", max_length=MAX_QUESTION_CHARS)],
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+    ) -> dict:
+        """The same as POST /ask, for links and quick calls."""
+        return a.ask(q, k).to_dict()
+
+    @app.get("/health", tags=["service"], responses={503: {"description": "No index loaded yet"}})
+    def health(a: Annotated[Assistant, Depends(current)]) -> JSONResponse:
+        build = vars(a.build_state).copy()
+        try:
+            gen = a.generation()
+        except QAError as exc:
+            status = "building" if a.build_state.running else "no index"
+            return JSONResponse({"status": status, "detail": str(exc), "build": build}, status_code=503)
+        return JSONResponse({"status": "ok", "documents": gen.document_count, "chunks": gen.chunk_count,
+                             "model": a.settings.model, "build": build})
+
+    @app.get("/documents", response_model=list[DocumentSummary], responses=ERRORS, tags=["documents"])
+    def list_documents(a: Annotated[Assistant, Depends(current)]) -> list[dict]:
+        return [{"doc_id": d.doc_id, "title": d.title, "chunks": d.chunks} for d in a.documents()]
+
+    @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=ERRORS, tags=["documents"])
+    def get_document(doc_id: str, a: Annotated[Assistant, Depends(current)]) -> dict:
+        """The document text that every passage's start/end offsets refer to."""
+        d = a.document(doc_id)
+        return {"doc_id": d.doc_id, "title": d.title, "text": d.text}
+
+    @app.post("/documents", response_model=Uploaded, status_code=201, responses=WRITE_ERRORS, tags=["documents"],
+              dependencies=[Depends(require_admin)])
+    def upload(file: Annotated[UploadFile, File()], a: Annotated[Assistant, Depends(current)]) -> Response:
+        """Add or replace uploads/<file name>; answers once the document is live in answers."""
+        data = file.file.read(a.settings.max_upload_bytes + 1)
+        if len(data) > a.settings.max_upload_bytes:
+            raise HTTPException(413, f"file: larger than the {a.settings.max_upload_bytes} byte limit")
+        try:
+            doc_id, chunks, changed = a.add_document(file.filename or "", data)
+        except InvalidRequest as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return JSONResponse({"doc_id": doc_id, "chunks": chunks}, status_code=201 if changed else 200)
+
+    @app.delete("/documents/{doc_id:path}", status_code=204, responses=WRITE_ERRORS, tags=["documents"],
+                dependencies=[Depends(require_admin)])
+    def delete(doc_id: str, a: Annotated[Assistant, Depends(current)]) -> Response:
+        a.delete_document(doc_id)
+        return Response(status_code=204)
+
+    @app.post("/reindex", responses=WRITE_ERRORS, tags=["documents"], dependencies=[Depends(require_admin)])
+    def reindex(a: Annotated[Assistant, Depends(current)]) -> dict:
+        """Bring the index in line with the corpus folder, like `qa index`."""
+        return a.reindex().to_dict()
+
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn (`uvicorn --factory qa.api:app_from_env`): settings from QA_* variables."""
+    return create_app(Settings())

@@ -1,0 +1,119 @@
+"""The `qa` command: a thin shell over `Assistant`; domain errors become click errors here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Settings
+from .errors import QAError
+
+EXIT_SKIPPED = 3  # `qa index` finished, but some files could not be read
+
+
+def common_options(command):
+    @click.option("--corpus", "corpus", type=click.Path(path_type=Path), default=None,
+                  help="Corpus folder [env QA_CORPUS_DIR, else ./corpus].")
+    @click.option("--index", "index", type=click.Path(path_type=Path), default=None,
+                  help="Index folder [env QA_INDEX_DIR, else ./index].")
+    @functools.wraps(command)
+    def wrapper(corpus, index, **kwargs):
+        overrides = {k: v for k, v in (("corpus_dir", corpus), ("index_dir", index)) if v is not None}
+        settings = Settings(**overrides).resolved()
+        try:
+            return command(settings, **kwargs)
+        except QAError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="alliance-qa")
+def main() -> None:
+    """Ask questions about the documents in a corpus folder; answers cite their passages."""
+
+
+@main.command("index")
+@common_options
+@click.option("--rebuild", is_flag=True, help="Re-embed every document instead of only what changed.")
+@click.option("--wait", is_flag=True, help="Wait for another running build instead of exiting.")
+def index_command(settings: Settings, rebuild: bool, wait: bool) -> None:
+    """Build the index, or update it to match the corpus."""
+    from .service import Assistant
+
+    summary = Assistant(settings).reindex(rebuild=rebuild, wait=wait, show_progress=sys.stderr.isatty())
+    click.echo(summary.describe())
+    if summary.skipped:
+        sys.exit(EXIT_SKIPPED)
+
+
+@main.command("ask")
+@common_options
+@click.argument("question")
+@click.option("--k", default=5, show_default=True, help="Number of passages (1-20).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly the /ask response body.")
+def ask_command(settings: Settings, question: str, k: int, as_json: bool) -> None:
+    """Answer QUESTION with cited passages."""
+    from .service import Assistant
+
+    answer = Assistant(settings).ask(question, k)
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return
+    click.echo(answer.answer)
+    click.echo()
+    for p in answer.passages:
+        where = " · ".join(x for x in (p.section and f"§ {p.section}", p.page and f"p. {p.page}") if x)
+        click.secho(f"[{p.rank}] {p.title} ({p.doc_id}){' · ' + where if where else ''} · score {p.score:.3f}",
+                    bold=True)
+        text = p.text
+        for a, b in sorted(p.highlights, reverse=True):
+            text = text[:a] + click.style(text[a:b], underline=True, bold=True) + text[b:]
+        click.echo("    " + " ".join(text.split()))
+        click.echo()
+
+
+@main.command("serve")
+@common_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes; each follows the newest published index.")
+def serve_command(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Serve the web UI and the HTTP API; builds the index first if there is none."""
+    import uvicorn
+
+    from .index import current_generation
+    from .service import Assistant
+
+    if current_generation(settings.index_dir) is None:
+        click.echo(f"no index in {settings.index_dir}: building it from {settings.corpus_dir}", err=True)
+        click.echo(Assistant(settings).reindex(wait=True, show_progress=sys.stderr.isatty()).describe(), err=True)
+    # Workers are separate processes: hand them the settings through the environment.
+    os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
+    os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
+    uvicorn.run("qa.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+@main.command("eval")
+@common_options
+@click.argument("questions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--k", default=5, show_default=True, help="Number of passages per question (1-20).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_command(settings: Settings, questions: Path, k: int, as_json: bool) -> None:
+    """Run a question set (JSON lines: question, evidence) and print its metrics."""
+    from .evaluation import format_report, run_eval
+    from .service import Assistant
+
+    metrics = run_eval(Assistant(settings), questions, k)
+    click.echo(json.dumps(metrics, indent=2) if as_json else format_report(metrics))
+
+
+if __name__ == "__main__":
+    main()
