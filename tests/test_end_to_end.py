@@ -1,0 +1,64 @@
+"""The product as a user runs it: `qa index`, `qa ask`, and a real uvicorn server on loopback."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+from conftest import REPORT
+from server import live_server
+
+QUESTION = "When did Japan first run a trade surplus with the United States?"
+
+
+def qa(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    (root / "corpus").mkdir()
+    shutil.copy(REPORT, root / "corpus" / REPORT.name)
+    dirs = ("--corpus", str(root / "corpus"), "--index", str(root / "index"))
+    first = qa("index", *dirs)
+    assert first.returncode == 0, first.stderr
+    return root, dirs, first
+
+
+def test_qa_index_reports_what_it_did_then_is_up_to_date(built):
+    _, dirs, first = built
+    assert "1 added" in first.stdout and "article-ii-mandate.txt" in first.stdout
+    again = qa("index", *dirs)
+    assert again.returncode == 0 and "up to date" in again.stdout and "1 kept" in again.stdout
+
+
+def test_cli_json_equals_the_http_answer(built):
+    root, dirs, _ = built
+    cli = qa("ask", QUESTION, "--k", "3", "--json", *dirs)
+    assert cli.returncode == 0, cli.stderr
+    from_cli = json.loads(cli.stdout)
+    with live_server(root / "corpus", root / "index") as base:
+        from_http = httpx.post(f"{base}/ask", json={"question": QUESTION, "k": 3}, timeout=30).json()
+        page = httpx.get(f"{base}/", params={"q": QUESTION}, timeout=30).text
+    from_cli.pop("took_ms"), from_http.pop("took_ms")
+    assert from_cli == from_http
+    assert "1965" in from_http["passages"][0]["text"] and "[1]" in from_http["answer"]
+    assert '<a class="cite" href="#p1">[1]</a>' in page
+
+
+def test_cli_text_answer_shows_markers_and_sources(built):
+    _, dirs, _ = built
+    out = qa("ask", QUESTION, *dirs)
+    assert out.returncode == 0
+    assert "[1]" in out.stdout and "article-ii-mandate.txt" in out.stdout and "1965" in out.stdout
+
+
+def test_cli_errors_are_clear(built, tmp_path):
+    _, dirs, _ = built
+    empty = qa("ask", "   ", *dirs)
+    assert empty.returncode == 1 and "question: must not be empty" in empty.stderr
+    missing = qa("ask", QUESTION, "--corpus", str(tmp_path), "--index", str(tmp_path / "none"))
+    assert missing.returncode == 1 and "run `qa index`" in missing.stderr
