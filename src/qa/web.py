@@ -14,8 +14,8 @@ from markupsafe import Markup, escape
 from .errors import QAError
 from .service import MAX_K, MAX_QUESTION_CHARS, InvalidRequest
 
-# web/ sits at the top of the repository; src/qa/web links to it so wheels carry it as package data.
-WEB_DIR = Path(str(files("qa") / "web"))
+# web/ sits at the top of the repository; src/qa/assets links to it so wheels carry it as package data.
+WEB_DIR = Path(str(files("qa") / "assets"))
 STATIC_DIR = WEB_DIR / "static"
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
 router = APIRouter(include_in_schema=False)
