@@ -33,6 +33,8 @@ from .store import FORMAT_VERSION, MANIFEST, SCHEMA, STORE, VECTORS
 
 POINTER = "CURRENT"
 LOCK = ".lock"
+PROGRESS = ".progress.json"  # written by the running build so any process (a server) can report it
+PROGRESS_EVERY = 0.25  # seconds between progress file writes
 ENCODE_SLICE = 256  # texts per progress step; the encoder batches within a slice
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -46,6 +48,7 @@ class BuildSummary:
     kept: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # doc_id -> reason
     rebuilt: bool = False
+    reason: str = ""  # why every document was re-embedded, when one was
     documents: int = 0
     chunks: int = 0
     seconds: float = 0.0
@@ -64,6 +67,8 @@ class BuildSummary:
             f"{len(self.kept)} kept, {len(self.skipped)} skipped; {self.documents} documents, "
             f"{self.chunks} chunks ({self.seconds:.1f}s)"
         ]
+        if self.reason:
+            lines.append(f"  full rebuild: {self.reason}")
         for label, names in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
             lines += [f"  {label}: {name}" for name in names]
         lines += [f"  skipped: {reason}" for reason in self.skipped.values()]
@@ -121,22 +126,71 @@ def writer_lock(index_dir: Path, wait: bool = False):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError as exc:
-            raise BuildInProgress(f"another build is running on {index_dir}; try again when it has finished") from exc
+            running = read_progress(index_dir)
+            how_far = f" ({running['phase']} {running['done']}/{running['total']})" if running else ""
+            raise BuildInProgress(
+                f"another build is running on {index_dir}{how_far}; try again when it has finished "
+                "(`qa index --wait` waits for it)"
+            ) from exc
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def hash_corpus(corpus_dir: Path) -> dict[str, tuple[Path, bytes]]:
-    """doc_id -> (path, bytes) of every supported file in the corpus."""
-    files = {}
+class _ProgressFile:
+    """Progress of the build holding the lock, as a small JSON file replaced atomically (throttled)."""
+
+    def __init__(self, index_dir: Path, report: Progress) -> None:
+        self.path = index_dir / PROGRESS
+        self.report = report
+        self.last = ("", 0.0)
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        self.report(phase, done, total)
+        now = time.monotonic()
+        if phase == self.last[0] and now - self.last[1] < PROGRESS_EVERY and done < total:
+            return
+        self.last = (phase, now)
+        tmp = self.path.with_name(f"{PROGRESS}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "phase": phase, "done": done, "total": total}))
+        os.replace(tmp, self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def read_progress(index_dir: Path) -> dict | None:
+    """{"pid", "phase", "done", "total"} of the running build, or None when no build is running."""
+    try:
+        state = json.loads((index_dir / PROGRESS).read_text())
+        os.kill(int(state["pid"]), 0)  # a build killed with -9 leaves the file behind
+    except PermissionError:
+        pass  # the builder runs as another user: it is alive
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def hash_corpus(corpus_dir: Path) -> tuple[dict[str, tuple[Path, bytes]], dict[str, str]]:
+    """doc_id -> (path, bytes) of every supported file in the corpus; doc_id -> why, of unreadable ones."""
+    files, unreadable = {}, {}
     for doc_id, path in iter_corpus_files(corpus_dir):
         try:
             files[doc_id] = (path, path.read_bytes())
-        except OSError:
-            continue
-    return files
+        except OSError as exc:
+            unreadable[doc_id] = f"{doc_id}: cannot read file ({exc.strerror or exc})"
+    return files, unreadable
+
+
+def load_document(path: Path, doc_id: str, data: bytes) -> Document:
+    """read_document, with any reader failure (a PDF library can raise almost anything) as DocumentError."""
+    try:
+        return read_document(path, doc_id, data)
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the build of every other one
+        raise DocumentError(f"{doc_id}: cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
 def build_index(
@@ -145,11 +199,23 @@ def build_index(
     rebuild: bool = False,
     progress: Progress | None = None,
     wait: bool = False,
+    prepare: Callable[[], None] | None = None,
 ) -> BuildSummary:
-    """Bring the index in line with the corpus; publish a new generation if anything changed."""
+    """Bring the index in line with the corpus; publish a new generation if anything changed.
+
+    `prepare` runs under the writer lock before the corpus is scanned (an upload writes its file
+    there), so no other writer can build between a corpus change and its indexing.
+    """
     index_dir = settings.index_dir
     with writer_lock(index_dir, wait=wait):
-        return _build_locked(settings, get_encoder, rebuild, progress or (lambda *_: None))
+        report = _ProgressFile(index_dir, progress or (lambda *_: None))
+        try:
+            report("scanning", 0, 0)
+            if prepare is not None:
+                prepare()
+            return _build_locked(settings, get_encoder, rebuild, report)
+        finally:
+            report.clear()
 
 
 def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Progress) -> BuildSummary:
@@ -158,108 +224,136 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
     _remove_leftovers(index_dir)
     old_gen = current_generation(index_dir)
     manifest = json.loads((old_gen / MANIFEST).read_text()) if old_gen else None
-    if manifest is not None and not rebuild:
+    summary = BuildSummary()
+    if manifest is not None:
         try:
             check_compatible(manifest, settings)
-        except IndexMismatch:
-            rebuild = True  # never mix vectors or chunks of two configurations
-    full = rebuild or manifest is None
-    indexed: dict[str, str] = {} if full else dict(manifest["documents"])
+        except IndexMismatch as exc:
+            summary.reason = str(exc).split(": run `qa index", 1)[0]  # never mix two configurations
+        else:
+            summary.reason = "--rebuild asked for" if rebuild else ""
+    summary.rebuilt = bool(summary.reason)
+    full = summary.rebuilt or manifest is None
+    before: dict[str, str] = dict(manifest["documents"]) if manifest else {}
 
-    files = hash_corpus(settings.corpus_dir)
+    files, unreadable = hash_corpus(settings.corpus_dir)
     hashes = {doc_id: hashlib.sha256(data).hexdigest() for doc_id, (_, data) in files.items()}
-    summary = BuildSummary(rebuilt=rebuild and manifest is not None)
-    summary.removed = sorted(set(indexed) - set(hashes))
+    summary.skipped.update(unreadable)
+    summary.removed = sorted(set(before) - set(hashes) - set(unreadable))
     for doc_id, sha in hashes.items():
-        if doc_id not in indexed:
+        if doc_id not in before:
             summary.added.append(doc_id)
-        elif indexed[doc_id] != sha:
+        elif before[doc_id] != sha:
             summary.changed.append(doc_id)
         else:
             summary.kept.append(doc_id)
+    to_read = sorted(hashes) if full else summary.added + summary.changed
 
-    if not full and not summary.touched:
+    # Read every file to index first: one that cannot be read is skipped, and in an update the
+    # version already indexed (if any) stays, so nothing indexed is lost to a bad file.
+    documents: list[Document] = []
+    for i, doc_id in enumerate(to_read):
+        progress("reading", i, len(to_read))
+        path, data = files[doc_id]
+        try:
+            documents.append(load_document(path, doc_id, data))
+        except DocumentError as exc:
+            summary.skipped[doc_id] = str(exc)
+    for names in (summary.added, summary.changed, summary.kept):
+        names[:] = [d for d in names if d not in summary.skipped]
+    indexed: dict[str, str] = {} if full else dict(before)  # doc_id -> sha256 of the new generation
+
+    if not full and not (documents or summary.removed):
+        # Nothing to embed or remove: the published generation stays, and the model is never loaded.
         summary.documents, summary.chunks = len(indexed), manifest["chunks"]
         summary.seconds = time.perf_counter() - began
         return summary
-
-    # Read every new or changed file first: one that cannot be read is skipped, and the version
-    # already indexed (if any) stays, so nothing indexed is lost to a bad file.
-    documents: list[Document] = []
-    for doc_id in summary.added + summary.changed:
-        path, data = files[doc_id]
-        try:
-            documents.append(read_document(path, doc_id, data))
-        except DocumentError as exc:
-            summary.skipped[doc_id] = str(exc)
-    summary.added = [d for d in summary.added if d not in summary.skipped]
-    summary.changed = [d for d in summary.changed if d not in summary.skipped]
 
     encoder = get_encoder()
     limits = chunker_settings(settings, encoder.max_seq_length)
     chunks_of = {}
     for i, doc in enumerate(documents):
         progress("chunking", i, len(documents))
-        chunks_of[doc.doc_id] = chunk_document(doc, encoder.tokenizer, limits["target_tokens"], limits["max_tokens"])
+        chunks_of[doc.doc_id] = chunk_document(
+            doc, encoder.tokenizer, limits["target_tokens"], limits["max_tokens"]
+        )
     all_chunks = [c for doc in documents for c in chunks_of[doc.doc_id]]
     chunk_vectors, sentence_vectors = _embed(encoder, documents, all_chunks, progress)
 
+    progress("writing", 0, 1)
+    for doc_id in summary.removed + summary.changed:
+        indexed.pop(doc_id, None)
+    indexed.update((doc.doc_id, doc.sha256) for doc in documents)
     staging = index_dir / f".build-{os.getpid()}-{time.time_ns()}"
-    staging.mkdir(parents=True)
-    if full:
-        vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dimension))
+    try:
+        staging.mkdir(parents=True)
+        stale = summary.removed + summary.changed
+        total_chunks = _write_store(staging, None if full else old_gen, encoder.dimension, stale, documents,
+                                    all_chunks, chunk_vectors, sentence_vectors)
+        new_manifest = {
+            "format": FORMAT_VERSION,
+            "model": settings.model,
+            "dimension": encoder.dimension,
+            "max_seq_length": encoder.max_seq_length,
+            "chunker": limits,
+            "documents": dict(sorted(indexed.items())),
+            "chunks": total_chunks,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (staging / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
+    except BaseException:  # Ctrl-C or a failure leaves nothing behind; kill -9 is cleaned up next time
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _publish(index_dir, staging)
+    summary.documents, summary.chunks = len(indexed), total_chunks
+    summary.seconds = time.perf_counter() - began
+    return summary
+
+
+def _write_store(
+    staging: Path, base: Path | None, dimension: int, stale: list[str], documents: list[Document],
+    chunks: list[Chunk], chunk_vectors: np.ndarray, sentence_vectors: list[np.ndarray],
+) -> int:
+    """Write the chunk store and vectors into staging: a copy of `base` (None = start empty) with the
+    documents in `stale` removed from every store and `documents` added. Returns the chunk count."""
+    if base is None:
+        vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
     else:
-        shutil.copy2(old_gen / STORE, staging / STORE)
-        vectors = faiss.read_index(str(old_gen / VECTORS))
+        shutil.copy2(base / STORE, staging / STORE)
+        vectors = faiss.read_index(str(base / VECTORS))
     db = sqlite3.connect(staging / STORE)
     db.executescript(SCHEMA)
     with db:
-        for doc_id in summary.removed + summary.changed:
+        for doc_id in stale:
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
             if ids:
                 vectors.remove_ids(np.array(ids, dtype=np.int64))
                 db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
             db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
-            indexed.pop(doc_id, None)
         next_id = (db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0] or 0) + 1
-        ids = np.arange(next_id, next_id + len(all_chunks), dtype=np.int64)
-        for doc in documents:
-            db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                (doc.doc_id, doc.title, doc.sha256, doc.text, json.dumps(doc.sections), json.dumps(doc.pages)),
-            )
-            indexed[doc.doc_id] = doc.sha256
+        ids = np.arange(next_id, next_id + len(chunks), dtype=np.int64)
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+            [(d.doc_id, d.title, d.sha256, d.text, json.dumps(d.sections), json.dumps(d.pages))
+             for d in documents],
+        )
         db.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (int(cid), c.doc_id, c.ordinal, c.start, c.end, c.text, c.section, c.page,
                  json.dumps(c.sentences), sv.tobytes())
-                for cid, c, sv in zip(ids, all_chunks, sentence_vectors, strict=True)
+                for cid, c, sv in zip(ids, chunks, sentence_vectors, strict=True)
             ],
         )
         db.executemany("INSERT INTO chunks_fts(rowid, text) VALUES (?, ?)",
-                       [(int(cid), c.text) for cid, c in zip(ids, all_chunks, strict=True)])
-        if len(all_chunks):
+                       [(int(cid), c.text) for cid, c in zip(ids, chunks, strict=True)])
+        if len(chunks):
             vectors.add_with_ids(chunk_vectors, ids)
-        total_chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        total = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     db.close()
     faiss.write_index(vectors, str(staging / VECTORS))
-    new_manifest = {
-        "format": FORMAT_VERSION,
-        "model": settings.model,
-        "dimension": encoder.dimension,
-        "max_seq_length": encoder.max_seq_length,
-        "chunker": limits,
-        "documents": dict(sorted(indexed.items())),
-        "chunks": total_chunks,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    (staging / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
-    _publish(index_dir, staging)
-    summary.documents, summary.chunks = len(indexed), total_chunks
-    summary.seconds = time.perf_counter() - began
-    return summary
+    return total
 
 
 def _embed(encoder: Encoder, documents: list[Document], chunks: list[Chunk], progress: Progress):
@@ -314,10 +408,27 @@ def _publish(index_dir: Path, staging: Path) -> None:
 
 
 def _remove_leftovers(index_dir: Path) -> None:
-    """Remove what interrupted builds left behind (we hold the lock, so their writers are gone)."""
+    """Remove what interrupted builds left behind (we hold the lock, so their writers are gone):
+    staging folders, a half-written pointer, and generations never published or long replaced.
+    The newest generation before the published one stays: a reader may still be opening it."""
     for leftover in index_dir.glob(".build-*"):
         shutil.rmtree(leftover, ignore_errors=True)
-    (index_dir / f"{POINTER}.tmp").unlink(missing_ok=True)
+    for tmp in [index_dir / f"{POINTER}.tmp", *index_dir.glob(f"{PROGRESS}.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+    published = current_generation(index_dir)
+    if published is None:
+        return
+    older = sorted((g for g in index_dir.glob("gen-*") if _gen_time(g) < _gen_time(published)), key=_gen_time)
+    for gen in index_dir.glob("gen-*"):
+        if gen != published and gen not in older[-1:]:
+            shutil.rmtree(gen, ignore_errors=True)
+
+
+def _gen_time(gen: Path) -> int:
+    try:
+        return int(gen.name.removeprefix("gen-"))
+    except ValueError:
+        return -1
 
 
 def require_index(index_dir: Path) -> Path:

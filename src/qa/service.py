@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .answering import Answer, compose
 from .config import Settings
-from .documents import SUPPORTED_SUFFIXES, read_document
+from .documents import SUPPORTED_SUFFIXES
 from .embedding import Encoder
 from .errors import DocumentError, IndexMismatch, IndexMissing, NotFound, QAError
-from .index import BuildSummary, build_index, check_compatible, current_generation, writer_lock
+from .index import (
+    BuildSummary,
+    build_index,
+    check_compatible,
+    current_generation,
+    load_document,
+    read_progress,
+)
 from .retrieval import retrieve
 from .store import Generation, StoredDocument
 
@@ -48,7 +58,6 @@ class Assistant:
         self._gen: Generation | None = None
         self._gen_name: str | None = None
         self._gen_lock = threading.Lock()
-        self.build_state = BuildState()
 
     # -- resources -------------------------------------------------------------------------
     @property
@@ -61,17 +70,36 @@ class Assistant:
 
     def generation(self) -> Generation:
         """The published generation, reopened whenever the pointer has moved (cheap: one small read)."""
-        path = current_generation(self.settings.index_dir)
-        if path is None:
-            raise IndexMissing(f"no index in {self.settings.index_dir}: run `qa index` to build one")
-        if path.name != self._gen_name:
+        for attempt in range(3):
+            path = current_generation(self.settings.index_dir)
+            if path is None:
+                raise IndexMissing(f"no index in {self.settings.index_dir}: run `qa index` to build one")
+            if path.name == self._gen_name:
+                break
             with self._gen_lock:
-                if path.name != self._gen_name:
+                if path.name == self._gen_name:
+                    break
+                try:
                     gen = Generation(path)
-                    check_compatible(gen.manifest, self.settings, self.encoder)
-                    self._gen, self._gen_name = gen, path.name
+                except (OSError, sqlite3.Error, RuntimeError):
+                    # Writers keep the generation before the newest; two publishes since we read the
+                    # pointer removed this one: read the pointer again.
+                    if attempt == 2:
+                        raise
+                    continue
+                check_compatible(gen.manifest, self.settings, self.encoder)
+                self._gen, self._gen_name = gen, path.name
+                break
         assert self._gen is not None
         return self._gen
+
+    @property
+    def build_state(self) -> BuildState:
+        """The build running on this index directory, in this process or another (`qa index`)."""
+        running = read_progress(self.settings.index_dir)
+        if running is None:
+            return BuildState()
+        return BuildState(True, running["phase"], running["done"], running["total"])
 
     # -- reading ---------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5, documents: list[str] | None = None) -> Answer:
@@ -96,13 +124,18 @@ class Assistant:
         return found
 
     # -- writing ---------------------------------------------------------------------------
-    def reindex(self, rebuild: bool = False, wait: bool = False, show_progress: bool = False) -> BuildSummary:
-        """Bring the index in line with the corpus folder; returns once the result is live."""
+    def reindex(
+        self, rebuild: bool = False, wait: bool = False, show_progress: bool = False,
+        prepare: Callable[[], None] | None = None,
+    ) -> BuildSummary:
+        """Bring the index in line with the corpus folder; returns once the result is live.
+
+        Another writer holding the index lock raises BuildInProgress (HTTP 409) unless `wait`.
+        `prepare` changes the corpus under the same lock (an upload, a delete)."""
         bar = None
 
         def progress(phase: str, done: int, total: int) -> None:
             nonlocal bar
-            self.build_state.phase, self.build_state.done, self.build_state.total = phase, done, total
             if show_progress and phase == "embedding":
                 if bar is None:
                     from tqdm import tqdm
@@ -110,31 +143,34 @@ class Assistant:
                     bar = tqdm(total=total, desc="embedding", unit="text")
                 bar.update(done - bar.n)
 
-        self.build_state = BuildState(running=True)
         try:
-            summary = build_index(self.settings, lambda: self.encoder, rebuild, progress, wait)
+            summary = build_index(self.settings, lambda: self.encoder, rebuild, progress, wait, prepare)
         finally:
-            self.build_state = BuildState()
             if bar is not None:
                 bar.close()
-        self.generation()  # open the new generation now, so the next answer pays nothing
+        if self._encoder is not None:  # a server: open the new generation now, not in the next answer
+            self.generation()
         return summary
 
     def add_document(self, filename: str, data: bytes) -> tuple[str, int, bool]:
-        """Store an upload as uploads/<name> and index it. Returns (doc_id, chunks, changed_anything)."""
+        """Store an upload as uploads/<name> and index it. Returns (doc_id, chunks, changed_anything).
+
+        A file that cannot be read is refused before anything is written; the same content again
+        changes nothing and builds nothing."""
         name = sanitise_filename(filename)
         doc_id = f"{UPLOADS}/{name}"
-        read_document(Path(name), doc_id, data)  # refuse a bad file before anything is written
+        load_document(Path(name), doc_id, data)
         target = self.settings.corpus_dir / UPLOADS / name
-        with writer_lock(self.settings.index_dir, wait=False):
-            if target.is_file() and target.read_bytes() == data and self._indexed_sha(doc_id):
-                pass
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{name}.tmp")
-                tmp.write_bytes(data)
-                tmp.replace(target)
-        summary = self.reindex(wait=True)
+        if self._indexed_sha(doc_id) == hashlib.sha256(data).hexdigest() and _same_bytes(target, data):
+            return doc_id, self.document(doc_id).chunks, False
+
+        def store() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{name}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+
+        summary = self.reindex(prepare=store)
         if doc_id in summary.skipped:
             raise DocumentError(summary.skipped[doc_id])
         changed = doc_id in summary.added or doc_id in summary.changed
@@ -145,14 +181,20 @@ class Assistant:
         path = corpus_path(self.settings.corpus_dir, doc_id)
         if path is None:
             raise NotFound(f"no document {doc_id!r} in the corpus")
-        path.unlink(missing_ok=True)
-        self.reindex(wait=True)
+        self.reindex(prepare=lambda: path.unlink(missing_ok=True))
 
-    def _indexed_sha(self, doc_id: str) -> bool:
+    def _indexed_sha(self, doc_id: str) -> str | None:
         try:
-            return doc_id in self.generation().manifest["documents"]
+            return self.generation().manifest["documents"].get(doc_id)
         except (IndexMissing, IndexMismatch):
-            return False
+            return None
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def validate_question(question: str) -> str:
@@ -160,7 +202,19 @@ def validate_question(question: str) -> str:
         raise InvalidRequest("question", "must not be empty")
     if len(question) > MAX_QUESTION_CHARS:
         raise InvalidRequest("question", f"must be at most {MAX_QUESTION_CHARS} characters, got {len(question)}")
+    reject_lone_surrogates("question", question)
     return question.strip()
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def reject_lone_surrogates(field: str, text: str) -> None:
+    """JSON may escape half a UTF-16 pair ("\\ud800"); such text cannot be encoded or tokenized."""
+    found = _SURROGATE.search(text)
+    if found:
+        where = f"U+{ord(found.group()):04X} at {found.start()}"
+        raise InvalidRequest(field, f"contains a lone surrogate {where}: send valid Unicode text")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
