@@ -1,14 +1,18 @@
 """The FastAPI app: JSON routes over one shared `Assistant`, plus the HTML routes from web.py."""
 
 import secrets
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from . import web
 from .config import Settings
@@ -22,9 +26,19 @@ from .errors import (
     QAError,
 )
 from .limits import BodySizeLimit, SecurityHeaders
-from .service import MAX_K, MAX_QUESTION_CHARS, Assistant, InvalidRequest, UnsupportedType, validate_question
+from .service import (
+    MAX_K,
+    MAX_QUESTION_CHARS,
+    Assistant,
+    InvalidRequest,
+    UnsupportedType,
+    reject_lone_surrogates,
+    validate_question,
+)
 
 MAX_DOCUMENT_FILTERS = 100
+# Documented in the schema, enforced by validate_question (whose messages say what to fix).
+QUESTION_SCHEMA = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS, "pattern": r"\S"}
 
 STATUS_OF = {
     InvalidRequest: 422,
@@ -42,9 +56,23 @@ class Error(BaseModel):
     detail: str = Field(description="Which field or resource failed, and why.")
 
 
+def whole_number(value: object) -> int:
+    """JSON Schema's "integer": 5 and 5.0 pass; "5", 5.5 and true are refused rather than coerced."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"must be a whole number, got {value}")
+    return int(value)
+
+
 class AskRequest(BaseModel):
-    question: str = Field(description="The question, 1 to 2,000 characters.", examples=["What does Article II ask of the allies?"])
-    k: int = Field(5, ge=1, le=MAX_K, description="How many passages to return.")
+    question: str = Field(
+        description="The question, 1 to 2,000 characters.", json_schema_extra=QUESTION_SCHEMA,
+        examples=["What does Article II ask of the allies?"],
+    )
+    k: Annotated[int, BeforeValidator(whole_number)] = Field(
+        5, ge=1, le=MAX_K, description="How many passages to return."
+    )
     documents: list[str] | None = Field(
         None, max_length=MAX_DOCUMENT_FILTERS, description="Only search these doc_ids; null searches all."
     )
@@ -56,6 +84,16 @@ class AskRequest(BaseModel):
             return validate_question(value)
         except InvalidRequest as exc:
             raise ValueError(str(exc).split(": ", 1)[1]) from exc
+
+    @field_validator("documents")
+    @classmethod
+    def _documents(cls, value: list[str] | None) -> list[str] | None:
+        for doc_id in value or []:
+            try:
+                reject_lone_surrogates("documents", doc_id)
+            except InvalidRequest as exc:
+                raise ValueError(str(exc).split(": ", 1)[1]) from exc
+        return value
 
 
 class PassageOut(BaseModel):
@@ -117,15 +155,34 @@ def require_admin(request: Request, authorization: Annotated[str | None, Header(
         )
 
 
+def describe_invalid(errors: Sequence[Any]) -> str:
+    """One line naming each field that failed and why, in the words a caller can act on."""
+    problems = []
+    for err in errors:
+        loc = err.get("loc", ())
+        where = ".".join(str(p) for p in loc if p not in ("body", "query", "path"))
+        if err.get("type") == "json_invalid":
+            reason = err.get("ctx", {}).get("error", "")
+            problems.append(f"body: malformed JSON at character {loc[-1]} ({reason}); send a JSON object")
+        elif not where and err.get("type") in ("model_attributes_type", "dict_type", "missing"):
+            problems.append('body: send a JSON object such as {"question": "..."} with '
+                            "Content-Type: application/json")
+        else:
+            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append(f"{where or 'body'}: {message}")
+    return "; ".join(problems)
+
+
 def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
     """Build the app. Tests pass a ready `assistant`; `qa serve` lets the app build its own."""
     assistant = assistant or Assistant(settings or Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        assistant.encoder  # load the model before the first request, not during it
+        serving = app.state.assistant  # the one the routes use; a test may swap it in before start-up
+        serving.encoder  # load the model before the first request, not during it
         try:
-            assistant.generation()
+            serving.generation()
         except QAError:
             pass  # /health says why; /ask answers 503 until an index is published
         yield
@@ -149,12 +206,24 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-            problems.append(f"{where or 'body'}: {message}")
-        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+        detail = describe_invalid(exc.errors())
+        if web.wants_html(request):
+            return web.error_page(request, 422, detail)
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            detail = f"body: not UTF-8 text (byte {exc.__cause__.start}); send a JSON object in UTF-8"
+            return JSONResponse({"detail": detail}, status_code=422)
+        if exc.status_code != 405:
+            return await http_exception_handler(request, exc)
+        # Starlette names only the methods of the first route that matched the path; list them all.
+        routes = [r for r in request.app.router.routes if r.matches(request.scope)[0] != Match.NONE]
+        allowed = sorted({method for route in routes for method in getattr(route, "methods", None) or ()})
+        return JSONResponse({"detail": f"method: {request.method} is not allowed on {request.url.path}; "
+                                       f"use {', '.join(allowed)}"},
+                            status_code=405, headers={"Allow": ", ".join(allowed)})
 
     @app.post("/ask", response_model=AnswerOut, responses=ERRORS, tags=["questions"])
     def ask(body: AskRequest, a: Annotated[Assistant, Depends(current)]) -> dict:
@@ -164,7 +233,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.get("/ask", response_model=AnswerOut, responses=ERRORS, tags=["questions"])
     def ask_get(
         a: Annotated[Assistant, Depends(current)],
-        q: Annotated[str, Query(description="The question.", max_length=MAX_QUESTION_CHARS)],
+        q: Annotated[str, Query(description="The question.", max_length=MAX_QUESTION_CHARS,
+                                json_schema_extra=QUESTION_SCHEMA)],
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
     ) -> dict:
         """The same as POST /ask, for links and quick calls."""

@@ -20,12 +20,21 @@ STATIC_DIR = WEB_DIR / "static"
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
 router = APIRouter(include_in_schema=False)
 
-_MARKER = re.compile(r"\[(\d+)\]")
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+# One evidence span of a /view link: "start-end" in ASCII digits, relative to the passage.
+_SPAN = re.compile(r"(\d{1,9})-(\d{1,9})", re.ASCII)
+MAX_SPANS = 8
 
 
-def cite_links(answer: str) -> Markup:
-    """Escape the answer, then turn each [n] into a link to passage n."""
-    return Markup(_MARKER.sub(r'<a class="cite" href="#p\1">[\1]</a>', str(escape(answer))))
+def cite_links(answer: str, passages: int) -> Markup:
+    """Escape the answer, then turn each [n] that names one of the passages into a link to it
+    (a bracketed number quoted from a document, such as a footnote "[12]", stays text)."""
+
+    def link(m: re.Match) -> str:
+        n = int(m.group(1))
+        return f'<a class="cite" href="#p{n}">[{n}]</a>' if 1 <= n <= passages else m.group()
+
+    return Markup(_MARKER.sub(link, str(escape(answer))))
 
 
 def segments(text: str, marks: list[tuple[int, int]]) -> list[tuple[str, bool]]:
@@ -85,7 +94,7 @@ def _friendly(exc: InvalidRequest) -> str:
 
 @router.get("/view/{doc_id:path}", response_class=HTMLResponse)
 def view_document(request: Request, doc_id: str, start: int = 0, end: int = 0, hl: str = "") -> HTMLResponse:
-    """A document with the cited passage (start..end) marked and scrolled to, evidence sentences highlighted."""
+    """A document with the cited passage (start..end) marked and scrolled to, its evidence highlighted."""
     assistant = request.app.state.assistant
     try:
         doc = assistant.document(doc_id)
@@ -93,15 +102,15 @@ def view_document(request: Request, doc_id: str, start: int = 0, end: int = 0, h
         return error_page(request, 404, str(exc))
     text = doc.text
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
-    evidence = []
-    for pair in filter(None, hl.split(",")):
-        a, _, b = pair.partition("-")
-        if a.isdigit() and b.isdigit():
-            evidence.append((start + int(a), start + int(b)))
+    # hl comes from a link anyone can edit: malformed spans are ignored, not an error.
+    spans = (_SPAN.fullmatch(pair) for pair in hl.split(",")[:MAX_SPANS])
+    evidence = [(start + int(m.group(1)), start + int(m.group(2))) for m in spans if m]
+    if end <= start:  # no passage named: the whole document, unmarked
+        start = end = len(text)
     context = {
         "doc": doc,
-        "before": text[:start] if end > start else text,
-        "passage": segments(text[start:end], [(a - start, b - start) for a, b in evidence]) if end > start else [],
-        "after": text[end:] if end > start else "",
+        "before": text[:start],
+        "passage": segments(text[start:end], [(a - start, b - start) for a, b in evidence]),
+        "after": text[end:],
     }
     return templates.TemplateResponse(request, "document.html", context)
