@@ -1,0 +1,163 @@
+"""Incremental indexing benchmark (issue 4): what a full build costs, and what one change costs.
+
+Corpus: the report plus the 619 WikiQA test documents, each a .txt file holding its title line, a
+blank line, then its sentences in SentenceID order. Measured in one run, with the model loaded once
+in this process (as the running server holds it):
+
+- the full build, and its chunks/s against the raw encoder throughput of the same model on the same
+  chunk texts (target >= 0.85);
+- adding, changing and deleting one document (target: adding one < 5% of the full build);
+- `qa index` with nothing changed, as a child process from the command line (model not loaded).
+
+    .venv/bin/python bench/incremental.py [--wikiqa PATH] [--workdir DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from qa.config import Settings
+from qa.embedding import Encoder
+from qa.index import current_generation
+from qa.service import Assistant
+from qa.store import STORE
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WIKIQA = ROOT.parent / "shared" / "bench" / "wikiqa" / "WikiQA-test.tsv"
+REPORT = ROOT / "corpus" / "article-ii-mandate.txt"
+
+
+def wikiqa_documents(tsv: Path) -> dict[str, str]:
+    """DocumentID -> file text: the title, a blank line, the sentences in SentenceID order."""
+    titles: dict[str, str] = {}
+    sentences: dict[str, dict[int, str]] = defaultdict(dict)
+    with open(tsv, encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            titles[row["DocumentID"]] = row["DocumentTitle"]
+            sentences[row["DocumentID"]][int(row["SentenceID"].rsplit("-", 1)[1])] = row["Sentence"]
+    return {doc: f"{titles[doc]}\n\n{' '.join(s[i] for i in sorted(s))}\n" for doc, s in sentences.items()}
+
+
+def timed(action) -> tuple[float, object]:
+    began = time.perf_counter()
+    result = action()
+    return time.perf_counter() - began, result
+
+
+def stored_texts(index_dir: Path) -> tuple[list[str], list[str]]:
+    """The chunk texts and the sentence texts of every chunk, exactly as the build embedded them."""
+    db = sqlite3.connect(current_generation(index_dir) / STORE)
+    docs = dict(db.execute("SELECT doc_id, text FROM documents"))
+    chunks, sentences = [], []
+    for doc_id, text, spans in db.execute("SELECT doc_id, text, sentences FROM chunks ORDER BY id"):
+        chunks.append(text)
+        sentences += [docs[doc_id][a:b] for a, b in json.loads(spans)]
+    return chunks, sentences
+
+
+def run(wikiqa: Path, workdir: Path, limit: int | None = None) -> dict:
+    corpus, index = workdir / "corpus", workdir / "index"
+    (corpus / "wikiqa").mkdir(parents=True)
+    shutil.copy(REPORT, corpus / REPORT.name)
+    documents = dict(list(wikiqa_documents(wikiqa).items())[:limit])
+    for doc, text in documents.items():
+        (corpus / "wikiqa" / f"{doc}.txt").write_text(text, encoding="utf-8")
+
+    settings = Settings(corpus_dir=corpus, index_dir=index).resolved()
+    load_s, encoder = timed(lambda: Encoder(settings.model))
+    encoder.encode(["warm-up"] * 32)
+    assistant = Assistant(settings, encoder=encoder)
+    out: dict = {"documents": len(documents) + 1, "model_load_s": load_s}
+
+    full_s, summary = timed(assistant.reindex)
+    chunks, sentences = stored_texts(index)
+    out |= {"full_build_s": full_s, "chunks": summary.chunks, "sentences": len(sentences)}
+    raw_chunks_s, _ = timed(lambda: encoder.encode(chunks))
+    raw_sentences_s, _ = timed(lambda: encoder.encode(sentences))
+    out |= {
+        "raw_encode_chunks_s": raw_chunks_s,
+        "raw_encode_sentences_s": raw_sentences_s,
+        "raw_chunks_per_s": len(chunks) / raw_chunks_s,
+        "build_chunks_per_s": summary.chunks / full_s,
+    }
+    out["throughput_ratio"] = out["build_chunks_per_s"] / out["raw_chunks_per_s"]
+    # The build also embeds every sentence of every chunk (evidence selection): its ceiling is
+    # the share of pure encoding time that goes to the chunks themselves.
+    out["ceiling_with_sentence_vectors"] = raw_chunks_s / (raw_chunks_s + raw_sentences_s)
+
+    first = sorted(documents)[0]
+    added = corpus / "added-note.txt"
+    added.write_text(documents[first].replace("\n\n", " (copy)\n\n", 1), encoding="utf-8")
+    out["add_one_s"], summary = timed(assistant.reindex)
+    assert summary.added == ["added-note.txt"], summary.describe()
+    changed = corpus / "wikiqa" / f"{first}.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "An added closing sentence.\n", encoding="utf-8")
+    out["change_one_s"], summary = timed(assistant.reindex)
+    assert summary.changed == [f"wikiqa/{first}.txt"], summary.describe()
+    (corpus / "wikiqa" / f"{sorted(documents)[1]}.txt").unlink()
+    out["delete_one_s"], summary = timed(assistant.reindex)
+    assert len(summary.removed) == 1, summary.describe()
+    out["add_one_over_full"] = out["add_one_s"] / full_s
+
+    command = [sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus), "--index", str(index)]
+    out["cli_nothing_changed_s"], proc = timed(
+        lambda: subprocess.run(command, capture_output=True, text=True)
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("up to date"), proc.stdout + proc.stderr
+    out["cli_nothing_changed_summary"] = proc.stdout.splitlines()[0]
+    return out
+
+
+def report(out: dict) -> str:
+    rows = [
+        ("documents / chunks / sentences", f"{out['documents']} / {out['chunks']} / {out['sentences']}"),
+        ("model load (not in any time below)", f"{out['model_load_s']:.1f} s"),
+        ("full build", f"{out['full_build_s']:.1f} s = {out['build_chunks_per_s']:.1f} chunks/s"),
+        ("raw encoder, same chunk texts",
+         f"{out['raw_encode_chunks_s']:.1f} s = {out['raw_chunks_per_s']:.1f} chunks/s"),
+        ("raw encoder, the chunks' sentences", f"{out['raw_encode_sentences_s']:.1f} s"),
+        ("build / raw chunks/s (target >= 0.85)", f"{out['throughput_ratio']:.2f}"),
+        ("  ceiling while sentences are embedded too", f"{out['ceiling_with_sentence_vectors']:.2f}"),
+        ("add one document", f"{out['add_one_s']:.2f} s"),
+        ("change one document", f"{out['change_one_s']:.2f} s"),
+        ("delete one document", f"{out['delete_one_s']:.2f} s"),
+        ("add one / full build (target < 5%)", f"{100 * out['add_one_over_full']:.2f}%"),
+        ("`qa index`, nothing changed (CLI, wall)", f"{out['cli_nothing_changed_s']:.2f} s"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    head = f"{platform.machine()}, {os.cpu_count()} cores, load average {load} at the end of the run"
+    return "\n".join([head, *(f"{k.ljust(width)}  {v}" for k, v in rows)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wikiqa", type=Path, default=DEFAULT_WIKIQA, help="WikiQA-test.tsv")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="a new or empty folder to keep the corpus and index in (default: temporary)")
+    parser.add_argument("--limit", type=int, default=None, help="first N WikiQA documents only")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    if not args.wikiqa.is_file():
+        parser.error(f"--wikiqa: no file {args.wikiqa}; pass the path of WikiQA-test.tsv")
+    if args.workdir and args.workdir.exists() and any(args.workdir.iterdir()):
+        parser.error(f"--workdir: {args.workdir} is not empty; pass a new or empty folder")
+    with tempfile.TemporaryDirectory(prefix="qa-bench-incremental-") as tmp:
+        out = run(args.wikiqa, (args.workdir or Path(tmp)).resolve(), args.limit)
+    print(json.dumps(out, indent=2) if args.json else report(out))
+
+
+if __name__ == "__main__":
+    main()
