@@ -45,6 +45,10 @@ class CountingEncoder:
         self.texts += texts
         return self._encoder.encode(texts, show_progress)
 
+    def encode_with_spans(self, texts, spans):
+        self.texts += texts
+        return self._encoder.encode_with_spans(texts, spans)
+
     def encode_query(self, text):
         return self._encoder.encode_query(text)
 

@@ -30,6 +30,7 @@ from .documents import Document, iter_corpus_files, read_document
 from .embedding import Encoder
 from .errors import BuildInProgress, DocumentError, IndexMismatch, IndexMissing
 from .store import FORMAT_VERSION, MANIFEST, SCHEMA, STORE, VECTORS
+from .vector_index import empty_index, fit_to_size
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -278,7 +279,7 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
             doc, encoder.tokenizer, limits["target_tokens"], limits["max_tokens"]
         )
     all_chunks = [c for doc in documents for c in chunks_of[doc.doc_id]]
-    chunk_vectors, sentence_vectors = _embed(encoder, documents, all_chunks, progress)
+    chunk_vectors, sentence_vectors = _embed(encoder, all_chunks, progress)
 
     progress("writing", 0, 1)
     for doc_id in summary.removed + summary.changed:
@@ -289,7 +290,7 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
         staging.mkdir(parents=True)
         stale = summary.removed + summary.changed
         total_chunks = _write_store(staging, None if full else old_gen, encoder.dimension, stale, documents,
-                                    all_chunks, chunk_vectors, sentence_vectors)
+                                    all_chunks, chunk_vectors, sentence_vectors, settings.exact_max_chunks)
         new_manifest = {
             "format": FORMAT_VERSION,
             "model": settings.model,
@@ -312,12 +313,12 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
 
 def _write_store(
     staging: Path, base: Path | None, dimension: int, stale: list[str], documents: list[Document],
-    chunks: list[Chunk], chunk_vectors: np.ndarray, sentence_vectors: list[np.ndarray],
+    chunks: list[Chunk], chunk_vectors: np.ndarray, sentence_vectors: list[np.ndarray], exact_max_chunks: int,
 ) -> int:
     """Write the chunk store and vectors into staging: a copy of `base` (None = start empty) with the
     documents in `stale` removed from every store and `documents` added. Returns the chunk count."""
     if base is None:
-        vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        vectors = empty_index(dimension)
     else:
         shutil.copy2(base / STORE, staging / STORE)
         vectors = faiss.read_index(str(base / VECTORS))
@@ -350,29 +351,27 @@ def _write_store(
                        [(int(cid), c.text) for cid, c in zip(ids, chunks, strict=True)])
         if len(chunks):
             vectors.add_with_ids(chunk_vectors, ids)
-        total = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        all_ids = np.array([r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+        vectors = fit_to_size(vectors, all_ids, exact_max_chunks)  # exact or IVF, by size
+        total = len(all_ids)
     db.close()
     faiss.write_index(vectors, str(staging / VECTORS))
     return total
 
 
-def _embed(encoder: Encoder, documents: list[Document], chunks: list[Chunk], progress: Progress):
-    """Vectors of every chunk, and of every sentence of every chunk (for evidence selection)."""
-    texts = {d.doc_id: d.text for d in documents}
-    sentence_texts = [texts[c.doc_id][s:e] for c in chunks for s, e in c.sentences]
-    all_texts = [c.text for c in chunks] + sentence_texts
-    parts = []
-    for i in range(0, len(all_texts), ENCODE_SLICE):
-        progress("embedding", i, len(all_texts))
-        parts.append(encoder.encode(all_texts[i : i + ENCODE_SLICE]))
-    progress("embedding", len(all_texts), len(all_texts))
-    matrix = np.vstack(parts) if parts else np.zeros((0, encoder.dimension), dtype=np.float32)
-    chunk_vectors, rest = matrix[: len(chunks)], matrix[len(chunks) :]
-    per_chunk, pos = [], 0
-    for c in chunks:
-        per_chunk.append(np.ascontiguousarray(rest[pos : pos + len(c.sentences)], dtype=np.float32))
-        pos += len(c.sentences)
-    return np.ascontiguousarray(chunk_vectors, dtype=np.float32), per_chunk
+def _embed(encoder: Encoder, chunks: list[Chunk], progress: Progress):
+    """Vectors of every chunk and, from the same pass, of every sentence of every chunk (for evidence)."""
+    spans = [[(s - c.start, e - c.start) for s, e in c.sentences] for c in chunks]
+    chunk_vectors, sentence_vectors = [], []
+    for i in range(0, len(chunks), ENCODE_SLICE):
+        progress("embedding", i, len(chunks))
+        vectors, per_chunk = encoder.encode_with_spans([c.text for c in chunks[i : i + ENCODE_SLICE]],
+                                                       spans[i : i + ENCODE_SLICE])
+        chunk_vectors.append(vectors)
+        sentence_vectors += per_chunk
+    progress("embedding", len(chunks), len(chunks))
+    matrix = np.vstack(chunk_vectors) if chunk_vectors else np.zeros((0, encoder.dimension), dtype=np.float32)
+    return np.ascontiguousarray(matrix, dtype=np.float32), sentence_vectors
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -65,7 +65,8 @@ class Assistant:
         if self._encoder is None:
             with self._encoder_lock:
                 if self._encoder is None:
-                    self._encoder = Encoder(self.settings.model)
+                    s = self.settings
+                    self._encoder = Encoder(s.model, s.backend, s.cache_dir)
         return self._encoder
 
     def generation(self) -> Generation:

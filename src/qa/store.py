@@ -13,12 +13,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import numpy as np
 
+from . import vector_index
 from .chunking import Chunk
 
-FORMAT_VERSION = 1
+# 2: sentence vectors pooled from the chunk's pass (issue 6); IVF vectors above a size threshold.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
@@ -80,7 +81,7 @@ class Generation:
         uri = f"file:{(path / STORE).as_posix()}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
-        self.vectors = faiss.read_index(str(path / VECTORS))
+        self.vectors = vector_index.load(str(path / VECTORS))  # memory-mapped: workers share one copy
         self.dimension = int(self.manifest["dimension"])
         self.chunk_count = int(self.manifest["chunks"])
         self.document_count = len(self.manifest["documents"])
@@ -99,13 +100,7 @@ class Generation:
 
     def dense(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n chunks by cosine similarity (inner product of normalised vectors)."""
-        if self.vectors.ntotal == 0 or (allowed is not None and len(allowed) == 0):
-            return []
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        scores, ids = self.vectors.search(query.reshape(1, -1), min(n, self.vectors.ntotal), params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        return vector_index.search(self.vectors, query, n, allowed)
 
     def lexical(self, question: str, n: int, doc_ids: list[str] | None = None) -> list[tuple[int, float]]:
         """Top-n chunks by BM25 (FTS5); scores are positive, larger is better."""
