@@ -52,3 +52,28 @@ def live_server(corpus: Path, index: Path, *extra_args: str, env: dict | None = 
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@contextmanager
+def uvicorn_thread(app, timeout: float = 30):
+    """Yield the base URL of a real uvicorn serving `app` on loopback from a thread of this process.
+
+    For tests that need the real HTTP stack (raw paths, streamed bodies) around an app built on the
+    session's already-loaded model, where a `qa serve` child would load the model again."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)

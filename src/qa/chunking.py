@@ -116,7 +116,8 @@ def chunk_document(doc: Document, tokenizer: Tokenizer, target_tokens: int, max_
             if x in heading_starts:
                 line_end = text.find("\n", x, y)
                 line_end = y if line_end < 0 else line_end
-                units.append((x, line_end, True))
+                # A Markdown or HTML heading can be any length: it is cut to fit like a sentence.
+                units += [(*piece, True) for piece in _fit(text, x, line_end, tokenizer, max_tokens)]
                 x, y = _trim(text, line_end, y)
                 if x >= y:
                     continue
@@ -156,22 +157,25 @@ def chunk_document(doc: Document, tokenizer: Tokenizer, target_tokens: int, max_
 
 
 def _fit(text: str, start: int, end: int, tokenizer: Tokenizer, max_tokens: int) -> list[Span]:
-    """The sentence itself, or token-bounded pieces of it when it alone exceeds max_tokens."""
+    """The sentence itself, or token-bounded pieces of it when it alone exceeds max_tokens.
+
+    Pieces are cut after a token and abut each other, so characters the tokenizer drops (control
+    characters, zero-width marks) stay inside a piece instead of falling between chunks."""
     if tokenizer.count(text[start:end]) <= max_tokens:
         return [(start, end)]
     offsets = tokenizer.offsets(text[start:end])
     pieces: list[Span] = []
     window = max_tokens - 2  # room for [CLS] and [SEP]
-    i = 0
+    i, a = 0, start
     while i < len(offsets):
         j = min(i + window, len(offsets))
         while True:
-            a, b = start + offsets[i][0], start + offsets[j - 1][1]
+            b = end if j == len(offsets) else start + offsets[j - 1][1]
             if j - i <= 1 or tokenizer.count(text[a:b]) <= max_tokens:
                 break
             j -= 1
         pieces.append(_trim(text, a, b))
-        i = j
+        i, a = j, b
     return [p for p in pieces if p[0] < p[1]]
 
 

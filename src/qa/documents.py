@@ -98,7 +98,13 @@ _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•◦▪‣–]|\d{1,3}[.)])[ \t]+\S")
 
 
 def _markdown_headings(text: str) -> list[tuple[int, str]]:
-    return [(m.start(1), m.group(1).strip()) for m in _MD_HEADING.finditer(text)]
+    """(offset, heading) with the offset where the stripped heading starts: `# \x1f Title` is "Title"."""
+    headings = []
+    for m in _MD_HEADING.finditer(text):
+        raw = m.group(1)
+        if raw.strip():
+            headings.append((m.start(1) + len(raw) - len(raw.lstrip()), raw.strip()))
+    return headings
 
 
 def _plain_headings(text: str) -> list[tuple[int, str]]:

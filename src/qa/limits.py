@@ -45,6 +45,8 @@ class BodySizeLimit:
 
         async def limited_receive():
             nonlocal received, rejected
+            if rejected:  # the app keeps reading: the rest of the body is never handed over
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -67,10 +69,11 @@ class BodySizeLimit:
 
 
 async def _too_large(send, limit: int) -> None:
-    body = json.dumps({"detail": f"body: larger than the {limit} byte limit"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    detail = f"body: larger than the {limit} byte limit; send a smaller request"
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
