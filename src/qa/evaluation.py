@@ -110,7 +110,9 @@ def summarise(outcomes: list[Outcome], k: int = 5) -> dict:
         return round(sum(r is not None and r <= n for r in ranks) / len(ranks), 4) if ranks else None
 
     def mrr(ranks: list[int | None]) -> float | None:
-        return round(sum(1 / r for r in ranks if r is not None and r <= 10) / len(ranks), 4) if ranks else None
+        if not ranks:
+            return None
+        return round(sum(1 / r for r in ranks if r is not None and r <= RANKED) / len(ranks), 4)
 
     hits = [o.hit_rank for o in answerable]
     found = [o.evidence_rank for o in answerable]
@@ -132,12 +134,14 @@ def summarise(outcomes: list[Outcome], k: int = 5) -> dict:
         "false_abstentions": sum(o.abstained for o in answerable),
         "false_abstention_rate": round(sum(o.abstained for o in answerable) / len(answerable), 4)
         if answerable else None,
-        "latency_ms": {"p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1)},
+        "latency_ms": {"p50": round(float(np.percentile(ms, 50)), 1),
+                       "p95": round(float(np.percentile(ms, 95)), 1)},
         "misses": [
-            {"question": o.case.question, "hit_rank": o.hit_rank, "evidence_rank": o.evidence_rank,
-             "abstained": o.abstained}
+            {"question": o.case.question, "answerable": o.case.evidence is not None, "hit_rank": o.hit_rank,
+             "evidence_rank": o.evidence_rank, "abstained": o.abstained}
             for o in outcomes
-            if (o.case.evidence is None) != o.abstained or (o.case.evidence is not None and o.evidence_rank != 1)
+            if (o.case.evidence is None) != o.abstained
+            or (o.case.evidence is not None and o.evidence_rank != 1)
         ],
     }
     if any(o.case.doc_id for o in answerable):
@@ -160,7 +164,8 @@ def format_report(metrics: dict) -> str:
     lines = [
         f"{metrics['questions']} questions: {metrics['answerable']} answerable, "
         f"{metrics['unanswerable']} unanswerable (k={metrics['k']})",
-        f"retrieval  hit@1 {num('hit@1')}  hit@3 {num('hit@3')}  hit@5 {num('hit@5')}  MRR@10 {num('mrr@10')}",
+        f"retrieval  hit@1 {num('hit@1')}  hit@3 {num('hit@3')}  hit@5 {num('hit@5')}  "
+        f"MRR@10 {num('mrr@10')}",
         f"evidence   @1 {num('evidence@1')}  @3 {num('evidence@3')}",
         f"abstention {metrics['abstained_unanswerable']}/{metrics['unanswerable']} unanswerable abstained, "
         f"{metrics['false_abstentions']}/{metrics['answerable']} answerable abstained by mistake",
@@ -169,6 +174,11 @@ def format_report(metrics: dict) -> str:
     if metrics.get("misses"):
         lines.append("misses (evidence not highlighted in the first passage, or abstention wrong):")
         for miss in metrics["misses"]:
-            where = "abstained" if miss["abstained"] else f"hit {miss['hit_rank']}, evidence {miss['evidence_rank']}"
+            if miss["abstained"]:
+                where = "abstained"
+            elif not miss["answerable"]:
+                where = "answered, should have abstained"
+            else:
+                where = f"first hit at {miss['hit_rank']}, evidence at {miss['evidence_rank']}"
             lines.append(f"  - {miss['question']} ({where})")
     return "\n".join(lines)
