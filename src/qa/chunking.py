@@ -100,8 +100,10 @@ def chunk_document(doc: Document, tokenizer: Tokenizer, target_tokens: int, max_
     """Split a document into chunks of at most `max_tokens` tokens (special tokens included)."""
     target_tokens = min(target_tokens, max_tokens)
     text = doc.text
-    heading_starts = {start for start, _ in doc.sections}
-    boundaries = sorted({start for start, _ in doc.sections} | {start for start, _ in doc.pages})
+    # A heading's unit starts where its line's text does, so Markdown's "## " stays with its title
+    # instead of ending the chunk before it.
+    heading_starts = {_line_text_start(text, start) for start, _ in doc.sections}
+    boundaries = sorted(heading_starts | {start for start, _ in doc.pages})
 
     # Units: (start, end, is_heading). Blocks are also cut at headings and page starts.
     units: list[tuple[int, int, bool]] = []
@@ -177,6 +179,13 @@ def _fit(text: str, start: int, end: int, tokenizer: Tokenizer, max_tokens: int)
         pieces.append(_trim(text, a, b))
         i, a = j, b
     return [p for p in pieces if p[0] < p[1]]
+
+
+def _line_text_start(text: str, offset: int) -> int:
+    start = text.rfind("\n", 0, offset) + 1
+    while start < offset and text[start].isspace():
+        start += 1
+    return start
 
 
 def _page_of(doc: Document, offset: int) -> int | None:
