@@ -26,7 +26,7 @@ ANSWER_MARGIN = 0.1
 # Abstain when the question names something (a capitalised name, an acronym, a number) that none
 # of the answer passages mentions, unless the best sentence is at least this similar. On the dev
 # set this catches "South Korea", "India", "GDP", "2023" questions the report does not cover.
-UNMATCHED_NAME_RELEVANCE = 0.5
+UNMATCHED_NAME_RELEVANCE = 0.45
 
 
 @dataclass

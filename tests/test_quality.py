@@ -1,0 +1,151 @@
+"""Retrieval, evidence and abstention quality on the report's dev set, with the real model.
+
+The floors asserted here are the levels the pipeline reaches (docs/benchmarks.md, "Retrieval
+quality"), a little below so that a harmless change of one question does not fail the suite. The
+issue-2 minimums it does not reach yet are marked xfail with the measured value in the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.answering import Answer, Passage, unmatched_names
+from qa.errors import QAError
+from qa.evaluation import Case, format_report, judge, load_cases, run_eval, summarise
+
+DEV_SET = Path(__file__).resolve().parent / "data" / "dev_questions.jsonl"
+TITLE = "The Article II Mandate: Forging a Stronger Economic Alliance between the United States and Japan"
+CLEARLY_OFF_TOPIC = {
+    "How do I make a sourdough starter at home?",
+    "Who won the 2022 FIFA World Cup final?",
+    "How do you reverse a linked list in Python?",
+    "What is a good 16-week marathon training plan?",
+    "How do I get red wine stains out of a carpet?",
+    "What is the best way to learn to play the ukulele?",
+    "How long should I boil an egg for a runny yolk?",
+    "Can you suggest a beginner yoga routine for mornings?",
+}
+
+
+@pytest.fixture(scope="module")
+def dev_metrics(report_assistant) -> dict:
+    return run_eval(report_assistant, DEV_SET, k=5)
+
+
+# -- the dev set itself ---------------------------------------------------------------------------
+def test_dev_set_has_enough_questions_of_each_kind():
+    cases = load_cases(DEV_SET)
+    answerable = [c for c in cases if c.evidence is not None]
+    assert len(answerable) >= 40 and len(cases) - len(answerable) >= 10
+    assert CLEARLY_OFF_TOPIC <= {c.question for c in cases if c.evidence is None}
+
+
+def test_every_evidence_string_is_in_the_report():
+    text = " ".join((Path(__file__).resolve().parent.parent / "corpus" / "article-ii-mandate.txt")
+                    .read_text(encoding="utf-8").lower().split())
+    for case in load_cases(DEV_SET):
+        for evidence in case.evidence or ():
+            assert " ".join(evidence.lower().split()) in text, evidence
+
+
+# -- what the pipeline reaches ----------------------------------------------------------------------
+def test_retrieval_floors(dev_metrics):
+    assert dev_metrics["hit@1"] >= 0.7
+    assert dev_metrics["hit@3"] >= 0.86
+    assert dev_metrics["hit@5"] >= 0.93
+
+
+def test_evidence_floors(dev_metrics):
+    assert dev_metrics["evidence@1"] >= 0.6
+    assert dev_metrics["evidence@3"] >= 0.73
+
+
+def test_clearly_off_topic_questions_abstain(report_assistant):
+    abstained = [q for q in sorted(CLEARLY_OFF_TOPIC) if report_assistant.ask(q).abstained]
+    assert len(abstained) >= len(CLEARLY_OFF_TOPIC) - 1, set(CLEARLY_OFF_TOPIC) - set(abstained)
+
+
+def test_at_most_one_in_twenty_answerable_questions_abstains(dev_metrics):
+    assert dev_metrics["false_abstentions"] <= dev_metrics["answerable"] / 20
+
+
+def test_some_near_topic_questions_abstain_too(dev_metrics):
+    # 8 clearly off-topic + at least 1 of the 8 near-topic ones (the "unmatched name" rule).
+    assert dev_metrics["abstained_unanswerable"] >= 9
+
+
+@pytest.mark.xfail(reason="issue-2 minimums hit@1 >= 0.8, hit@3 >= 0.95, evidence@3 >= 0.8: all-MiniLM-L6-v2 "
+                   "reaches about 0.73 / 0.89 / 0.76 here; see docs/benchmarks.md", strict=False)
+def test_issue_2_minimums(dev_metrics):
+    assert dev_metrics["hit@1"] >= 0.8 and dev_metrics["hit@3"] >= 0.95 and dev_metrics["evidence@3"] >= 0.8
+
+
+# -- contract and behaviour -----------------------------------------------------------------------
+def test_ranking_and_answer_do_not_depend_on_k(report_assistant):
+    for case in load_cases(DEV_SET)[:12]:
+        five, ten = report_assistant.ask(case.question, k=5), report_assistant.ask(case.question, k=10)
+        assert [p.start for p in ten.passages[:5]] == [p.start for p in five.passages]
+        assert (five.answer, five.abstained) == (ten.answer, ten.abstained)
+
+
+def test_at_most_two_highlights_and_never_the_title(report_assistant):
+    for case in load_cases(DEV_SET):
+        answer = report_assistant.ask(case.question, k=5)
+        for p in answer.passages:
+            assert len(p.highlights) <= 2
+            assert all(" ".join(p.text[a:b].split()) != TITLE for a, b in p.highlights)
+            assert not (answer.abstained and p.highlights)
+
+
+def test_answer_cites_highlighted_passages(report_assistant):
+    answer = report_assistant.ask("Which country did Tokyo ask to spearhead the creation of APEC?")
+    assert not answer.abstained and "Japan asked Australia to take the lead" in answer.answer
+    assert "[1]" in answer.answer and answer.passages[0].highlights
+
+
+def test_unmatched_names():
+    assert unmatched_names("What is South Korea's trade policy toward China?", ["China and Japan"]) == [
+        "South", "Korea"]
+    assert unmatched_names("What did Japan's exports do in the 70s?", ["In the 1970s, Japan"]) == []
+    assert unmatched_names("HOW AFRICAN AMERICANS WERE IMMIGRATED TO THE US", ["nothing"]) == []
+    assert unmatched_names("What was the exchange rate in 2023?", ["rates"]) == ["2023"]
+
+
+# -- the instrument -------------------------------------------------------------------------------
+def _answer(texts: list[str], highlights: list[list[tuple[int, int]]], abstained: bool = False) -> Answer:
+    passages = [Passage(rank=i, doc_id=f"d{i}.txt", title="", section=None, page=None, start=0, end=len(t),
+                        text=t, score=0.0, highlights=h)
+                for i, (t, h) in enumerate(zip(texts, highlights, strict=True), start=1)]
+    return Answer("q", "", abstained, 0.0, passages)
+
+
+def test_judge_is_case_and_whitespace_insensitive():
+    answer = _answer(["Nothing here.", "First.  The  ANSWER\nis here. Last."], [[], [(0, 6)]])
+    outcome = judge(Case("q", ("the answer is here",)), answer, 1.0)
+    assert outcome.hit_rank == 2 and outcome.evidence_rank is None  # highlighted "First." only
+    highlighted = _answer(["Nothing here.", "First.  The  ANSWER\nis here. Last."], [[], [(8, 28)]])
+    assert judge(Case("q", ("the answer is here",)), highlighted, 1.0).evidence_rank == 2
+
+
+def test_summarise_counts_hits_mrr_and_abstentions():
+    found = judge(Case("q1", ("x",)), _answer(["y", "x"], [[], [(0, 1)]]), 10.0)
+    missed = judge(Case("q2", ("z",)), _answer(["y"], [[]], abstained=True), 30.0)
+    refused = judge(Case("q3", None), _answer(["y"], [[]], abstained=True), 20.0)
+    answered = judge(Case("q4", None), _answer(["y"], [[]]), 40.0)
+    m = summarise([found, missed, refused, answered])
+    assert (m["hit@1"], m["hit@3"], m["mrr@10"], m["evidence@3"]) == (0.0, 0.5, 0.25, 0.5)
+    assert (m["abstained_unanswerable"], m["false_abstentions"]) == (1, 1)
+    assert m["latency_ms"]["p50"] == 25.0
+    assert "hit@1 0.000" in format_report(m) and "q4 (answered, should have abstained)" in format_report(m)
+
+
+def test_load_cases_names_the_bad_line(tmp_path):
+    path = tmp_path / "set.jsonl"
+    path.write_text(json.dumps({"question": "ok?", "evidence": None}) + "\n" + json.dumps({"question": 3}) + "\n")
+    with pytest.raises(QAError, match=r"set.jsonl:2"):
+        load_cases(path)
+    path.write_text(json.dumps({"question": "ok?", "evidence": ["a", "b"]}) + "\n")
+    assert load_cases(path) == [Case("ok?", ("a", "b"))]
