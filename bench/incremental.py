@@ -9,7 +9,7 @@ in this process (as the running server holds it):
 - adding, changing and deleting one document (target: adding one < 5% of the full build);
 - `qa index` with nothing changed, as a child process from the command line (model not loaded).
 
-    .venv/bin/python bench/incremental.py [--wikiqa PATH] [--workdir DIR] [--json]
+    .venv/bin/python bench/incremental.py [--wikiqa PATH] [--workdir DIR] [--repeat N] [--json]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class PhaseClock:
         return self.seconds
 
 
-def run(wikiqa: Path, workdir: Path, limit: int | None = None) -> dict:
+def run(wikiqa: Path, workdir: Path, limit: int | None = None, repeat: int = 2) -> dict:
     corpus, index = workdir / "corpus", workdir / "index"
     (corpus / "wikiqa").mkdir(parents=True)
     shutil.copy(REPORT, corpus / REPORT.name)
@@ -94,14 +94,24 @@ def run(wikiqa: Path, workdir: Path, limit: int | None = None) -> dict:
     encoder.encode(["warm-up"] * 32)
     out: dict = {"documents": len(documents) + 1, "model_load_s": load_s}
 
-    # The full build: the same build_index the server's reindex runs, with a clock on its phases.
-    clock = PhaseClock()
-    full_s, summary = timed(lambda: build_index(settings, lambda: encoder, progress=clock))
-    out |= {"full_build_s": full_s, "chunks": summary.chunks, "phases_s": clock.stop()}
-    chunks = stored_chunk_texts(index)
-    raw_s, _ = timed(lambda: encoder.encode(chunks))
-    out |= {"raw_encode_chunks_s": raw_s, "raw_chunks_per_s": len(chunks) / raw_s,
-            "build_chunks_per_s": summary.chunks / full_s}
+    # The full build (the same build_index the server's reindex runs, a clock on its phases) and
+    # the raw encoder on the same chunk texts, alternated `repeat` times; the best of each counts,
+    # so a burst of load from other processes hurts neither side more than the other.
+    builds, raws = [], []
+    for attempt in range(repeat):
+        clock = PhaseClock()
+        began = time.perf_counter()
+        summary = build_index(settings, lambda: encoder, rebuild=attempt > 0, progress=clock)
+        builds.append((time.perf_counter() - began, clock.stop()))
+        chunks = stored_chunk_texts(index)
+        began = time.perf_counter()
+        encoder.encode(chunks)
+        raws.append(time.perf_counter() - began)
+    full_s, phases = min(builds, key=lambda b: b[0])
+    raw_s = min(raws)
+    out |= {"full_build_s": full_s, "full_builds_s": [b[0] for b in builds], "chunks": summary.chunks,
+            "phases_s": phases, "raw_encode_chunks_s": raw_s, "raw_encodes_s": raws,
+            "raw_chunks_per_s": len(chunks) / raw_s, "build_chunks_per_s": summary.chunks / full_s}
     out["throughput_ratio"] = out["build_chunks_per_s"] / out["raw_chunks_per_s"]
 
     # One document at a time, through Assistant.reindex: the server's path, new generation opened.
@@ -133,10 +143,13 @@ def report(out: dict) -> str:
     rows = [
         ("documents / chunks", f"{out['documents']} / {out['chunks']}"),
         ("model load (in no time below)", f"{out['model_load_s']:.1f} s"),
-        ("full build", f"{out['full_build_s']:.1f} s = {out['build_chunks_per_s']:.1f} chunks/s"),
+        ("full build, best of " + str(len(out["full_builds_s"])),
+         f"{out['full_build_s']:.1f} s = {out['build_chunks_per_s']:.1f} chunks/s"
+         f" (all: {', '.join(f'{x:.1f}' for x in out['full_builds_s'])})"),
         ("  its phases, s", phases),
-        ("raw encoder, same chunk texts",
-         f"{out['raw_encode_chunks_s']:.1f} s = {out['raw_chunks_per_s']:.1f} chunks/s"),
+        ("raw encoder, same chunk texts, best",
+         f"{out['raw_encode_chunks_s']:.1f} s = {out['raw_chunks_per_s']:.1f} chunks/s"
+         f" (all: {', '.join(f'{x:.1f}' for x in out['raw_encodes_s'])})"),
         ("build / raw chunks/s (target >= 0.85)", f"{out['throughput_ratio']:.2f}"),
         ("add one document", f"{out['add_one_s']:.2f} s"),
         ("change one document", f"{out['change_one_s']:.2f} s"),
@@ -156,6 +169,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="a new or empty folder to keep the corpus and index in (default: temporary)")
     parser.add_argument("--limit", type=int, default=None, help="first N WikiQA documents only")
+    parser.add_argument("--repeat", type=int, default=2, help="alternate N full builds and raw encodes")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     if not args.wikiqa.is_file():
@@ -163,7 +177,7 @@ def main() -> None:
     if args.workdir and args.workdir.exists() and any(args.workdir.iterdir()):
         parser.error(f"--workdir: {args.workdir} is not empty; pass a new or empty folder")
     with tempfile.TemporaryDirectory(prefix="qa-bench-incremental-") as tmp:
-        out = run(args.wikiqa, (args.workdir or Path(tmp)).resolve(), args.limit)
+        out = run(args.wikiqa, (args.workdir or Path(tmp)).resolve(), args.limit, max(args.repeat, 1))
     print(json.dumps(out, indent=2) if args.json else report(out))
 
 
