@@ -40,7 +40,7 @@ def test_dev_set_has_enough_questions_of_each_kind():
     cases = load_cases(DEV_SET)
     answerable = [c for c in cases if c.evidence is not None]
     assert len(answerable) >= 40 and len(cases) - len(answerable) >= 10
-    assert CLEARLY_OFF_TOPIC <= {c.question for c in cases if c.evidence is None}
+    assert {c.question for c in cases if c.evidence is None} >= CLEARLY_OFF_TOPIC
 
 
 def test_every_evidence_string_is_in_the_report():
@@ -59,8 +59,8 @@ def test_retrieval_floors(dev_metrics):
 
 
 def test_evidence_floors(dev_metrics):
-    assert dev_metrics["evidence@1"] >= 0.6
-    assert dev_metrics["evidence@3"] >= 0.73
+    assert dev_metrics["evidence@1"] >= 0.62
+    assert dev_metrics["evidence@3"] >= 0.75
 
 
 def test_clearly_off_topic_questions_abstain(report_assistant):
@@ -78,7 +78,7 @@ def test_some_near_topic_questions_abstain_too(dev_metrics):
 
 
 @pytest.mark.xfail(reason="issue-2 minimums hit@1 >= 0.8, hit@3 >= 0.95, evidence@3 >= 0.8: all-MiniLM-L6-v2 "
-                   "reaches about 0.73 / 0.89 / 0.76 here; see docs/benchmarks.md", strict=False)
+                   "reaches about 0.73 / 0.89 / 0.78 here; see docs/benchmarks.md", strict=False)
 def test_issue_2_minimums(dev_metrics):
     assert dev_metrics["hit@1"] >= 0.8 and dev_metrics["hit@3"] >= 0.95 and dev_metrics["evidence@3"] >= 0.8
 
@@ -144,7 +144,8 @@ def test_summarise_counts_hits_mrr_and_abstentions():
 
 def test_load_cases_names_the_bad_line(tmp_path):
     path = tmp_path / "set.jsonl"
-    path.write_text(json.dumps({"question": "ok?", "evidence": None}) + "\n" + json.dumps({"question": 3}) + "\n")
+    lines = [json.dumps({"question": "ok?", "evidence": None}), json.dumps({"question": 3})]
+    path.write_text("\n".join(lines) + "\n")
     with pytest.raises(QAError, match=r"set.jsonl:2"):
         load_cases(path)
     path.write_text(json.dumps({"question": "ok?", "evidence": ["a", "b"]}) + "\n")
