@@ -30,9 +30,9 @@ class Settings(BaseSettings):
         None, description="Where the ONNX export of the model is kept; default ~/.cache/alliance-qa/onnx."
     )
     exact_max_chunks: int = Field(
-        50_000, ge=0,
-        description="Largest index searched exactly; above it an IVF index scans a few of its lists "
-        "(recall@10 >= 0.95 against exact).",
+        20_000, ge=0,
+        description="Largest index searched exactly, whose cost grows with its size; above it an HNSW "
+        "graph index visits a few thousand vectors instead (recall@10 >= 0.95 against exact).",
     )
     chunk_tokens: int = Field(
         200, ge=32, le=8192,

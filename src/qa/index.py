@@ -30,7 +30,7 @@ from .documents import Document, iter_corpus_files, read_document
 from .embedding import Encoder
 from .errors import BuildInProgress, DocumentError, IndexMismatch, IndexMissing
 from .store import FORMAT_VERSION, MANIFEST, SCHEMA, STORE, VECTORS
-from .vector_index import empty_index, fit_to_size
+from .vector_index import empty_index, fit_to_size, remove
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -328,7 +328,7 @@ def _write_store(
         for doc_id in stale:
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
             if ids:
-                vectors.remove_ids(np.array(ids, dtype=np.int64))
+                remove(vectors, np.array(ids, dtype=np.int64))
                 db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
             db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
@@ -352,7 +352,7 @@ def _write_store(
         if len(chunks):
             vectors.add_with_ids(chunk_vectors, ids)
         all_ids = np.array([r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
-        vectors = fit_to_size(vectors, all_ids, exact_max_chunks)  # exact or IVF, by size
+        vectors = fit_to_size(vectors, all_ids, exact_max_chunks)  # exact or HNSW, by size
         total = len(all_ids)
     db.close()
     faiss.write_index(vectors, str(staging / VECTORS))

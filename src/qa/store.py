@@ -18,7 +18,7 @@ import numpy as np
 from . import vector_index
 from .chunking import Chunk
 
-# 2: sentence vectors pooled from the chunk's pass (issue 6); IVF vectors above a size threshold.
+# 2: sentence vectors pooled from the chunk's pass (issue 6); HNSW vectors above a size threshold.
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
