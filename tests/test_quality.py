@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from qa.answering import Answer, Passage, unmatched_names
-from qa.errors import QAError
+from qa.errors import ModelError, QAError
 from qa.evaluation import Case, format_report, judge, load_cases, run_eval, summarise
+from qa.retrieval import Reranker, retrieve
 
 DEV_SET = Path(__file__).resolve().parent / "data" / "dev_questions.jsonl"
 TITLE = "The Article II Mandate: Forging a Stronger Economic Alliance between the United States and Japan"
@@ -112,6 +113,48 @@ def test_unmatched_names():
     assert unmatched_names("What did Japan's exports do in the 70s?", ["In the 1970s, Japan"]) == []
     assert unmatched_names("HOW AFRICAN AMERICANS WERE IMMIGRATED TO THE US", ["nothing"]) == []
     assert unmatched_names("What was the exchange rate in 2023?", ["rates"]) == ["2023"]
+
+
+# -- the optional cross-encoder reranker ---------------------------------------------------------
+class KeywordReranker:
+    """Stands in for a cross-encoder: prefers passages that mention a word."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+    def scores(self, question: str, texts: list[str]) -> list[float]:
+        return [float(self.word in t) for t in texts]
+
+
+def test_reranker_reorders_the_fused_candidates_independently_of_k(report_assistant):
+    gen, encoder = report_assistant.generation(), report_assistant.encoder
+    question = "What did the allies do about trade?"
+    query = encoder.encode_query(question)
+    plain = retrieve(gen, query, question, 5)
+    reranked = retrieve(gen, query, question, 5, reranker=KeywordReranker("Toshiba"))
+    assert "Toshiba" not in plain[0].stored.chunk.text and "Toshiba" in reranked[0].stored.chunk.text
+    assert reranked[0].score == 1.0
+    three = retrieve(gen, query, question, 3, reranker=KeywordReranker("Toshiba"))
+    assert [h.stored.id for h in three] == [h.stored.id for h in reranked[:3]]
+
+
+def test_reranker_that_cannot_load_names_the_fix(tmp_path):
+    with pytest.raises(ModelError, match="QA_RERANKER"):
+        Reranker(str(tmp_path / "no-such-model"))
+
+
+def test_a_real_cross_encoder_reranks_when_one_is_available(report_assistant):
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download("cross-encoder/ms-marco-MiniLM-L-6-v2", local_files_only=True)
+    except Exception:  # noqa: BLE001 - not in the local cache: nothing to test with
+        pytest.skip("no cross-encoder is available offline (none ships with the product)")
+    reranker = Reranker(path)
+    question = "Which country did Tokyo ask to spearhead the creation of APEC?"
+    gen = report_assistant.generation()
+    hits = retrieve(gen, report_assistant.encoder.encode_query(question), question, 3, reranker=reranker)
+    assert "Japan asked Australia to take the lead" in hits[0].stored.chunk.text
 
 
 # -- the instrument -------------------------------------------------------------------------------

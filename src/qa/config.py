@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         0.35, ge=-1.0, le=1.0,
         description="Cosine similarity of the best evidence sentence below which the answer abstains.",
     )
+    reranker: str | None = Field(
+        None,
+        description="Optional cross-encoder (local folder or a model in the Hugging Face cache) that "
+        "re-scores the best 20 passages; unset = off. None ships offline; its effect is unmeasured.",
+    )
     admin_token: str | None = Field(None, description="Bearer token for write endpoints; unset = writes disabled.")
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted upload.")
     max_body_bytes: int = Field(64 * 1024, ge=64 * 1024, description="Largest accepted /ask body.")

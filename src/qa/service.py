@@ -24,7 +24,7 @@ from .index import (
     load_document,
     read_progress,
 )
-from .retrieval import retrieve
+from .retrieval import Reranker, retrieve
 from .store import Generation, StoredDocument
 
 MAX_QUESTION_CHARS = 2000
@@ -54,6 +54,7 @@ class Assistant:
     def __init__(self, settings: Settings | None = None, encoder: Encoder | None = None) -> None:
         self.settings = (settings or Settings()).resolved()
         self._encoder = encoder
+        self._reranker: Reranker | None = None
         self._encoder_lock = threading.Lock()
         self._gen: Generation | None = None
         self._gen_name: str | None = None
@@ -68,6 +69,15 @@ class Assistant:
                     s = self.settings
                     self._encoder = Encoder(s.model, s.backend, s.cache_dir)
         return self._encoder
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The cross-encoder of QA_RERANKER, loaded once; None when none is configured."""
+        if self.settings.reranker and self._reranker is None:
+            with self._encoder_lock:
+                if self._reranker is None:
+                    self._reranker = Reranker(self.settings.reranker)
+        return self._reranker
 
     def generation(self) -> Generation:
         """The published generation, reopened whenever the pointer has moved (cheap: one small read)."""
@@ -110,7 +120,7 @@ class Assistant:
         gen = self.generation()  # loads the model on first use; not part of the answer's time
         began = time.perf_counter()
         query = self.encoder.encode_query(question)
-        hits = retrieve(gen, query, question, k, documents)
+        hits = retrieve(gen, query, question, k, documents, self.reranker)
         answer = compose(question, query, hits, self.settings.min_relevance)
         answer.took_ms = round((time.perf_counter() - began) * 1000, 2)
         return answer
