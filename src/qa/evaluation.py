@@ -179,6 +179,8 @@ def format_report(metrics: dict) -> str:
             elif not miss["answerable"]:
                 where = "answered, should have abstained"
             else:
-                where = f"first hit at {miss['hit_rank']}, evidence at {miss['evidence_rank']}"
+                hit, found = miss["hit_rank"], miss["evidence_rank"]
+                where = (f"first hit at rank {hit}" if hit else "no passage holds the evidence") + (
+                    f", evidence highlighted at rank {found}" if found else ", evidence not highlighted")
             lines.append(f"  - {miss['question']} ({where})")
     return "\n".join(lines)
