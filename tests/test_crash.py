@@ -25,7 +25,7 @@ VERBS = ["reviewed", "funded", "inspected", "postponed", "expanded", "audited", 
 PLACES = ["Osaka", "Nagoya", "Seattle", "Houston", "Sapporo", "Norfolk", "Kobe", "Honolulu"]
 
 
-def write_bulk_corpus(folder: Path, documents: int = 40, sentences: int = 15) -> None:
+def write_bulk_corpus(folder: Path, documents: int = 40, sentences: int = 40) -> None:
     """Enough distinct text that embedding it takes seconds, so the kill lands mid-embedding."""
     rng = random.Random(4)
     folder.mkdir(parents=True)
@@ -66,7 +66,7 @@ def test_kill_9_mid_build_keeps_the_old_index_and_the_next_build_finishes_the_jo
         health = client.get("/health").json()
         assert health["status"] == "ok" and health["documents"] == 2
         assert health["build"]["running"] is True and health["build"]["phase"] == "embedding"
-        assert health["build"]["total"] > 600  # chunks and their sentences
+        assert health["build"]["total"] >= 150  # chunks to embed
 
         os.kill(build.pid, signal.SIGKILL)
         build.wait(30)
