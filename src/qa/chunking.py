@@ -15,7 +15,7 @@ from typing import Protocol
 
 from .documents import Document
 
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2  # 2: abbreviations are recognised after any whitespace, not only a space
 
 Span = tuple[int, int]
 
@@ -54,7 +54,8 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
     end = len(text) if end is None else end
     spans, begin = [], start
     for m in _SENTENCE_END.finditer(text, start, end):
-        word = text[text.rfind(" ", begin, m.start()) + 1 : m.start()].lstrip("(\"'“‘").lower()
+        before = text[max(begin, m.start() - 20) : m.start()].split()  # abbreviations are short
+        word = before[-1].lstrip("(\"'“‘").lower() if before else ""
         if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
             continue
         nxt = _NEXT_CHAR.match(text, m.end(), end)
