@@ -151,7 +151,7 @@ class Assistant:
                 if bar is None:
                     from tqdm import tqdm
 
-                    bar = tqdm(total=total, desc="embedding", unit="text")
+                    bar = tqdm(total=total, desc="embedding", unit="chunk")
                 bar.update(done - bar.n)
 
         try:
