@@ -91,7 +91,14 @@ def search(
         return _exact_among(index, query[0], n, allowed)
     else:
         params = faiss.SearchParametersHNSW(sel=selector or _LIVE, efSearch=max(HNSW_SEARCH_DEPTH, n))
-    scores, ids = index.search(query, min(n, index.ntotal), params=params)
+    # One query is too small to share out: FAISS's OpenMP threads only waited on onnxruntime's and
+    # other requests' (in-process /ask p50 about halved on 2 cores). The setting is per calling thread.
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        scores, ids = index.search(query, min(n, index.ntotal), params=params)
+    finally:
+        faiss.omp_set_num_threads(threads)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 
