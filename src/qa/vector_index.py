@@ -20,9 +20,10 @@ import faiss
 import numpy as np
 
 HNSW_NEIGHBOURS = 32  # M: links per vector
-HNSW_BUILD_DEPTH = 64  # efConstruction
-# efSearch: candidates kept while searching; recall@10 against exact was 0.95 at 1M synthetic chunks.
-HNSW_SEARCH_DEPTH = 1024
+# efConstruction 128, efSearch 256: recall@10 against exact 0.987 at 1M synthetic chunks, 0.8 ms a
+# search. efConstruction 64 built twice as fast but needed efSearch 1024 (2.7 ms) for 0.95.
+HNSW_BUILD_DEPTH = 128
+HNSW_SEARCH_DEPTH = 256
 MAX_TOMBSTONE_SHARE = 0.2
 # A document filter this small is scored exactly: a filtered graph search can miss allowed ids.
 EXACT_FILTER_MAX = 50_000
