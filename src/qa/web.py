@@ -80,7 +80,9 @@ def home(request: Request, q: str | None = None, k: str = "5") -> HTMLResponse:
             answer = assistant.ask(q, k_value)
         except InvalidRequest as exc:
             context["problem"] = _friendly(exc)
-            return templates.TemplateResponse(request, "index.html", context, status_code=422)
+            # An empty box is a prompt to type something, not a failed request.
+            status = 200 if not q.strip() else 422
+            return templates.TemplateResponse(request, "index.html", context, status_code=status)
         context["answer"] = answer
         context["passages"] = [(p, segments(p.text, p.highlights)) for p in answer.passages]
     return templates.TemplateResponse(request, "index.html", context)
