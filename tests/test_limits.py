@@ -98,7 +98,7 @@ def test_a_non_numeric_content_length_is_refused(base_url):
 
 
 @pytest.mark.parametrize("path", ["/", "/?q=trade", "/view/article-ii-mandate.txt", "/ask?q=trade",
-                                  "/documents", "/static/app.js", "/no-such-page", "/ask?q="])
+                                  "/documents", "/static/app.js", "/no-such-page", "/docsx", "/ask?q="])
 def test_every_response_carries_the_security_headers(base_url, path):
     headers = httpx.get(base_url + path, timeout=60).headers
     policy = headers["content-security-policy"]

@@ -16,8 +16,8 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
-# The OpenAPI page loads its script and style from a CDN; it gets a looser policy.
-DOCS_PATHS = ("/docs", "/redoc")
+# The OpenAPI pages load their script and style from a CDN; they alone get no policy.
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
 
 
 class BodySizeLimit:
@@ -82,7 +82,7 @@ class SecurityHeaders:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].startswith(DOCS_PATHS):
+        if scope["type"] != "http" or scope["path"] in DOCS_PATHS:
             return await self.app(scope, receive, send)
 
         async def with_headers(message):
