@@ -143,3 +143,31 @@ def test_a_wrong_method_names_every_allowed_one(client):
     assert r.status_code == 405
     assert r.headers["allow"] == "DELETE, GET"
     assert "use DELETE, GET" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("start=abc", 422),
+        ("start=0&end=300&hl=²-3", 200),
+        ("start=0&end=300&hl=" + "9" * 5000 + "-1", 200),
+        ("start=0&end=300&hl=1-2,,x-y,-,3", 200),
+        ("start=-5&end=-1", 200),
+        ("start=900&end=100", 200),
+        ("start=0&end=" + "9" * 30, 200),
+    ],
+    ids=["start not a number", "superscript digit", "5000 digits", "garbage spans", "negative", "reversed",
+         "end past the text"],
+)
+def test_odd_document_view_links_get_a_page_never_a_500(client, query, status):
+    r = client.get("/view/article-ii-mandate.txt?" + query)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("text/html")
+    if status == 422:
+        assert "start:" in r.text and "Sorry, that did not work" in r.text
+
+
+@pytest.mark.parametrize("k", ["0", "21", "abc", "²", "9" * 5000])
+def test_an_odd_passage_count_on_the_answer_page_says_what_to_fix(client, k):
+    r = client.get("/", params={"q": "trade", "k": k})
+    assert r.status_code == 422 and "whole number from 1 to 20" in r.text
