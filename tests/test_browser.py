@@ -212,6 +212,7 @@ def test_progress_is_shown_and_the_form_cannot_be_submitted_twice(page, base_url
     assert page.locator("#answer-text a.cite").count() >= 1 and page.input_value("#q") == ON_TOPIC
     page.go_back()  # coming back (maybe from the back/forward cache) finds a usable form
     assert page.locator("form.ask button").is_enabled() and page.inner_text("form.ask button") == "Ask"
+    assert not page.locator("form.ask .status").is_visible()
 
 
 def test_everything_works_from_the_keyboard_alone(page, base_url):

@@ -36,7 +36,7 @@ def client():
 
 # Writes are disabled here (no admin token), so the write routes are fuzzed for their 403 and validation.
 @schema.parametrize()
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_own_schema(case):
     case.call_and_validate()
 

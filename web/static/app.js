@@ -3,27 +3,25 @@
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.querySelector("form.ask");
   if (!form) return;
+  const button = form.querySelector("button[type=submit]");
+  const status = form.querySelector(".status");
+
+  const setBusy = (busy) => {
+    form.dataset.busy = busy ? "1" : "";
+    if (button) {
+      button.disabled = busy;
+      button.textContent = busy ? "Searching…" : "Ask";
+    }
+    if (status) status.hidden = !busy;
+  };
+
   form.addEventListener("submit", (event) => {
     if (form.dataset.busy === "1") {
       event.preventDefault();
       return;
     }
-    form.dataset.busy = "1";
-    const button = form.querySelector("button[type=submit]");
-    if (button) {
-      button.disabled = true;
-      button.textContent = "Searching…";
-    }
-    const status = form.querySelector(".status");
-    if (status) status.hidden = false;
+    setBusy(true);
   });
-  // Coming back with the browser's back button restores a usable form.
-  window.addEventListener("pageshow", () => {
-    form.dataset.busy = "";
-    const button = form.querySelector("button[type=submit]");
-    if (button) {
-      button.disabled = false;
-      button.textContent = "Ask";
-    }
-  });
+  // Coming back with the browser's back button (maybe from the back/forward cache) restores a usable form.
+  window.addEventListener("pageshow", () => setBusy(false));
 });
