@@ -2,7 +2,7 @@
 
 import secrets
 from collections.abc import Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
@@ -180,11 +180,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         serving = app.state.assistant  # the one the routes use; a test may swap it in before start-up
-        serving.encoder  # load the model before the first request, not during it
-        try:
+        _ = serving.encoder  # load the model before the first request, not during it
+        with suppress(QAError):  # /health says why; /ask answers 503 until an index is published
             serving.generation()
-        except QAError:
-            pass  # /health says why; /ask answers 503 until an index is published
         yield
 
     app = FastAPI(
