@@ -171,3 +171,11 @@ def test_odd_document_view_links_get_a_page_never_a_500(client, query, status):
 def test_an_odd_passage_count_on_the_answer_page_says_what_to_fix(client, k):
     r = client.get("/", params={"q": "trade", "k": k})
     assert r.status_code == 422 and "whole number from 1 to 20" in r.text
+
+
+def test_only_real_citation_markers_become_links():
+    from qa.web import cite_links
+
+    html = str(cite_links('See note [12] <b>"x"</b>. A claim. [2] Another. [1]', passages=2))
+    assert html.count('class="cite"') == 2 and 'href="#p2">[2]</a>' in html and 'href="#p1">[1]</a>' in html
+    assert "note [12] &lt;b&gt;&#34;x&#34;&lt;/b&gt;" in html  # a quoted footnote stays text, escaped
