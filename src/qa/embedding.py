@@ -27,8 +27,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 log = logging.getLogger(__name__)
 
-# Batch 32 sorted by token length: larger batches were no faster on 2 cores and pad more.
-BATCH_SIZE = 32
+# Texts are sorted by token length, then batched: 16 a batch encoded the most chunks a second on
+# 2 cores, for both runtimes (bench/encoder.py; 8 to 64 were within 10-25% of it).
+BATCH_SIZE = 16
 
 Backend = Literal["torch", "onnx"]
 
