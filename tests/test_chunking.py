@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-from pdfmaker import make_pdf
 
+from pdfmaker import make_pdf
 from qa.chunking import chunk_document, split_sentences
 from qa.documents import read_document
 from qa.embedding import load_tokenizer

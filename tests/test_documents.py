@@ -4,8 +4,8 @@ import os
 from pathlib import Path
 
 import pytest
-from pdfmaker import make_pdf
 
+from pdfmaker import make_pdf
 from qa.documents import iter_corpus_files, read_document
 from qa.errors import DocumentError
 

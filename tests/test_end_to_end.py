@@ -7,6 +7,7 @@ import sys
 
 import httpx
 import pytest
+
 from conftest import REPORT
 from server import live_server
 

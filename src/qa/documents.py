@@ -125,9 +125,10 @@ def _plain_headings(text: str) -> list[tuple[int, str]]:
         next_blank = not next_line.strip()
         start = offset + len(line) - len(line.lstrip())
         limit = 160 if stripped.endswith(":") else 120
-        if prev_blank and next_blank and len(stripped) <= limit and not stripped.endswith((".", "!", "?", ",", ";")):
-            headings.append((start, stripped))
-        elif _NUMBERED_ITEM.match(line) and not next_blank and not _LIST_ITEM.match(next_line):
+        standalone = prev_blank and next_blank and len(stripped) <= limit
+        title_like = standalone and not stripped.endswith((".", "!", "?", ",", ";"))
+        item_title = _NUMBERED_ITEM.match(line) and not next_blank and not _LIST_ITEM.match(next_line)
+        if title_like or item_title:
             headings.append((start, stripped))
     return headings
 
