@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from . import web
+from .answering import Answer
 from .config import Settings
 from .errors import (
     BuildInProgress,
@@ -94,27 +95,6 @@ class AskRequest(BaseModel):
             except InvalidRequest as exc:
                 raise ValueError(str(exc).split(": ", 1)[1]) from exc
         return value
-
-
-class PassageOut(BaseModel):
-    rank: int
-    doc_id: str
-    title: str
-    section: str | None
-    page: int | None
-    start: int
-    end: int
-    text: str
-    score: float
-    highlights: list[tuple[int, int]]
-
-
-class AnswerOut(BaseModel):
-    question: str
-    answer: str
-    abstained: bool
-    took_ms: float
-    passages: list[PassageOut]
 
 
 class DocumentSummary(BaseModel):
@@ -223,12 +203,12 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
                                        f"use {', '.join(allowed)}"},
                             status_code=405, headers={"Allow": ", ".join(allowed)})
 
-    @app.post("/ask", response_model=AnswerOut, responses=ERRORS, tags=["questions"])
+    @app.post("/ask", response_model=Answer, responses=ERRORS, tags=["questions"])
     def ask(body: AskRequest, a: Annotated[Assistant, Depends(current)]) -> dict:
         """Answer a question with cited passages; `answer` marks each claim with [rank]."""
         return a.ask(body.question, body.k, body.documents).to_dict()
 
-    @app.get("/ask", response_model=AnswerOut, responses=ERRORS, tags=["questions"])
+    @app.get("/ask", response_model=Answer, responses=ERRORS, tags=["questions"])
     def ask_get(
         a: Annotated[Assistant, Depends(current)],
         q: Annotated[str, Query(description="The question.", max_length=MAX_QUESTION_CHARS,
