@@ -3,7 +3,7 @@
 Exact search (IndexFlatIP) costs time in proportion to the number of vectors (about 23 ms at 100k
 on this machine), so above `exact_max_chunks` a graph index (HNSW) visits a few thousand of them
 instead. On mixtures of WikiQA sentence vectors, whose nearest neighbours are nearly tied, HNSW
-kept recall@10 >= 0.95 where IVF needed to scan far more lists for less (bench/scale.py).
+kept recall@10 >= 0.95 where IVF needed to scan far more lists for less (docs/benchmarks.md).
 
 Both are keyed by chunk id. Below the threshold the index is exactly what a full build would give.
 HNSW cannot remove vectors, so a removed chunk's entry is a tombstone (its id set to -1, which
