@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: check run setup test lint bench clean-index
+.PHONY: check run setup test lint clean-index
 
 check: lint test
 
