@@ -59,6 +59,15 @@ def local_model_dir(model_path: str) -> Path | None:
         return None
 
 
+def not_loadable(what: str, model: str, path: str, setting: str, exc: Exception) -> ModelError:
+    """The one message for a model that cannot be loaded offline: which one, why, and what to set."""
+    where = "path does not exist" if not Path(path).exists() else str(exc).splitlines()[0]
+    return ModelError(
+        f"cannot load {what} {model!r} without network access ({where}); set {setting} to a local "
+        "sentence-transformers folder or a model already in the Hugging Face cache"
+    )
+
+
 class HFTokenizer:
     """The model's own tokenizer, used by the chunker to count tokens exactly as the model will."""
 
@@ -137,11 +146,7 @@ class Encoder:
         try:
             self._model = SentenceTransformer(path, device=device)
         except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
-            where = "path does not exist" if not Path(path).exists() else str(exc).splitlines()[0]
-            raise ModelError(
-                f"cannot load embedding model {self.name!r} without network access ({where}); set QA_MODEL "
-                "to a local sentence-transformers folder or a model already in the Hugging Face cache"
-            ) from exc
+            raise not_loadable("embedding model", self.name, path, "QA_MODEL", exc) from exc
         self.max_seq_length: int = int(self._model.max_seq_length)
         self.dimension: int = int(self._model.get_embedding_dimension())
         self.tokenizer = HFTokenizer(self._model.tokenizer)

@@ -28,7 +28,7 @@ from .chunking import CHUNKER_VERSION, Chunk, chunk_document
 from .config import Settings
 from .documents import Document, iter_corpus_files, read_document
 from .embedding import Encoder
-from .errors import BuildInProgress, DocumentError, IndexMismatch, IndexMissing
+from .errors import BuildInProgress, DocumentError, IndexMismatch
 from .store import FORMAT_VERSION, MANIFEST, SCHEMA, STORE, VECTORS
 from .vector_index import empty_index, fit_to_size, remove
 
@@ -428,10 +428,3 @@ def _gen_time(gen: Path) -> int:
         return int(gen.name.removeprefix("gen-"))
     except ValueError:
         return -1
-
-
-def require_index(index_dir: Path) -> Path:
-    gen = current_generation(index_dir)
-    if gen is None:
-        raise IndexMissing(f"no index in {index_dir}: run `qa index` to build one")
-    return gen

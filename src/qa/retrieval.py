@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .embedding import not_loadable
 from .store import Generation, StoredChunk
 
 # Fused score = cosine + LEXICAL_WEIGHT * BM25 / best BM25 among the candidates. Cosine carries
@@ -71,11 +70,7 @@ class Reranker:
         try:
             self._model = CrossEncoder(model, device="cpu")
         except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
-            where = "path does not exist" if not Path(model).exists() else str(exc).splitlines()[0]
-            raise ModelError(
-                f"cannot load reranker {model!r} without network access ({where}); set QA_RERANKER to a "
-                "local cross-encoder folder or a model already in the Hugging Face cache, or unset it"
-            ) from exc
+            raise not_loadable("reranker", model, model, "QA_RERANKER (or unset it)", exc) from exc
 
     def scores(self, question: str, texts: list[str]) -> list[float]:
         pairs = [(question, t) for t in texts]
