@@ -78,6 +78,14 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
         sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
         order = [int(i) for i in np.argsort(-sims, kind="stable") if not _is_title(hit, int(i))]
         ranked.append((hit, sims, order))
+    if ranked and ranked[0][0].referenced and ranked[0][2] and ranked[0][1][ranked[0][2][0]] < min_relevance:
+        # The question only points at a numbered part ("what is recommendation 3?"): its heading answers.
+        hit, sims, order = ranked[0]
+        heading = _heading_sentence(hit)
+        if heading is not None:  # it counts as a full match, so the answer quotes it alone
+            sims = sims.copy()
+            sims[heading] = 1.0
+            ranked[0] = (hit, sims, [heading] + [i for i in order if i != heading])
     leading = ranked[:ANSWER_PASSAGES]
     best = max((float(sims[order[0]]) for _, sims, order in leading if order), default=-1.0)
     leading_texts = [hit.stored.chunk.text for hit, _, _ in leading]
@@ -101,7 +109,7 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
 
     candidates = [
         (float(sims[order[0]]), rank, order[0])
-        for rank, (_, sims, order) in enumerate(leading, start=1)
+        for rank, (_, sims, order) in enumerate(leading[:1] if hits[0].referenced else leading, start=1)
         if order and sims[order[0]] >= best - ANSWER_MARGIN
     ]
     parts, seen = [], set()
@@ -119,6 +127,17 @@ def _relative(chunk: Chunk, i: int) -> tuple[int, int]:
     """Offsets of the chunk's i-th sentence within the chunk's text."""
     start, end = chunk.sentences[i]
     return start - chunk.start, end - chunk.start
+
+
+def _heading_sentence(hit: Hit) -> int | None:
+    """Index of the sentence that holds the passage's section heading, if the passage starts with it."""
+    chunk = hit.stored.chunk
+    heading = _one_line(chunk.section or "")
+    for i in range(len(chunk.sentences)):
+        a, b = _relative(chunk, i)
+        if heading and heading.startswith(_one_line(chunk.text[a:b])):
+            return i
+    return None
 
 
 def _is_title(hit: Hit, i: int) -> bool:

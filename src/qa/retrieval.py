@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -20,6 +21,9 @@ CANDIDATES = 80
 # An optional cross-encoder re-scores this many fused candidates (a fixed depth, >= the largest k,
 # so that here too the ranking does not depend on k).
 RERANK_DEPTH = 20
+# A question that names a numbered part ("recommendation 3", "the fourth recommendation") is
+# looked up in this many of the best-ranked documents.
+REFERENCE_DOCUMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Hit:
     dense: float
     lexical: float
     score: float
+    referenced: bool = False  # the passage under the numbered heading the question names
 
 
 def retrieve(
@@ -47,14 +52,68 @@ def retrieve(
         dense.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
     top_lexical = max(lexical.values(), default=0.0) or 1.0
     fused = {i: d + LEXICAL_WEIGHT * lexical.get(i, 0.0) / top_lexical for i, d in dense.items()}
-    best = sorted(fused, key=lambda i: (-fused[i], i))[: RERANK_DEPTH if reranker else k]
+    ranking = sorted(fused, key=lambda i: (-fused[i], i))
+    best = ranking[: RERANK_DEPTH if reranker else k]
     stored = gen.chunks(best)
     hits = [Hit(stored[i], dense[i], lexical.get(i, 0.0), fused[i]) for i in best if i in stored]
     if reranker is not None and hits:
         scores = reranker.scores(question, [h.stored.chunk.text for h in hits])
         order = sorted(range(len(hits)), key=lambda i: -scores[i])  # stable: ties keep the fused order
         hits = [replace(hits[i], score=scores[i]) for i in order]
+    reference = numbered_reference(question)
+    if reference is not None:
+        hits = _put_referenced_first(gen, query, reference, ranking, hits)
     return hits[:k]
+
+
+_PART = r"(recommendation|section|chapter|finding|step|item|principle|proposal)s?"
+# These name any numbered part; the others only one that the document calls so ("recommendations").
+_GENERIC_PARTS = {"section", "chapter", "item"}
+_ORDINALS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+             "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth").split()
+_REFERENCE = re.compile(
+    rf"\b{_PART}\s+(?:no\.?\s*|number\s+|#)?(\d{{1,3}})\b"
+    rf"|\b({'|'.join(_ORDINALS)}|\d{{1,3}}(?:st|nd|rd|th))\s+{_PART}\b",
+    re.IGNORECASE,
+)
+
+
+def numbered_reference(question: str) -> tuple[str, int] | None:
+    """("recommendation", 3) for "recommendation 3", "the third recommendation", "3rd recommendation"."""
+    m = _REFERENCE.search(question)
+    if m is None:
+        return None
+    if m.group(1):
+        return m.group(1).lower(), int(m.group(2))
+    word = m.group(3).lower()
+    number = _ORDINALS.index(word) + 1 if word in _ORDINALS else int(word[:-2])
+    return m.group(4).lower(), number
+
+
+def _put_referenced_first(
+    gen: Generation, query: np.ndarray, reference: tuple[str, int], ranking: list[int], hits: list[Hit]
+) -> list[Hit]:
+    """Move the passage under the heading numbered as the question says to first place.
+
+    Embeddings cannot tell "recommendation 3" from "recommendation 4", but a heading's number can.
+    The heading is looked for in the best-ranked documents that use the part's name (a document
+    about recommendations, for "recommendation 3"), in their ranking order.
+    """
+    part, number = reference
+    heading = re.compile(rf"\W*(?:{part}\s+)?{number}\s*[.):]\s", re.IGNORECASE)
+    leading = gen.chunks(ranking[:RERANK_DEPTH])
+    doc_ids = list(dict.fromkeys(leading[i].chunk.doc_id for i in ranking[:RERANK_DEPTH] if i in leading))
+    for doc_id in doc_ids[:REFERENCE_DOCUMENTS]:
+        document = gen.document(doc_id)
+        if document is None or (part not in _GENERIC_PARTS and part not in document.text.lower()):
+            continue
+        chunks = gen.chunks([int(i) for i in gen.chunk_ids_of([doc_id])])
+        for cid in sorted(chunks, key=lambda i: chunks[i].chunk.ordinal):
+            if heading.match(chunks[cid].chunk.section or ""):
+                cosine = float(gen.chunk_vectors([cid])[0] @ query)
+                first = Hit(chunks[cid], cosine, 0.0, max([h.score for h in hits], default=cosine), referenced=True)
+                return [first] + [h for h in hits if h.stored.id != cid]
+    return hits
 
 
 class Reranker:
