@@ -24,6 +24,11 @@ RERANK_DEPTH = 20
 # A question that names a numbered part ("recommendation 3", "the fourth recommendation") is
 # looked up in this many of the best-ranked documents.
 REFERENCE_DOCUMENTS = 3
+# Each of the best RERANK_DEPTH passages gains this much of its document's best fused score, so that
+# with distractors the document that matches best keeps its other passages ahead ("after Abe came
+# back", report + WikiQA: the report's passage rose from 5th to 2nd). 0.25 and 0.5 measured the same
+# on the dev sets; 1.0 lowered WikiQA evidence@3 (docs/benchmarks.md).
+DOCUMENT_WEIGHT = 0.25
 
 
 @dataclass(frozen=True)
@@ -53,17 +58,33 @@ def retrieve(
     top_lexical = max(lexical.values(), default=0.0) or 1.0
     fused = {i: d + LEXICAL_WEIGHT * lexical.get(i, 0.0) / top_lexical for i, d in dense.items()}
     ranking = sorted(fused, key=lambda i: (-fused[i], i))
-    best = ranking[: RERANK_DEPTH if reranker else k]
-    stored = gen.chunks(best)
-    hits = [Hit(stored[i], dense[i], lexical.get(i, 0.0), fused[i]) for i in best if i in stored]
+    pool = gen.chunks(ranking[:RERANK_DEPTH])  # MAX_K <= RERANK_DEPTH: the first k never depend on k
+    order = _by_document(ranking[:RERANK_DEPTH], pool, fused)
+    best = order[: RERANK_DEPTH if reranker else k]
+    hits = [Hit(pool[i], dense[i], lexical.get(i, 0.0), fused[i]) for i in best if i in pool]
     if reranker is not None and hits:
         scores = reranker.scores(question, [h.stored.chunk.text for h in hits])
-        order = sorted(range(len(hits)), key=lambda i: -scores[i])  # stable: ties keep the fused order
-        hits = [replace(hits[i], score=scores[i]) for i in order]
+        reranked = sorted(range(len(hits)), key=lambda i: -scores[i])  # stable: ties keep the fused order
+        hits = [replace(hits[i], score=scores[i]) for i in reranked]
     reference = numbered_reference(question)
     if reference is not None:
-        hits = _put_referenced_first(gen, query, reference, ranking, hits)
+        hits = _put_referenced_first(gen, query, reference, order, pool, hits)
     return hits[:k]
+
+
+def _by_document(ids: list[int], stored: dict[int, StoredChunk], fused: dict[int, float]) -> list[int]:
+    """Re-rank `ids` with DOCUMENT_WEIGHT x the best score of each passage's document added (in place
+    in `fused`): a passage of the document that best matches the question comes before a slightly
+    closer passage of a document that matches it less. One document alone keeps its order."""
+    doc_best: dict[str, float] = {}
+    for i in ids:
+        if i in stored:
+            doc = stored[i].chunk.doc_id
+            doc_best[doc] = max(doc_best.get(doc, fused[i]), fused[i])
+    for i in ids:
+        if i in stored:
+            fused[i] += DOCUMENT_WEIGHT * doc_best[stored[i].chunk.doc_id]
+    return sorted(ids, key=lambda i: (-fused[i], i))
 
 
 _PART = r"(recommendation|section|chapter|finding|step|item|principle|proposal)s?"
@@ -91,7 +112,8 @@ def numbered_reference(question: str) -> tuple[str, int] | None:
 
 
 def _put_referenced_first(
-    gen: Generation, query: np.ndarray, reference: tuple[str, int], ranking: list[int], hits: list[Hit]
+    gen: Generation, query: np.ndarray, reference: tuple[str, int], order: list[int],
+    pool: dict[int, StoredChunk], hits: list[Hit],
 ) -> list[Hit]:
     """Move the passage under the heading numbered as the question says to first place.
 
@@ -101,8 +123,7 @@ def _put_referenced_first(
     """
     part, number = reference
     heading = re.compile(rf"\W*(?:{part}\s+)?{number}\s*[.):]\s", re.IGNORECASE)
-    leading = gen.chunks(ranking[:RERANK_DEPTH])
-    doc_ids = list(dict.fromkeys(leading[i].chunk.doc_id for i in ranking[:RERANK_DEPTH] if i in leading))
+    doc_ids = list(dict.fromkeys(pool[i].chunk.doc_id for i in order if i in pool))
     for doc_id in doc_ids[:REFERENCE_DOCUMENTS]:
         document = gen.document(doc_id)
         if document is None or (part not in _GENERIC_PARTS and part not in document.text.lower()):
