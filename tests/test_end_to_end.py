@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from conftest import REPORT
+from qa.index import current_generation, read_manifest
+from qa.store import FORMAT_VERSION, MANIFEST
 from server import live_server
 
 QUESTION = "When did Japan first run a trade surplus with the United States?"
@@ -63,3 +65,20 @@ def test_cli_errors_are_clear(built, tmp_path):
     assert empty.returncode == 1 and "question: must not be empty" in empty.stderr
     missing = qa("ask", QUESTION, "--corpus", str(tmp_path), "--index", str(tmp_path / "none"))
     assert missing.returncode == 1 and "run `qa index`" in missing.stderr
+
+
+def test_serve_rebuilds_an_index_an_older_version_wrote(built, tmp_path):
+    """Upgrading the product changes the index format; `qa serve` must not answer 503 until someone
+    thinks of running `qa index`: it rebuilds first, then answers."""
+    root, _, _ = built
+    index = tmp_path / "index"
+    shutil.copytree(root / "index", index)
+    manifest_path = current_generation(index) / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "format": FORMAT_VERSION - 1}))
+    with live_server(root / "corpus", index) as base:
+        answer = httpx.post(f"{base}/ask", json={"question": QUESTION, "k": 3}, timeout=30)
+    assert answer.status_code == 200 and "1965" in answer.json()["passages"][0]["text"]
+    assert read_manifest(index)["format"] == FORMAT_VERSION
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert f"index format {FORMAT_VERSION - 1} is not this version's {FORMAT_VERSION}: building the index" in log

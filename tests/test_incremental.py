@@ -17,6 +17,7 @@ from conftest import FIXTURES, REPORT, make_settings
 from qa import index as qa_index
 from qa.errors import BuildInProgress
 from qa.index import current_generation, read_manifest, writer_lock
+from qa.lexical import LexicalIndex
 from qa.service import Assistant
 from qa.store import STORE, VECTORS
 
@@ -68,9 +69,11 @@ def stored_chunks(index_dir: Path) -> dict[tuple, np.ndarray]:
     db = sqlite3.connect(gen / STORE)
     vectors = faiss.read_index(str(gen / VECTORS))
     rows = db.execute('SELECT id, doc_id, ordinal, start, "end", text, section, page, sentences FROM chunks')
+    rows = rows.fetchall()
     out = {tuple(row[1:]): vectors.reconstruct(row[0]) for row in rows}
-    lexical_rows = db.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0]
-    assert lexical_rows == len(out) == vectors.ntotal, "stores disagree on the number of chunks"
+    words = LexicalIndex(gen).chunk_ids
+    assert len(out) == vectors.ntotal == len(words), "stores disagree on the number of chunks"
+    assert sorted(words) == sorted(row[0] for row in rows), "the BM25 index holds other chunks than the store"
     return out
 
 

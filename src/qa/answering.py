@@ -13,7 +13,7 @@ import numpy as np
 
 from .chunking import Chunk
 from .retrieval import Hit
-from .store import _STOPWORDS as STOPWORDS
+from .lexical import STOPWORDS
 
 ABSTAIN_ANSWER = "The indexed documents do not answer this question."
 MAX_HIGHLIGHTS = 2  # per passage, by contract

@@ -30,6 +30,7 @@ from .limits import BodySizeLimit, SecurityHeaders
 from .service import (
     MAX_K,
     MAX_QUESTION_CHARS,
+    QUESTION_PATTERN,
     Assistant,
     InvalidRequest,
     UnsupportedType,
@@ -39,7 +40,7 @@ from .service import (
 
 MAX_DOCUMENT_FILTERS = 100
 # Documented in the schema, enforced by validate_question (whose messages say what to fix).
-QUESTION_SCHEMA = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS, "pattern": r"\S"}
+QUESTION_SCHEMA = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS, "pattern": QUESTION_PATTERN}
 
 STATUS_OF = {
     InvalidRequest: 422,

@@ -89,16 +89,33 @@ def serve_command(settings: Settings, host: str, port: int, workers: int) -> Non
     """Serve the web UI and the HTTP API; builds the index first if there is none."""
     import uvicorn
 
-    from .index import current_generation
     from .service import Assistant
 
-    if current_generation(settings.index_dir) is None:
-        click.echo(f"no index in {settings.index_dir}: building it from {settings.corpus_dir}", err=True)
+    unusable = _unusable_index(settings)
+    if unusable:
+        click.echo(f"{unusable}: building the index from {settings.corpus_dir}", err=True)
         click.echo(Assistant(settings).reindex(wait=True, show_progress=sys.stderr.isatty()).describe(), err=True)
     # Workers are separate processes: hand them the settings through the environment.
     os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
     uvicorn.run("qa.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+def _unusable_index(settings: Settings) -> str | None:
+    """Why the server could not answer from the index as it stands (none, or an older format or
+    other settings built it), or None. A server that starts on such an index would answer 503 to
+    everything until someone ran `qa index`, so `qa serve` builds it first."""
+    from .errors import IndexMismatch
+    from .index import check_compatible, read_manifest
+
+    manifest = read_manifest(settings.index_dir)
+    if manifest is None:
+        return f"no index in {settings.index_dir}"
+    try:
+        check_compatible(manifest, settings)
+    except IndexMismatch as exc:
+        return exc.reason
+    return None
 
 
 @main.command("eval")

@@ -20,6 +20,11 @@ class IndexMissing(QAError):
 class IndexMismatch(QAError):
     """The published index was built with another format, model or chunker settings."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason}: run `qa index --rebuild` (or POST /reindex after changing nothing else) "
+                         "to rebuild it")
+        self.reason = reason
+
 
 class BuildInProgress(QAError):
     """Another writer holds the index lock."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from . import lexical
 from .chunking import CHUNKER_VERSION, Chunk, chunk_document
 from .config import Settings
 from .documents import Document, iter_corpus_files, read_document
@@ -98,24 +99,23 @@ def read_manifest(index_dir: Path) -> dict | None:
 
 def check_compatible(manifest: dict, settings: Settings, encoder: Encoder | None = None) -> None:
     """Refuse an index that another format, model or chunker configuration built."""
-    fix = "run `qa index --rebuild` (or POST /reindex after changing nothing else) to rebuild it"
     if manifest.get("format") != FORMAT_VERSION:
-        raise IndexMismatch(f"index format {manifest.get('format')} is not this version's {FORMAT_VERSION}: {fix}")
+        raise IndexMismatch(f"index format {manifest.get('format')} is not this version's {FORMAT_VERSION}")
     if manifest.get("model") != settings.model:
         raise IndexMismatch(
-            f"index built with model {manifest.get('model')!r}, settings use {settings.model!r}: {fix}"
+            f"index built with model {manifest.get('model')!r}, settings use {settings.model!r}"
         )
     chunker = manifest.get("chunker", {})
     if chunker.get("version") != CHUNKER_VERSION or chunker.get("target_tokens") != min(
         settings.chunk_tokens, manifest.get("max_seq_length", 0)
     ):
-        raise IndexMismatch(f"index built with chunker settings {chunker}, settings differ: {fix}")
+        raise IndexMismatch(f"index built with chunker settings {chunker}, settings differ")
     if encoder is not None and (
         manifest.get("dimension") != encoder.dimension or manifest.get("max_seq_length") != encoder.max_seq_length
     ):
         raise IndexMismatch(
             f"index built for vectors of dimension {manifest.get('dimension')} and max_seq_length "
-            f"{manifest.get('max_seq_length')}, the model gives {encoder.dimension} and {encoder.max_seq_length}: {fix}"
+            f"{manifest.get('max_seq_length')}, the model gives {encoder.dimension} and {encoder.max_seq_length}"
         )
 
 
@@ -230,7 +230,7 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
         try:
             check_compatible(manifest, settings)
         except IndexMismatch as exc:
-            summary.reason = str(exc).split(": run `qa index", 1)[0]  # never mix two configurations
+            summary.reason = exc.reason  # never mix two configurations
         else:
             summary.reason = "--rebuild asked for" if rebuild else ""
     summary.rebuilt = bool(summary.reason)
@@ -329,7 +329,6 @@ def _write_store(
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
             if ids:
                 remove(vectors, np.array(ids, dtype=np.int64))
-                db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
             db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         next_id = (db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0] or 0) + 1
@@ -347,14 +346,14 @@ def _write_store(
                 for cid, c, sv in zip(ids, chunks, sentence_vectors, strict=True)
             ],
         )
-        db.executemany("INSERT INTO chunks_fts(rowid, text) VALUES (?, ?)",
-                       [(int(cid), c.text) for cid, c in zip(ids, chunks, strict=True)])
         if len(chunks):
             vectors.add_with_ids(chunk_vectors, ids)
-        all_ids = np.array([r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+        rows = db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+        all_ids = np.array([r[0] for r in rows], dtype=np.int64)
         vectors = fit_to_size(vectors, all_ids, exact_max_chunks)  # exact or HNSW, by size
         total = len(all_ids)
     db.close()
+    lexical.write(staging, all_ids, [r[1] for r in rows])  # BM25 statistics are corpus-wide: all of it
     faiss.write_index(vectors, str(staging / VECTORS))
     return total
 

@@ -208,8 +208,14 @@ def _same_bytes(path: Path, data: bytes) -> bool:
         return False
 
 
+# A question needs one character that is not blank to Python (str.isspace) nor to JSON Schema's
+# ECMAScript \s (which adds U+FEFF and U+180E and omits U+001C-U+001F and U+0085): the API schema's
+# pattern, so that what the schema accepts and what the server accepts are the same questions.
+QUESTION_PATTERN = r"[^\s\x1c-\x1f\x85\ufeff\u180e]"
+
+
 def validate_question(question: str) -> str:
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str) or not re.search(QUESTION_PATTERN, question):
         raise InvalidRequest("question", "must not be empty")
     if len(question) > MAX_QUESTION_CHARS:
         raise InvalidRequest("question", f"must be at most {MAX_QUESTION_CHARS} characters, got {len(question)}")

@@ -1,4 +1,4 @@
-"""One index generation on disk: a SQLite chunk store with FTS5 (BM25) beside a FAISS index.
+"""One index generation on disk: a SQLite chunk store beside a FAISS index and a BM25 index.
 
 A generation is immutable once published; a build writes a new one (see index.py). Readers open
 the SQLite file read-only and immutable, so lookups take no locks.
@@ -7,7 +7,6 @@ the SQLite file read-only and immutable, so lookups take no locks.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -17,9 +16,11 @@ import numpy as np
 
 from . import vector_index
 from .chunking import Chunk
+from .lexical import LexicalIndex
 
 # 2: sentence vectors pooled from the chunk's pass (issue 6); HNSW vectors above a size threshold.
-FORMAT_VERSION = 2
+# 3: BM25 by bm25s postings (lexical.py) instead of SQLite FTS5.
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
@@ -35,26 +36,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     sentences TEXT NOT NULL, sentence_vectors BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, tokenize='porter unicode61');
 """
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-# Words too common to help BM25; dropping them keeps FTS5 queries short.
-_STOPWORDS = frozenset(
-    "a an and are as at be been by can could did do does for from had has have how i in is it its "
-    "of on or should that the their them they this to was were what when where which who whom why "
-    "will with would about into than then there these those you your me my we our".split()
-)
-
-
-def fts_query(question: str) -> str | None:
-    """An FTS5 MATCH expression: every word quoted (so no query syntax leaks through), OR-ed."""
-    words = [w.lower() for w in _WORD.findall(question)]
-    terms = list(dict.fromkeys(w for w in words if w not in _STOPWORDS)) or list(dict.fromkeys(words))
-    if not terms:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms[:64])
-
 
 @dataclass(frozen=True)
 class StoredChunk:
@@ -82,6 +64,7 @@ class Generation:
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
         self.vectors = vector_index.load(str(path / VECTORS))  # memory-mapped: workers share one copy
+        self.words = LexicalIndex(path)
         self.dimension = int(self.manifest["dimension"])
         self.chunk_count = int(self.manifest["chunks"])
         self.document_count = len(self.manifest["documents"])
@@ -103,20 +86,8 @@ class Generation:
         return vector_index.search(self.vectors, query, n, allowed)
 
     def lexical(self, question: str, n: int, doc_ids: list[str] | None = None) -> list[tuple[int, float]]:
-        """Top-n chunks by BM25 (FTS5); scores are positive, larger is better."""
-        match = fts_query(question)
-        if match is None:
-            return []
-        sql = "SELECT f.rowid, -bm25(chunks_fts) FROM chunks_fts f"
-        params: tuple = (match,)
-        if doc_ids is not None:
-            marks = ",".join("?" * len(doc_ids))
-            sql += f" JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? AND c.doc_id IN ({marks})"
-            params += tuple(doc_ids)
-        else:
-            sql += " WHERE chunks_fts MATCH ?"
-        sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
-        return [(int(r), float(s)) for r, s in self._rows(sql, params + (n,))]
+        """Top-n chunks by BM25; scores are positive, larger is better."""
+        return self.words.search(question, n, self.chunk_ids_of(doc_ids) if doc_ids is not None else None)
 
     def chunk_vectors(self, ids: list[int]) -> np.ndarray:
         return np.vstack([self.vectors.reconstruct(i) for i in ids]) if ids else np.zeros((0, self.dimension))
