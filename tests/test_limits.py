@@ -112,3 +112,20 @@ def test_the_api_docs_page_still_works_with_its_cdn_assets(report_assistant):
     with TestClient(create_app(assistant=report_assistant)) as client:
         r = client.get("/docs")
     assert r.status_code == 200 and "content-security-policy" not in r.headers
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/documents", "/view/article-ii-mandate.txt"])
+def test_head_answers_like_get_without_a_body(base_url, path):
+    got = httpx.get(base_url + path)
+    head = httpx.head(base_url + path)
+    assert head.status_code == got.status_code == 200
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content)) and head.content == b""
+
+
+def test_unknown_paths_get_a_page_in_a_browser_and_json_elsewhere(base_url):
+    page = httpx.get(base_url + "/no/such/page", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "There is no page at /no/such/page." in page.text and '<a href="/">Ask a question</a>' in page.text
+    api = httpx.get(base_url + "/no/such/page")
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}

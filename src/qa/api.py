@@ -26,7 +26,7 @@ from .errors import (
     NotFound,
     QAError,
 )
-from .limits import BodySizeLimit, SecurityHeaders
+from .limits import BodySizeLimit, HeadAsGet, SecurityHeaders
 from .service import (
     MAX_K,
     MAX_QUESTION_CHARS,
@@ -175,6 +175,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     app.add_middleware(BodySizeLimit, ask_limit=assistant.settings.max_body_bytes,
                        upload_limit=assistant.settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(HeadAsGet)
 
     @app.exception_handler(QAError)
     async def _domain_error(request: Request, exc: QAError) -> Response:
@@ -195,6 +196,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
             detail = f"body: not UTF-8 text (byte {exc.__cause__.start}); send a JSON object in UTF-8"
             return JSONResponse({"detail": detail}, status_code=422)
+        if exc.status_code == 404 and "text/html" in request.headers.get("accept", ""):
+            return web.error_page(request, 404, f"There is no page at {request.url.path}.")  # a browser
         if exc.status_code != 405:
             return await http_exception_handler(request, exc)
         # Starlette names only the methods of the first route that matched the path; list them all.

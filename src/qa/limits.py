@@ -1,4 +1,4 @@
-"""ASGI middleware at the edge: request body limits and security headers.
+"""ASGI middleware at the edge: request body limits, security headers, HEAD requests.
 
 Plain ASGI rather than BaseHTTPMiddleware so an oversized body is refused before it is read in full.
 """
@@ -92,3 +92,22 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class HeadAsGet:
+    """HEAD answers what GET would, headers only. FastAPI routes declare GET alone, so without this
+    `curl -I` and uptime monitors get 405 from pages that exist."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
