@@ -270,6 +270,7 @@ def test_second_writer_gets_a_clear_message_or_waits(tmp_path, corpus, encoder):
             waiting.wait(timeout=3)  # blocked on the lock
     out, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 0, err
+    assert "another build is running on" in err and "waiting for it to finish" in err  # said why it waited
     assert out.startswith("up to date")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -32,6 +33,8 @@ from .embedding import Encoder
 from .errors import BuildInProgress, DocumentError, IndexMismatch
 from .store import FORMAT_VERSION, MANIFEST, SCHEMA, STORE, VECTORS
 from .vector_index import empty_index, fit_to_size, remove
+
+log = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -125,14 +128,17 @@ def writer_lock(index_dir: Path, wait: bool = False):
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / LOCK, "a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             running = read_progress(index_dir)
             how_far = f" ({running['phase']} {running['done']}/{running['total']})" if running else ""
-            raise BuildInProgress(
-                f"another build is running on {index_dir}{how_far}; try again when it has finished "
-                "(`qa index --wait` waits for it)"
-            ) from exc
+            busy = f"another build is running on {index_dir}{how_far}"
+            if not wait:
+                raise BuildInProgress(
+                    f"{busy}; try again when it has finished (`qa index --wait` waits for it)"
+                ) from exc
+            log.warning("%s; waiting for it to finish", busy)  # so a waiting `qa index` is not mute
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
