@@ -21,7 +21,6 @@ import os
 import platform
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -40,8 +39,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from qa import answering  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluation import Case, evaluate, normalise, run_eval, summarise  # noqa: E402
+from qa.lexical import LexicalIndex, write  # noqa: E402
 from qa.service import Assistant  # noqa: E402
-from qa.store import fts_query  # noqa: E402
 
 DEFAULT_TSV = ROOT.parent / "shared" / "bench" / "wikiqa" / "WikiQA-test.tsv"
 REPORT = ROOT / "corpus" / "article-ii-mandate.txt"
@@ -110,16 +109,14 @@ def single_method_rows(assistant: Assistant, cases: list[Case]) -> dict[str, dic
     sentences = [text for sc in stored.values() for a, b in sc.chunk.sentences
                  if (text := sc.chunk.text[a - sc.chunk.start : b - sc.chunk.start]) != sc.title]
     matrix = assistant.encoder.encode(sentences)
-    fts = sqlite3.connect(":memory:")  # the product's lexical scoring, one sentence a row
-    fts.execute("CREATE VIRTUAL TABLE s USING fts5(text, tokenize='porter unicode61')")
-    fts.executemany("INSERT INTO s(rowid, text) VALUES (?, ?)", enumerate(sentences))
+    with tempfile.TemporaryDirectory() as folder:  # the product's lexical scoring, one sentence a document
+        write(Path(folder), np.arange(len(sentences), dtype=np.int64), sentences)
+        sentence_bm25 = LexicalIndex(Path(folder))
     answerable = [c for c in cases if c.evidence]
     queries = assistant.encoder.encode([c.question for c in answerable])
 
     def lexical_sentences(question: str) -> list[int]:
-        match = fts_query(question)
-        sql = "SELECT rowid FROM s WHERE s MATCH ? ORDER BY bm25(s) LIMIT 3"
-        return [r[0] for r in fts.execute(sql, (match,))] if match else []
+        return [i for i, _ in sentence_bm25.search(question, 3)]
 
     def rrf(case: Case, query: np.ndarray) -> list[int]:
         score: dict[int, float] = defaultdict(float)

@@ -1,22 +1,25 @@
 """Retrieval, evidence and abstention quality on the report's dev sets, with the real model.
 
 Two question sets: `dev_questions.jsonl` is phrased the way users ask (written blind, without
-seeing the system's results) and carries the issue-2 minimums; `dev_questions_paraphrased.jsonl`
-deliberately avoids every word of the report, and its floors are the levels the pipeline reaches
-(docs/benchmarks.md, "Retrieval quality"), a little below so one question's change does not fail.
+seeing the system's results) and carries the issue-3 targets over the report alone (with the WikiQA
+distractors they are measured by bench/wikiqa.py, which needs data tests never read);
+`dev_questions_paraphrased.jsonl` deliberately avoids every word of the report, and its floors are
+the levels the pipeline reaches (docs/benchmarks.md, "Retrieval quality"), a little below so one
+question's change does not fail.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from qa.answering import Answer, Passage, unmatched_names
+from qa.answering import Answer, Passage, unmatched_names, word_coverage
 from qa.errors import ModelError, QAError
 from qa.evaluation import Case, format_report, judge, load_cases, run_eval, summarise
-from qa.retrieval import Reranker, retrieve
+from qa.retrieval import DOCUMENT_WEIGHT, Reranker, _by_document, numbered_reference, retrieve
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV_SET = DATA / "dev_questions.jsonl"
@@ -71,10 +74,10 @@ def test_every_evidence_string_is_in_the_report(path):
 
 
 # -- what the pipeline reaches ----------------------------------------------------------------------
-def test_issue_2_minimums_on_questions_phrased_as_users_ask(dev_metrics):
-    assert dev_metrics["hit@1"] >= 0.8
-    assert dev_metrics["hit@3"] >= 0.95
-    assert dev_metrics["evidence@3"] >= 0.8
+def test_issue_3_targets_on_questions_phrased_as_users_ask(dev_metrics):
+    assert dev_metrics["hit@1"] >= 0.9
+    assert dev_metrics["hit@3"] >= 0.97
+    assert dev_metrics["evidence@3"] >= 0.9
 
 
 def test_at_most_one_in_twenty_answerable_questions_abstains(dev_metrics, paraphrased_metrics):
@@ -87,18 +90,18 @@ def test_clearly_off_topic_questions_abstain(report_assistant):
     assert len(abstained) >= len(CLEARLY_OFF_TOPIC) - 1, set(CLEARLY_OFF_TOPIC) - set(abstained)
 
 
-def test_most_near_topic_questions_abstain_too(dev_metrics):
-    # 8 clearly off-topic + 5 of the 7 near-topic ones.
-    assert dev_metrics["abstained_unanswerable"] >= 12
+def test_nine_in_ten_unanswerable_questions_abstain(dev_metrics):
+    # 8 clearly off-topic + at least 6 of the 7 near-topic ones ("Japan's inflation rate in 2022").
+    assert dev_metrics["abstained_unanswerable"] >= 0.9 * dev_metrics["unanswerable"]
 
 
 def test_floors_on_adversarial_paraphrases(paraphrased_metrics):
     assert paraphrased_metrics["hit@1"] >= 0.7
-    assert paraphrased_metrics["hit@3"] >= 0.86
+    assert paraphrased_metrics["hit@3"] >= 0.88
     assert paraphrased_metrics["hit@5"] >= 0.93
     assert paraphrased_metrics["evidence@1"] >= 0.62
-    assert paraphrased_metrics["evidence@3"] >= 0.75
-    assert paraphrased_metrics["abstained_unanswerable"] >= 9
+    assert paraphrased_metrics["evidence@3"] >= 0.77
+    assert paraphrased_metrics["abstained_unanswerable"] >= 10
 
 
 # -- contract and behaviour -----------------------------------------------------------------------
@@ -124,12 +127,83 @@ def test_answer_cites_highlighted_passages(report_assistant):
     assert "[1]" in answer.answer and answer.passages[0].highlights
 
 
+@pytest.mark.parametrize(("question", "heading"), [
+    ("What is recommendation 3 about?", "3. Work toward a free and open digital economy."),
+    ("What is the fourth recommendation?", "4. Cooperate on trade liberalization and rule-making."),
+    ("what does section 10 say", "10. Collaborate on anti-corruption efforts."),
+])
+def test_a_numbered_part_is_answered_by_its_heading(report_assistant, question, heading):
+    answer = report_assistant.ask(question)
+    assert not answer.abstained and answer.answer == f"{heading} [1]"
+    first = answer.passages[0]
+    assert first.text.startswith(heading) and [first.text[a:b] for a, b in first.highlights][0] == heading
+
+
+def test_a_question_about_a_numbered_part_is_answered_from_it(report_assistant):
+    answer = report_assistant.ask("Who should get more support from the US and Japan under recommendation 7?")
+    assert answer.passages[0].section.startswith("7. Respond to the risk of geo-economic coercion")
+    assert "Belt and Road Initiative" in answer.answer and "[1]" in answer.answer and "[2]" not in answer.answer
+
+
+def test_passages_of_the_best_matching_document_keep_ahead_of_a_slightly_closer_distractor():
+    def stored(*docs):
+        return {i: SimpleNamespace(chunk=SimpleNamespace(doc_id=d)) for i, d in enumerate(docs, start=1)}
+
+    fused = {1: 0.50, 2: 0.45, 3: 0.44}  # report, distractor, report
+    assert _by_document([1, 2, 3], stored("report", "wiki", "report"), dict(fused)) == [1, 3, 2]
+    assert _by_document([1, 2, 3], stored("report", "report", "report"), dict(fused)) == [1, 2, 3]
+    assert 0 < DOCUMENT_WEIGHT < 0.5
+
+
+def test_numbered_reference():
+    assert numbered_reference("What is recommendation 3 about?") == ("recommendation", 3)
+    assert numbered_reference("the Second Recommendation") == ("recommendation", 2)
+    assert numbered_reference("summarise the 5th chapter") == ("chapter", 5)
+    assert numbered_reference("section no. 12") == ("section", 12)
+    assert numbered_reference("When did Japan first sell more to the US?") is None
+    assert numbered_reference("What does Article II say?") is None
+
+
+@pytest.mark.parametrize(("question", "words"), [
+    ("Toshiba", "Toshiba radio"), ("lost decade", "lost decade"), ("What is Article II?", "Article II of"),
+    ("Belt and Road", "Belt and Road Initiative"),
+])
+def test_a_short_keyword_question_is_answered_by_a_sentence_holding_its_words(report_assistant, question, words):
+    answer = report_assistant.ask(question)
+    assert not answer.abstained and words in answer.answer
+    cited = answer.passages[int(answer.answer.rsplit("[", 1)[1].rstrip("]")) - 1]
+    assert any(words in cited.text[a:b] for a, b in cited.highlights)
+
+
+def test_a_short_question_whose_words_no_sentence_holds_still_abstains(report_assistant):
+    for question in ("What is the Quad?", "orchid", "Kishida"):
+        assert report_assistant.ask(question).abstained, question
+
+
+def test_near_topic_questions_naming_a_missing_number_or_acronym_abstain(report_assistant):
+    for question in ("What was Japan's inflation rate in 2022?", "What is Japan's defense budget as a share of GDP?"):
+        assert report_assistant.ask(question).abstained, question
+    assert not report_assistant.ask("When did Japan run its first trade surplus with the US?").abstained
+
+
+def test_word_coverage():
+    assert word_coverage("symptoms of vitamin D deficiency", ["The symptoms of kidney disease"]) == 0.25
+    assert word_coverage("Which treaties were signed?", ["The treaty was signed in 1960."]) == 1.0
+    assert word_coverage("what is it", ["anything"]) == 1.0  # no content words: nothing to miss
+
+
 def test_unmatched_names():
     assert unmatched_names("What is South Korea's trade policy toward China?", ["China and Japan"]) == [
         "South", "Korea"]
     assert unmatched_names("What did Japan's exports do in the 70s?", ["In the 1970s, Japan"]) == []
     assert unmatched_names("HOW AFRICAN AMERICANS WERE IMMIGRATED TO THE US", ["nothing"]) == []
     assert unmatched_names("What was the exchange rate in 2023?", ["rates"]) == ["2023"]
+    # An acronym keeps its case and matches dotted or spelled out.
+    assert unmatched_names("Is the US economy big?", ["The U.S. economy"]) == []
+    assert unmatched_names("Was TPP an FTA?", ["TPP, a free trade agreement"]) == []
+    assert unmatched_names("Do SMEs matter?", ["small and medium-sized enterprises (SMEs)"]) == []
+    assert unmatched_names("How does the CHIPS Act work?", ["chips and the Act"]) == ["CHIPS"]
+    assert unmatched_names("Japan's GDP", ["Japan's gross national income"]) == ["GDP"]
 
 
 # -- the optional cross-encoder reranker ---------------------------------------------------------
