@@ -33,7 +33,7 @@ from latency import DEV_SET, machine, percentiles
 from qa.config import Settings
 from qa.embedding import Encoder
 from qa.evaluation import evaluate, load_cases, summarise
-from qa.index import current_generation
+from qa.generations import current_generation
 from qa.service import Assistant
 from qa.store import STORE
 

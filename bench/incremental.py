@@ -29,7 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from qa.config import Settings
-from qa.index import build_index, current_generation
+from qa.generations import current_generation
+from qa.index import build_index
 from qa.service import Assistant
 from qa.store import STORE
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, REPORT, make_settings
 from qa.api import create_app
-from qa.index import PROGRESS, current_generation, read_progress
+from qa.generations import PROGRESS, current_generation, read_progress
 from qa.service import Assistant
 
 TOPICS = ["semiconductors", "shipbuilding", "liquefied natural gas", "rare earths", "port cranes",

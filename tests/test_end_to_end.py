@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import REPORT
-from qa.index import current_generation, read_manifest
+from qa.generations import current_generation, read_manifest
 from qa.store import FORMAT_VERSION, MANIFEST
 from server import live_server
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import FIXTURES, REPORT, make_settings
 from qa import index as qa_index
 from qa.errors import BuildInProgress
-from qa.index import current_generation, read_manifest, writer_lock
+from qa.generations import current_generation, read_manifest, writer_lock
 from qa.lexical import LexicalIndex
 from qa.service import Assistant
 from qa.store import STORE, VECTORS

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FIXTURES, REPORT, make_settings
 from qa import vector_index
-from qa.index import current_generation
+from qa.generations import current_generation
 from qa.service import Assistant
 from qa.store import VECTORS
 

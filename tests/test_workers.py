@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from conftest import FIXTURES, REPORT, make_settings
-from qa.index import current_generation
+from qa.generations import current_generation
 from qa.service import Assistant
 from qa.store import STORE
 from server import live_server

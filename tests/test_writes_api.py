@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from conftest import FIXTURES, make_settings
 from qa.api import create_app
 from qa.config import Settings
-from qa.index import current_generation, writer_lock
+from qa.generations import current_generation, writer_lock
 from qa.service import Assistant
 from server import live_server
 

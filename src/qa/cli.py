@@ -106,7 +106,8 @@ def _unusable_index(settings: Settings) -> str | None:
     other settings built it), or None. A server that starts on such an index would answer 503 to
     everything until someone ran `qa index`, so `qa serve` builds it first."""
     from .errors import IndexMismatch
-    from .index import check_compatible, read_manifest
+    from .generations import read_manifest
+    from .index import check_compatible
 
     manifest = read_manifest(settings.index_dir)
     if manifest is None:

@@ -1,23 +1,20 @@
-"""Building, updating and publishing index generations.
+"""Building and updating index generations.
 
-A build runs under an exclusive lock, writes a complete new generation into a temporary folder,
-then publishes it by replacing the small pointer file CURRENT (os.replace is atomic). A crash at any
-point leaves the previous generation published and intact; the next build removes the leftovers.
-Only documents whose content hash changed are read, chunked and embedded.
+A build runs under the index directory's writer lock, writes a complete new generation into a
+temporary folder, then publishes it (generations.py). A crash at any point leaves the previous
+generation published and intact; the next build removes the leftovers. Only documents whose
+content hash changed are read, chunked and embedded.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import logging
 import os
 import shutil
 import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,19 +27,19 @@ from .chunking import CHUNKER_VERSION, Chunk, chunk_document
 from .config import Settings
 from .documents import Document, iter_corpus_files, read_document
 from .embedding import Encoder
-from .errors import BuildInProgress, DocumentError, IndexMismatch
+from .errors import DocumentError, IndexMismatch
+from .generations import (
+    Progress,
+    ProgressFile,
+    current_generation,
+    publish,
+    remove_leftovers,
+    writer_lock,
+)
 from .store import FORMAT_VERSION, MANIFEST, SCHEMA, STORE, VECTORS
 from .vector_index import empty_index, fit_to_size, remove
 
-log = logging.getLogger(__name__)
-
-POINTER = "CURRENT"
-LOCK = ".lock"
-PROGRESS = ".progress.json"  # written by the running build so any process (a server) can report it
-PROGRESS_EVERY = 0.25  # seconds between progress file writes
 ENCODE_SLICE = 256  # texts per progress step; the encoder batches within a slice
-
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 @dataclass
@@ -85,21 +82,6 @@ def chunker_settings(settings: Settings, max_seq_length: int) -> dict:
             "max_tokens": max_seq_length}
 
 
-def current_generation(index_dir: Path) -> Path | None:
-    """The published generation's folder, or None when nothing has been published."""
-    try:
-        name = (index_dir / POINTER).read_text().strip()
-    except FileNotFoundError:
-        return None
-    path = index_dir / name
-    return path if name and (path / MANIFEST).is_file() else None
-
-
-def read_manifest(index_dir: Path) -> dict | None:
-    gen = current_generation(index_dir)
-    return json.loads((gen / MANIFEST).read_text()) if gen else None
-
-
 def check_compatible(manifest: dict, settings: Settings, encoder: Encoder | None = None) -> None:
     """Refuse an index that another format, model or chunker configuration built."""
     if manifest.get("format") != FORMAT_VERSION:
@@ -120,63 +102,6 @@ def check_compatible(manifest: dict, settings: Settings, encoder: Encoder | None
             f"index built for vectors of dimension {manifest.get('dimension')} and max_seq_length "
             f"{manifest.get('max_seq_length')}, the model gives {encoder.dimension} and {encoder.max_seq_length}"
         )
-
-
-@contextmanager
-def writer_lock(index_dir: Path, wait: bool = False):
-    """One writer per index directory, across processes. Raises BuildInProgress unless `wait`."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / LOCK, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            running = read_progress(index_dir)
-            how_far = f" ({running['phase']} {running['done']}/{running['total']})" if running else ""
-            busy = f"another build is running on {index_dir}{how_far}"
-            if not wait:
-                raise BuildInProgress(
-                    f"{busy}; try again when it has finished (`qa index --wait` waits for it)"
-                ) from exc
-            log.warning("%s; waiting for it to finish", busy)  # so a waiting `qa index` is not mute
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class _ProgressFile:
-    """Progress of the build holding the lock, as a small JSON file replaced atomically (throttled)."""
-
-    def __init__(self, index_dir: Path, report: Progress) -> None:
-        self.path = index_dir / PROGRESS
-        self.report = report
-        self.last = ("", 0.0)
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        self.report(phase, done, total)
-        now = time.monotonic()
-        if phase == self.last[0] and now - self.last[1] < PROGRESS_EVERY and done < total:
-            return
-        self.last = (phase, now)
-        tmp = self.path.with_name(f"{PROGRESS}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "phase": phase, "done": done, "total": total}))
-        os.replace(tmp, self.path)
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def read_progress(index_dir: Path) -> dict | None:
-    """{"pid", "phase", "done", "total"} of the running build, or None when no build is running."""
-    try:
-        state = json.loads((index_dir / PROGRESS).read_text())
-        os.kill(int(state["pid"]), 0)  # a build killed with -9 leaves the file behind
-    except PermissionError:
-        pass  # the builder runs as another user: it is alive
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return state
 
 
 def hash_corpus(corpus_dir: Path) -> tuple[dict[str, tuple[Path, bytes]], dict[str, str]]:
@@ -215,7 +140,7 @@ def build_index(
     """
     index_dir = settings.index_dir
     with writer_lock(index_dir, wait=wait):
-        report = _ProgressFile(index_dir, progress or (lambda *_: None))
+        report = ProgressFile(index_dir, progress or (lambda *_: None))
         try:
             report("scanning", 0, 0)
             if prepare is not None:
@@ -228,7 +153,7 @@ def build_index(
 def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Progress) -> BuildSummary:
     began = time.perf_counter()
     index_dir = settings.index_dir
-    _remove_leftovers(index_dir)
+    remove_leftovers(index_dir)
     old_gen = current_generation(index_dir)
     manifest = json.loads((old_gen / MANIFEST).read_text()) if old_gen else None
     summary = BuildSummary()
@@ -311,7 +236,7 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
     except BaseException:  # Ctrl-C or a failure leaves nothing behind; kill -9 is cleaned up next time
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _publish(index_dir, staging)
+    publish(index_dir, staging)
     summary.documents, summary.chunks = len(indexed), total_chunks
     summary.seconds = time.perf_counter() - began
     return summary
@@ -377,59 +302,3 @@ def _embed(encoder: Encoder, chunks: list[Chunk], progress: Progress):
     progress("embedding", len(chunks), len(chunks))
     matrix = np.vstack(chunk_vectors) if chunk_vectors else np.zeros((0, encoder.dimension), dtype=np.float32)
     return np.ascontiguousarray(matrix, dtype=np.float32), sentence_vectors
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _publish(index_dir: Path, staging: Path) -> None:
-    _fsync_tree(staging)
-    final = index_dir / f"gen-{time.time_ns()}"
-    staging.rename(final)
-    pointer_tmp = index_dir / f"{POINTER}.tmp"
-    pointer_tmp.write_text(final.name + "\n")
-    with open(pointer_tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    previous = current_generation(index_dir)
-    os.replace(pointer_tmp, index_dir / POINTER)
-    fd = os.open(index_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    # Keep the previous generation a while: a reader may have just resolved the old pointer.
-    for old in index_dir.glob("gen-*"):
-        if old not in (final, previous):
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_leftovers(index_dir: Path) -> None:
-    """Remove what interrupted builds left behind (we hold the lock, so their writers are gone):
-    staging folders, a half-written pointer, and generations never published or long replaced.
-    The newest generation before the published one stays: a reader may still be opening it."""
-    for leftover in index_dir.glob(".build-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    for tmp in [index_dir / f"{POINTER}.tmp", *index_dir.glob(f"{PROGRESS}.*.tmp")]:
-        tmp.unlink(missing_ok=True)
-    published = current_generation(index_dir)
-    if published is None:
-        return
-    older = sorted((g for g in index_dir.glob("gen-*") if _gen_time(g) < _gen_time(published)), key=_gen_time)
-    for gen in index_dir.glob("gen-*"):
-        if gen != published and gen not in older[-1:]:
-            shutil.rmtree(gen, ignore_errors=True)
-
-
-def _gen_time(gen: Path) -> int:
-    try:
-        return int(gen.name.removeprefix("gen-"))
-    except ValueError:
-        return -1

@@ -16,14 +16,8 @@ from .config import Settings
 from .documents import SUPPORTED_SUFFIXES
 from .embedding import Encoder
 from .errors import DocumentError, IndexMismatch, IndexMissing, NotFound, QAError
-from .index import (
-    BuildSummary,
-    build_index,
-    check_compatible,
-    current_generation,
-    load_document,
-    read_progress,
-)
+from .generations import current_generation, read_progress
+from .index import BuildSummary, build_index, check_compatible, load_document
 from .retrieval import Reranker, retrieve
 from .store import Generation, StoredDocument
 

@@ -1,6 +1,6 @@
 """One index generation on disk: a SQLite chunk store beside a FAISS index and a BM25 index.
 
-A generation is immutable once published; a build writes a new one (see index.py). Readers open
+A generation is immutable once published; a build writes a new one (index.py). Readers open
 the SQLite file read-only and immutable, so lookups take no locks.
 """
 
