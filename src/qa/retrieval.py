@@ -26,7 +26,7 @@ RERANK_DEPTH = 20
 REFERENCE_DOCUMENTS = 3
 # Each of the best RERANK_DEPTH passages gains this much of its document's best fused score, so that
 # with distractors the document that matches best keeps its other passages ahead ("after Abe came
-# back", report + WikiQA: the report's passage rose from 5th to 2nd). 0.25 and 0.5 measured the same
+# back", report + WikiQA: the report's passage rose from 5th to 3rd). 0.25 and 0.5 measured the same
 # on the dev sets; 1.0 lowered WikiQA evidence@3 (docs/benchmarks.md).
 DOCUMENT_WEIGHT = 0.25
 
