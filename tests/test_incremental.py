@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import faiss
@@ -266,11 +267,16 @@ def test_second_writer_gets_a_clear_message_or_waits(tmp_path, corpus, encoder):
             Assistant(settings, encoder=encoder).reindex()
         waiting = subprocess.Popen([sys.executable, "-m", "qa.cli", *args, "--wait"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        with pytest.raises(subprocess.TimeoutExpired):
-            waiting.wait(timeout=3)  # blocked on the lock
+        watchdog = threading.Timer(60, waiting.kill)  # a child that never says it waits must not hang us
+        watchdog.start()
+        said = ""
+        while "waiting for it to finish" not in said and (line := waiting.stderr.readline()):
+            said += line  # returns once the child has reached the lock we hold and said so
+        watchdog.cancel()
+        assert "another build is running on" in said and "waiting for it to finish" in said, said
+        assert waiting.poll() is None  # still blocked on the lock
     out, err = waiting.communicate(timeout=60)
-    assert waiting.returncode == 0, err
-    assert "another build is running on" in err and "waiting for it to finish" in err  # said why it waited
+    assert waiting.returncode == 0, said + err
     assert out.startswith("up to date")
 
 

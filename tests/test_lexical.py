@@ -1,0 +1,73 @@
+"""BM25 over the report's paragraphs: the fast scorer ranks exactly as bm25s's own retrieve does."""
+
+from __future__ import annotations
+
+import bm25s
+import numpy as np
+import pytest
+
+from conftest import REPORT
+from qa import lexical
+
+QUESTIONS = [
+    "When did Japan first run a trade surplus with the United States?",
+    "What does the report say about LNG and energy security?",
+    "Toshiba radio sledgehammers Capitol",
+    "recommendation 3",
+    "How should the allies cooperate on infrastructure finance in Southeast Asia?",
+]
+
+
+@pytest.fixture(scope="module")
+def paragraphs() -> list[str]:
+    return [line.strip() for line in REPORT.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def index(paragraphs, tmp_path_factory) -> lexical.LexicalIndex:
+    folder = tmp_path_factory.mktemp("bm25")
+    ids = np.arange(1000, 1000 + 3 * len(paragraphs), 3)  # chunk ids are not positions
+    lexical.write(folder, ids, paragraphs)
+    return lexical.LexicalIndex(folder)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_ranking_equals_bm25s_retrieve(index, paragraphs, question):
+    reference = bm25s.BM25(k1=lexical.K1, b=lexical.B, method="lucene")
+    reference.index(lexical._tokenize(paragraphs, return_ids=True), show_progress=False)
+    query = lexical._tokenize([question], return_ids=False)
+    positions, scores = reference.retrieve(query, k=5, show_progress=False)
+    matched = [(1000 + 3 * int(p), float(s)) for p, s in zip(positions[0], scores[0], strict=True) if s > 0]
+    got = index.search(question, 5)
+    assert got, "every question here shares words with the report"
+    assert [round(s, 4) for _, s in got] == [round(s, 4) for _, s in matched]
+    assert {i for i, _ in got} == {i for i, _ in matched}
+
+
+def test_a_rare_name_finds_its_paragraph_first(index, paragraphs):
+    best, _ = index.search("Toshiba", 3)[0]
+    assert "Toshiba" in paragraphs[(best - 1000) // 3]
+
+
+def test_a_filter_keeps_only_allowed_chunks(index):
+    everything = index.search("trade tensions", 50)
+    allowed = np.array([i for i, _ in everything[5:8]])
+    assert [i for i, _ in index.search("trade tensions", 50, allowed)] == allowed.tolist()
+
+
+def test_questions_without_indexed_words_find_nothing(index):
+    assert index.search("the of and to", 5) == []
+    assert index.search("zyxwvut qwerty", 5) == []
+    assert index.search("?!", 5) == []
+
+
+def test_n_cuts_a_stable_order(index):
+    every = index.search("trade economic cooperation Japan", 1000)
+    assert len(every) > 8
+    assert every == sorted(every, key=lambda hit: (-hit[1], hit[0]))
+    assert index.search("trade economic cooperation Japan", 7) == every[:7]
+
+
+def test_an_empty_corpus_is_searchable(tmp_path):
+    lexical.write(tmp_path, np.array([], dtype=np.int64), [])
+    assert lexical.LexicalIndex(tmp_path).search("trade", 5) == []
