@@ -7,12 +7,11 @@ passage and no encoding beyond the question.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import Stemmer
 
+from . import lexical
 from .chunking import Chunk
 from .lexical import STOPWORDS
 from .retrieval import Hit
@@ -241,14 +240,8 @@ def _acronym_in(acronym: str, text: str) -> bool:
     return letters.lower() in initials
 
 
-_local = threading.local()  # a PyStemmer object must not be shared between threads
-
-
 def _stems(text: str) -> set[str]:
-    if not hasattr(_local, "stemmer"):
-        _local.stemmer = Stemmer.Stemmer("porter")
-    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-    return set(_local.stemmer.stemWords(words))
+    return set(lexical.terms(text))
 
 
 def word_coverage(question: str, texts: list[str]) -> float:

@@ -9,6 +9,7 @@ and 3 ms at a million chunks, where SQLite FTS5 computed bm25() row by row (47 m
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -31,6 +32,7 @@ STOPWORDS = frozenset(
 FILES = {name: f"bm25-{name}.npy" for name in ("data", "indices", "indptr", "ids")}
 VOCAB = "bm25-vocab.json"
 
+_TOKEN = re.compile(TOKEN_PATTERN)
 _local = threading.local()  # a PyStemmer object must not be shared between threads
 
 
@@ -38,6 +40,11 @@ def _stem(words: list[str]) -> list[str]:
     if not hasattr(_local, "stemmer"):
         _local.stemmer = Stemmer.Stemmer("porter")
     return _local.stemmer.stemWords(words)
+
+
+def terms(text: str) -> list[str]:
+    """The words of text as the index holds them: lower-cased, stopwords dropped, Porter-stemmed."""
+    return _stem([w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS])
 
 
 def _tokenize(texts: list[str], return_ids: bool):
@@ -73,11 +80,11 @@ class LexicalIndex:
 
     def search(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n (chunk id, BM25 score) by score then id; only chunks in `allowed` if it is given."""
-        terms = {self._vocab[t] for t in _tokenize([question], return_ids=False)[0] if t in self._vocab}
+        known = {self._vocab[t] for t in terms(question) if t in self._vocab}
         data, indices, indptr, ids = (self._arrays[k] for k in ("data", "indices", "indptr", "ids"))
-        if not terms:
+        if not known:
             return []
-        rows = [slice(indptr[t], indptr[t + 1]) for t in sorted(terms)]
+        rows = [slice(indptr[t], indptr[t + 1]) for t in sorted(known)]
         positions, inverse = np.unique(np.concatenate([indices[r] for r in rows]), return_inverse=True)
         scores = np.bincount(inverse, weights=np.concatenate([data[r] for r in rows]))
         chunk_ids = ids[positions]
