@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
+import sqlite3
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -32,12 +34,14 @@ import numpy as np
 
 import wikiqa
 from latency import machine, percentiles
-from qa import vector_index
+from qa import generations, vector_index
 from qa.chunking import Chunk
 from qa.config import Settings
 from qa.documents import Document
 from qa.embedding import Encoder
-from qa.index import _publish, _write_store, chunker_settings, current_generation
+from qa.generations import current_generation
+from qa.index import _write_store, chunker_settings
+from qa.lexical import STOPWORDS
 from qa.retrieval import CANDIDATES
 from qa.service import Assistant
 from qa.store import FORMAT_VERSION, MANIFEST, STORE, VECTORS
@@ -93,7 +97,22 @@ def publish(settings: Settings, encoder: Encoder, documents, chunks, vectors, se
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (staging / MANIFEST).write_text(json.dumps(manifest))
-    _publish(settings.index_dir, staging)
+    generations.publish(settings.index_dir, staging)
+    return time.perf_counter() - began
+
+
+def update(settings: Settings, encoder: Encoder, document, chunks, vectors, sentence_vectors) -> float:
+    """Re-index one document of the published generation as changed (its 10 chunks removed and added
+    again) and publish the result, as `qa index` does after an edit; returns the seconds taken."""
+    began = time.perf_counter()
+    base = current_generation(settings.index_dir)
+    staging = settings.index_dir / ".build-scale-update"
+    staging.mkdir()
+    total = _write_store(staging, base, encoder.dimension, [document.doc_id], [document], chunks,
+                         np.ascontiguousarray(vectors), sentence_vectors, settings.exact_max_chunks)
+    manifest = json.loads((base / MANIFEST).read_text()) | {"chunks": total}
+    (staging / MANIFEST).write_text(json.dumps(manifest))
+    generations.publish(settings.index_dir, staging)
     return time.perf_counter() - began
 
 
@@ -114,15 +133,39 @@ def exact_search(vectors: np.ndarray, queries: np.ndarray) -> tuple[list[set[int
     return [{int(i) + 1 for i in ids} for ids in found], seconds  # chunk ids start at 1
 
 
+def fts5_baseline(store: Path, questions: list[str]) -> dict:
+    """The lexical search the product used before (index format 2), on the same chunks in the same
+    run: SQLite FTS5 (porter unicode61), bm25() on every matching row, the best CANDIDATES kept."""
+    with tempfile.TemporaryDirectory(prefix="qa-bench-fts5-") as folder:
+        db = sqlite3.connect(Path(folder) / "fts5.sqlite")
+        db.execute("CREATE VIRTUAL TABLE f USING fts5(text, tokenize='porter unicode61')")
+        db.execute("ATTACH DATABASE ? AS store", (f"file:{store}?mode=ro",))
+        with db:
+            db.execute("INSERT INTO f(rowid, text) SELECT id, text FROM store.chunks")
+        sql = "SELECT rowid, -bm25(f) FROM f WHERE f MATCH ? ORDER BY bm25(f) LIMIT ?"
+
+        def search(question: str) -> list:
+            words = dict.fromkeys(w.lower() for w in re.findall(r"\w+", question) if w.lower() not in STOPWORDS)
+            match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+            return db.execute(sql, (match, CANDIDATES)).fetchall() if match else []
+
+        _, seconds = timed_each(search, questions)
+        db.close()
+    return percentiles(seconds)
+
+
 def one_size(n: int, workdir: Path, encoder: Encoder, sentences, vectors, questions, query_vectors) -> dict:
     settings = Settings(corpus_dir=workdir / f"corpus-{n}", index_dir=workdir / f"index-{n}").resolved()
     shutil.rmtree(settings.index_dir, ignore_errors=True)
     documents, chunks, chunk_vectors, sentence_vectors = synthesise(n, sentences, vectors, seed=n)
     build_s = publish(settings, encoder, documents, chunks, chunk_vectors, sentence_vectors)
+    one_document = (documents[0], chunks[:CHUNKS_PER_DOCUMENT], chunk_vectors[:CHUNKS_PER_DOCUMENT],
+                    sentence_vectors[:CHUNKS_PER_DOCUMENT])
     del documents, chunks, sentence_vectors
     path = current_generation(settings.index_dir)
     out: dict = {"chunks": n, "build_s": round(build_s, 1)}
     out["disk_bytes_per_chunk"] = {name: round((path / name).stat().st_size / n) for name in (VECTORS, STORE)}
+    out["disk_bytes_per_chunk"]["bm25"] = round(sum(f.stat().st_size for f in path.glob("bm25-*")) / n)
 
     truth, exact_s = exact_search(chunk_vectors, query_vectors)
     out["exact_search_ms"] = percentiles(exact_s)
@@ -141,6 +184,7 @@ def one_size(n: int, workdir: Path, encoder: Encoder, sentences, vectors, questi
     out["recall_at_10"] = round(float(np.mean(overlap)), 4)
     _, lexical_s = timed_each(lambda q: generation.lexical(q, CANDIDATES), questions)
     out["lexical_ms"] = percentiles(lexical_s)
+    out["fts5_ms"] = fts5_baseline(path / STORE, questions)
 
     t = time.perf_counter()
     assistant.ask(questions[0])
@@ -155,6 +199,7 @@ def one_size(n: int, workdir: Path, encoder: Encoder, sentences, vectors, questi
         "shared_file_pages": round((after["RssFile"] - before["RssFile"]) * 1024 / n),
     }
     generation.close()
+    out["update_one_document_s"] = round(update(settings, encoder, *one_document), 1)
     return out
 
 
@@ -193,17 +238,21 @@ def render(out: dict) -> str:
              "| | " + " | ".join(f"{int(s):,} chunks" for s in sizes) + " |",
              "| --- |" + " --- |" * len(sizes),
              row("vector index", lambda r: r["index_type"]),
-             row("build (store + vector index, no encoding)", lambda r: f"{r['build_s']:.0f} s"),
+             row("build (store + vector index + BM25, no encoding)", lambda r: f"{r['build_s']:.0f} s"),
+             row("update one document (10 chunks) and publish", lambda r: f"{r['update_one_document_s']:.1f} s"),
              row("vector search p50 (exact search p50, same run)",
                  lambda r: f"{r['vector_search_ms']['p50']:.2f} ms ({r['exact_search_ms']['p50']:.1f} ms)"),
              row("recall@10 against exact", lambda r: f"{r['recall_at_10']:.4f}"),
-             row("lexical (BM25) p50", lambda r: f"{r['lexical_ms']['p50']:.1f} ms"),
+             row("lexical (BM25) p50 / p95 (SQLite FTS5 p50 / p95, same run)",
+                 lambda r: f"{r['lexical_ms']['p50']:.1f} / {r['lexical_ms']['p95']:.1f} ms "
+                           f"({r['fts5_ms']['p50']:.1f} / {r['fts5_ms']['p95']:.1f} ms)"),
              row("/ask in-process p50 / p95",
                  lambda r: f"{r['ask_ms']['p50']:.1f} / {r['ask_ms']['p95']:.1f} ms"),
              row("generation load (memory-mapped)", lambda r: f"{r['load_ms']:.0f} ms"),
              row("first answer after opening", lambda r: f"{r['first_answer_after_open_ms']:.0f} ms"),
-             row("disk per chunk: vectors / store",
-                 lambda r: f"{r['disk_bytes_per_chunk'][VECTORS]} / {r['disk_bytes_per_chunk'][STORE]} B"),
+             row("disk per chunk: vectors / store / BM25",
+                 lambda r: f"{r['disk_bytes_per_chunk'][VECTORS]} / {r['disk_bytes_per_chunk'][STORE]} / "
+                           f"{r['disk_bytes_per_chunk']['bm25']} B"),
              row("resident per chunk after the queries: private / shared file pages",
                  lambda r: f"{r['memory_bytes_per_chunk']['private']} / "
                            f"{r['memory_bytes_per_chunk']['shared_file_pages']} B"),
