@@ -290,15 +290,22 @@ def _write_store(
 
 
 def _embed(encoder: Encoder, chunks: list[Chunk], progress: Progress):
-    """Vectors of every chunk and, from the same pass, of every sentence of every chunk (for evidence)."""
-    spans = [[(s - c.start, e - c.start) for s, e in c.sentences] for c in chunks]
-    chunk_vectors, sentence_vectors = [], []
+    """Vectors of every chunk and, from the same pass, of every sentence of every chunk (for evidence).
+
+    Chunks go to the encoder shortest first, so each slice (and each batch within it) holds texts
+    of similar length and pads little; the results come back in the chunks' order."""
+    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].text))
+    matrix = np.zeros((len(chunks), encoder.dimension), dtype=np.float32)
+    sentence_vectors: list[np.ndarray] = [np.zeros((0, encoder.dimension), dtype=np.float32)] * len(chunks)
     for i in range(0, len(chunks), ENCODE_SLICE):
         progress("embedding", i, len(chunks))
-        vectors, per_chunk = encoder.encode_with_spans([c.text for c in chunks[i : i + ENCODE_SLICE]],
-                                                       spans[i : i + ENCODE_SLICE])
-        chunk_vectors.append(vectors)
-        sentence_vectors += per_chunk
+        picked = order[i : i + ENCODE_SLICE]
+        vectors, per_chunk = encoder.encode_with_spans(
+            [chunks[j].text for j in picked],
+            [[(s - chunks[j].start, e - chunks[j].start) for s, e in chunks[j].sentences] for j in picked],
+        )
+        matrix[picked] = vectors
+        for j, sentences in zip(picked, per_chunk, strict=True):
+            sentence_vectors[j] = sentences
     progress("embedding", len(chunks), len(chunks))
-    matrix = np.vstack(chunk_vectors) if chunk_vectors else np.zeros((0, encoder.dimension), dtype=np.float32)
-    return np.ascontiguousarray(matrix, dtype=np.float32), sentence_vectors
+    return matrix, sentence_vectors
