@@ -7,13 +7,15 @@ Embedding a million real chunks would take about 30 hours here, so each chunk is
 (i, j) of the WikiQA-test sentences (encoded by the product's encoder): its text is the two
 sentences joined, its vector normalise(a·v_i + (1−a)·v_j) for a random a in [0.3, 0.7], and its two
 sentence vectors v_i and v_j. Ten chunks make a document. The generation is written by the
-product's own store writer (SQLite + FTS5 + the vector index chosen by size), published, and opened
-the way the server opens it. Queries are WikiQA questions, encoded by the product.
+product's own store writer (SQLite chunk store + the vector index chosen by size + BM25
+postings), published, and opened the way the server opens it. Queries are WikiQA questions,
+encoded by the product.
 
-Reported per size: build time (store + vector index; no encoding), disk and memory per chunk,
-generation load time, vector search p50 and recall@10 against exact search (same run: exact
-search p50 as the baseline), lexical (BM25) p50, and `/ask` in-process p50. Targets at 1M: vector
-search p50 <= 5 ms at recall@10 >= 0.95; `/ask` p50 <= 25 ms.
+Reported per size: build time (store + vector index + BM25; no encoding), updating one document,
+disk and memory per chunk, generation load time, vector search p50 and recall@10 against exact
+search (same run: exact search p50 as the baseline), lexical (BM25) p50 against the SQLite FTS5
+search the product used before (same run, same texts), and `/ask` in-process p50. Targets at 1M:
+vector search p50 <= 5 ms at recall@10 >= 0.95; `/ask` p50 <= 25 ms.
 """
 
 from __future__ import annotations
