@@ -95,7 +95,7 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
     leading = ranked[:ANSWER_PASSAGES]
     best = max((float(sims[order[0]]) for _, sims, order in leading if order), default=-1.0)
     pointed = bool(hits) and hits[0].referenced
-    anchor = _anchor(question, leading, pointed, min_relevance) if best < min_relevance else None
+    anchor = _anchor(question, leading, pointed) if best < min_relevance else None
     if anchor is not None:  # the anchor leads its passage's evidence
         hit, sims, order = ranked[anchor[0]]
         ranked[anchor[0]] = (hit, sims, [anchor[1]] + [i for i in order if i != anchor[1]])
@@ -138,7 +138,7 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
     return Answer(question, " ".join(parts), False, 0.0, passages)
 
 
-def _anchor(question: str, leading: list, pointed: bool, min_relevance: float) -> tuple[int, int] | None:
+def _anchor(question: str, leading: list, pointed: bool) -> tuple[int, int] | None:
     """(passage index, sentence index) of the sentence that answers a question embeddings score low:
     the heading of the numbered part the question points at, or, for a question of at most
     SHORT_QUESTION_WORDS content words, the first sentence of the first passages that holds them all."""
