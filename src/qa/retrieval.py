@@ -51,7 +51,7 @@ def retrieve(
     n = CANDIDATES
     allowed = gen.chunk_ids_of(doc_ids) if doc_ids is not None else None
     dense = dict(gen.dense(query, n, allowed))
-    lexical = dict(gen.lexical(question, n, doc_ids))
+    lexical = dict(gen.lexical(question, n, allowed))
     missing = [i for i in lexical if i not in dense]
     if missing:
         dense.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
@@ -125,10 +125,9 @@ def _put_referenced_first(
     heading = re.compile(rf"\W*(?:{part}\s+)?{number}\s*[.):]\s", re.IGNORECASE)
     doc_ids = list(dict.fromkeys(pool[i].chunk.doc_id for i in order if i in pool))
     for doc_id in doc_ids[:REFERENCE_DOCUMENTS]:
-        document = gen.document(doc_id)
-        if document is None or (part not in _GENERIC_PARTS and part not in document.text.lower()):
+        chunks = gen.chunks([int(i) for i in gen.chunk_ids_of([doc_id])])  # they hold the whole text
+        if part not in _GENERIC_PARTS and all(part not in c.chunk.text.lower() for c in chunks.values()):
             continue
-        chunks = gen.chunks([int(i) for i in gen.chunk_ids_of([doc_id])])
         for cid in sorted(chunks, key=lambda i: chunks[i].chunk.ordinal):
             if heading.match(chunks[cid].chunk.section or ""):
                 cosine = float(gen.chunk_vectors([cid])[0] @ query)

@@ -85,9 +85,9 @@ class Generation:
         """Top-n chunks by cosine similarity (inner product of normalised vectors)."""
         return vector_index.search(self.vectors, query, n, allowed)
 
-    def lexical(self, question: str, n: int, doc_ids: list[str] | None = None) -> list[tuple[int, float]]:
-        """Top-n chunks by BM25; scores are positive, larger is better."""
-        return self.words.search(question, n, self.chunk_ids_of(doc_ids) if doc_ids is not None else None)
+    def lexical(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-n chunks by BM25 (only chunk ids in `allowed`, if given); positive, larger is better."""
+        return self.words.search(question, n, allowed)
 
     def chunk_vectors(self, ids: list[int]) -> np.ndarray:
         return np.vstack([self.vectors.reconstruct(i) for i in ids]) if ids else np.zeros((0, self.dimension))
