@@ -17,7 +17,6 @@ The build's chunks/s against the raw encoder on the same chunks is bench/increme
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import tempfile
@@ -29,7 +28,7 @@ import numpy as np
 import qa.embedding
 import qa.index
 import wikiqa
-from latency import DEV_SET, machine, percentiles
+from latency import DEV_SET, bench_parser, machine, parse_bench_args, percentiles
 from qa.config import Settings
 from qa.embedding import Encoder
 from qa.evaluation import evaluate, load_cases, summarise
@@ -175,14 +174,9 @@ def render(out: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wikiqa", type=Path, default=wikiqa.DEFAULT_TSV, help="WikiQA-test.tsv")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep corpora and indexes here")
+    parser = bench_parser(__doc__, "keep corpora and indexes here")
     parser.add_argument("--skip-evidence", action="store_true", help="skip part 4 (four index builds)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args()
-    if not args.wikiqa.is_file():
-        parser.error(f"--wikiqa: no file {args.wikiqa}; pass the path of WikiQA-test.tsv")
+    args = parse_bench_args(parser)
     with tempfile.TemporaryDirectory(prefix="qa-bench-encoder-") as tmp:
         out = run(args.wikiqa, (args.workdir or Path(tmp)).resolve(), not args.skip_evidence)
     print(json.dumps(out, indent=2) if args.json else render(out))

@@ -162,14 +162,25 @@ def render(out: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bench_parser(doc: str, workdir_help: str) -> argparse.ArgumentParser:
+    """A bench's command line: its docstring's first paragraph, --wikiqa, --workdir and --json."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--wikiqa", type=Path, default=wikiqa.DEFAULT_TSV, help="WikiQA-test.tsv")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the corpus and index here (reused)")
+    parser.add_argument("--workdir", type=Path, default=None, help=workdir_help)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    return parser
+
+
+def parse_bench_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     args = parser.parse_args()
     if not args.wikiqa.is_file():
         parser.error(f"--wikiqa: no file {args.wikiqa}; pass the path of WikiQA-test.tsv")
+    return args
+
+
+def main() -> None:
+    parser = bench_parser(__doc__, "keep the corpus and index here (reused)")
+    args = parse_bench_args(parser)
     with tempfile.TemporaryDirectory(prefix="qa-bench-latency-") as tmp:
         out = run(args.wikiqa, (args.workdir or Path(tmp)).resolve())
     print(json.dumps(out, indent=2) if args.json else render(out))

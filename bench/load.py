@@ -11,7 +11,6 @@ Target: zero errors.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import json
@@ -21,8 +20,7 @@ from pathlib import Path
 
 import httpx
 
-import wikiqa
-from latency import machine, percentiles, prepare, questions, serve
+from latency import bench_parser, machine, parse_bench_args, percentiles, prepare, questions, serve
 
 
 async def hammer(base: str, asked: list[str], clients: int, seconds: float) -> dict:
@@ -77,16 +75,11 @@ def render(out: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wikiqa", type=Path, default=wikiqa.DEFAULT_TSV, help="WikiQA-test.tsv")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the corpus and index here (reused)")
+    parser = bench_parser(__doc__, "keep the corpus and index here (reused)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args()
-    if not args.wikiqa.is_file():
-        parser.error(f"--wikiqa: no file {args.wikiqa}; pass the path of WikiQA-test.tsv")
+    args = parse_bench_args(parser)
     with tempfile.TemporaryDirectory(prefix="qa-bench-load-") as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()
         out = run(args.wikiqa, workdir, args.clients, args.seconds, args.workers)

@@ -20,7 +20,6 @@ vector search p50 <= 5 ms at recall@10 >= 0.95; `/ask` p50 <= 25 ms.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -35,7 +34,7 @@ import faiss
 import numpy as np
 
 import wikiqa
-from latency import machine, percentiles
+from latency import bench_parser, machine, parse_bench_args, percentiles
 from qa import generations, vector_index
 from qa.chunking import Chunk
 from qa.config import Settings
@@ -264,15 +263,10 @@ def render(out: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wikiqa", type=Path, default=wikiqa.DEFAULT_TSV, help="WikiQA-test.tsv")
+    parser = bench_parser(__doc__, "keep the indexes here (several GB at 1M)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200, help="WikiQA questions used as queries")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the indexes here (several GB at 1M)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args()
-    if not args.wikiqa.is_file():
-        parser.error(f"--wikiqa: no file {args.wikiqa}; pass the path of WikiQA-test.tsv")
+    args = parse_bench_args(parser)
     if any(n < 1 for n in args.sizes):
         parser.error("--sizes: every size must be a positive number of chunks")
     with tempfile.TemporaryDirectory(prefix="qa-bench-scale-") as tmp:
