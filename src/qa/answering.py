@@ -57,6 +57,10 @@ class Passage:
     text: str
     score: float
     highlights: list[tuple[int, int]] = field(default_factory=list)
+    # The document's metadata (metadata.py), filled in by the service; null when unknown.
+    authors: list[str] | None = None
+    publisher: str | None = None
+    date: str | None = None
 
 
 @dataclass

@@ -37,6 +37,7 @@ from .service import (
     reject_lone_surrogates,
     validate_question,
 )
+from .store import StoredDocument
 
 MAX_DOCUMENT_FILTERS = 100
 # Documented in the schema, enforced by validate_question (whose messages say what to fix).
@@ -98,13 +99,20 @@ class AskRequest(BaseModel):
         return value
 
 
-class DocumentSummary(BaseModel):
+class DocumentMetadata(BaseModel):
+    authors: list[str] | None = Field(description="Author names as the document gives them; null when unknown.")
+    publisher: str | None = Field(description="Publishing organisation; null when unknown.")
+    date: str | None = Field(description='ISO 8601 as precise as the document says: "2018", "2018-05" '
+                                         'or "2018-05-14"; null when unknown.')
+
+
+class DocumentSummary(DocumentMetadata):
     doc_id: str
     title: str
     chunks: int
 
 
-class DocumentOut(BaseModel):
+class DocumentOut(DocumentMetadata):
     doc_id: str
     title: str
     text: str
@@ -117,6 +125,11 @@ class Uploaded(BaseModel):
 
 ERRORS = {code: {"model": Error} for code in (404, 409, 413, 415, 422, 503)}
 WRITE_ERRORS = {code: {"model": Error} for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)}
+
+
+def _metadata(document: StoredDocument) -> dict:
+    m = document.metadata
+    return {"authors": m.authors, "publisher": m.publisher, "date": m.date}
 
 
 def current(request: Request) -> Assistant:
@@ -235,13 +248,13 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     @app.get("/documents", response_model=list[DocumentSummary], responses=ERRORS, tags=["documents"])
     def list_documents(a: Annotated[Assistant, Depends(current)]) -> list[dict]:
-        return [{"doc_id": d.doc_id, "title": d.title, "chunks": d.chunks} for d in a.documents()]
+        return [{"doc_id": d.doc_id, "title": d.title, "chunks": d.chunks, **_metadata(d)} for d in a.documents()]
 
     @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=ERRORS, tags=["documents"])
     def get_document(doc_id: str, a: Annotated[Assistant, Depends(current)]) -> dict:
         """The document text that every passage's start/end offsets refer to."""
         d = a.document(doc_id)
-        return {"doc_id": d.doc_id, "title": d.title, "text": d.text}
+        return {"doc_id": d.doc_id, "title": d.title, "text": d.text, **_metadata(d)}
 
     @app.post("/documents", response_model=Uploaded, status_code=201, responses=WRITE_ERRORS, tags=["documents"],
               dependencies=[Depends(require_admin)])

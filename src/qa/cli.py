@@ -72,6 +72,9 @@ def ask_command(settings: Settings, question: str, k: int, as_json: bool) -> Non
         where = " · ".join(x for x in (p.section and f"§ {p.section}", p.page and f"p. {p.page}") if x)
         click.secho(f"[{p.rank}] {p.title} ({p.doc_id}){' · ' + where if where else ''} · score {p.score:.3f}",
                     bold=True)
+        about = " · ".join(x for x in (p.authors and "by " + ", ".join(p.authors), p.publisher, p.date) if x)
+        if about:
+            click.echo(f"    {about}")
         text = p.text
         for a, b in sorted(p.highlights, reverse=True):
             text = text[:a] + click.style(text[a:b], underline=True, bold=True) + text[b:]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DocumentError
+from .metadata import Metadata, read_metadata
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 
@@ -24,6 +25,7 @@ class Document:
     sections: list[tuple[int, str]] = field(default_factory=list)
     # (offset in text where the page starts, 1-based page number); PDFs only.
     pages: list[tuple[int, int]] = field(default_factory=list)
+    metadata: Metadata = field(default_factory=Metadata)  # authors, publisher, date (metadata.py)
 
 
 def iter_corpus_files(corpus_dir: Path) -> Iterator[tuple[str, Path]]:
@@ -72,7 +74,13 @@ def read_document(path: Path, doc_id: str, data: bytes | None = None) -> Documen
         raise DocumentError(f"{doc_id}: unsupported file type {suffix!r} (use {', '.join(SUPPORTED_SUFFIXES)})")
     if not text.strip():
         raise DocumentError(f"{doc_id}: the document has no text")
-    return Document(doc_id, title or Path(doc_id).name, text, sha, sections, pages)
+    metadata = read_metadata(suffix, data, text)
+    if suffix in (".md", ".pdf") and metadata.title:  # front matter's or the PDF's own title
+        title = metadata.title
+    byline = metadata.sources.get("authors")
+    if isinstance(byline, tuple):  # a byline is metadata, not a section heading
+        sections = [s for s in sections if not byline[0] <= s[0] < byline[1]]
+    return Document(doc_id, title or Path(doc_id).name, text, sha, sections, pages, metadata)
 
 
 def _decode(data: bytes, doc_id: str) -> str:

@@ -265,9 +265,9 @@ def _write_store(
         next_id = (db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0] or 0) + 1
         ids = np.arange(next_id, next_id + len(chunks), dtype=np.int64)
         db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-            [(d.doc_id, d.title, d.sha256, d.text, json.dumps(d.sections), json.dumps(d.pages))
-             for d in documents],
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(d.doc_id, d.title, d.sha256, d.text, json.dumps(d.sections), json.dumps(d.pages),
+              json.dumps(d.metadata.to_row())) for d in documents],
         )
         db.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

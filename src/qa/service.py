@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from .answering import Answer, compose
 from .config import Settings
+from .document_questions import answer_about_document, attach_metadata
 from .documents import SUPPORTED_SUFFIXES
 from .embedding import Encoder
 from .errors import DocumentError, IndexMismatch, IndexMissing, NotFound, QAError
@@ -115,7 +116,10 @@ class Assistant:
         began = time.perf_counter()
         query = self.encoder.encode_query(question)
         hits = retrieve(gen, query, question, k, documents, self.reranker)
-        answer = compose(question, query, hits, self.settings.min_relevance)
+        answer = answer_about_document(question, query, hits, gen, documents, k) or compose(
+            question, query, hits, self.settings.min_relevance
+        )
+        attach_metadata(answer, gen)
         answer.took_ms = round((time.perf_counter() - began) * 1000, 2)
         return answer
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +17,12 @@ import numpy as np
 from . import vector_index
 from .chunking import Chunk
 from .lexical import LexicalIndex
+from .metadata import Metadata
 
 # 2: sentence vectors pooled from the chunk's pass (issue 6); HNSW vectors above a size threshold.
 # 3: BM25 by bm25s postings (lexical.py) instead of SQLite FTS5.
-FORMAT_VERSION = 3
+# 4: documents carry their metadata (authors, publisher, date and where each was read; metadata.py).
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
@@ -28,7 +30,7 @@ VECTORS = "vectors.faiss"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL,
-    sections TEXT NOT NULL, pages TEXT NOT NULL
+    sections TEXT NOT NULL, pages TEXT NOT NULL, metadata TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id), ordinal INTEGER NOT NULL,
@@ -52,6 +54,7 @@ class StoredDocument:
     title: str
     text: str
     chunks: int
+    metadata: Metadata = field(default_factory=Metadata)
 
 
 class Generation:
@@ -111,15 +114,42 @@ class Generation:
 
     def documents(self) -> list[StoredDocument]:
         rows = self._rows(
-            "SELECT d.doc_id, d.title, COUNT(c.id) FROM documents d LEFT JOIN chunks c USING (doc_id) "
+            "SELECT d.doc_id, d.title, COUNT(c.id), d.metadata FROM documents d LEFT JOIN chunks c USING (doc_id) "
             "GROUP BY d.doc_id ORDER BY d.doc_id"
         )
-        return [StoredDocument(doc_id, title, "", n) for doc_id, title, n in rows]
+        return [StoredDocument(doc_id, title, "", n, _metadata(title, meta)) for doc_id, title, n, meta in rows]
 
     def document(self, doc_id: str) -> StoredDocument | None:
         rows = self._rows(
-            "SELECT d.doc_id, d.title, d.text, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.doc_id) "
-            "FROM documents d WHERE d.doc_id = ?",
+            "SELECT d.doc_id, d.title, d.text, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.doc_id), "
+            "d.metadata FROM documents d WHERE d.doc_id = ?",
             (doc_id,),
         )
-        return StoredDocument(*rows[0]) if rows else None
+        if not rows:
+            return None
+        doc_id, title, text, n, meta = rows[0]
+        return StoredDocument(doc_id, title, text, n, _metadata(title, meta))
+
+    def titles(self) -> list[tuple[str, str]]:
+        """(doc_id, title) of every document, without counting chunks."""
+        return self._rows("SELECT doc_id, title FROM documents ORDER BY doc_id")
+
+    def metadata_of(self, doc_ids: list[str]) -> dict[str, Metadata]:
+        """Metadata of each named document (unknown ids are left out)."""
+        ids = sorted(set(doc_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT doc_id, title, metadata FROM documents WHERE doc_id IN ({marks})", tuple(ids))
+        return {doc_id: _metadata(title, meta) for doc_id, title, meta in rows}
+
+    def chunk_covering(self, doc_id: str, offset: int) -> StoredChunk | None:
+        """The chunk of doc_id that holds `offset` (the first chunk for an offset before it)."""
+        rows = self._rows(
+            "SELECT id FROM chunks WHERE doc_id = ? AND start <= ? ORDER BY start DESC LIMIT 1", (doc_id, offset)
+        ) or self._rows("SELECT id FROM chunks WHERE doc_id = ? ORDER BY ordinal LIMIT 1", (doc_id,))
+        return self.chunks([rows[0][0]])[rows[0][0]] if rows else None
+
+
+def _metadata(title: str, stored: str) -> Metadata:
+    return Metadata.from_row(title, json.loads(stored or "{}"))

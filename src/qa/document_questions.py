@@ -1,0 +1,213 @@
+"""Questions about a document itself (who wrote it, who published it, when) answered from its metadata.
+
+Retrieval cannot answer them: no sentence of a document resembles "who wrote the report?" more than
+its other sentences do. So the question's kind is recognised by a small set of general patterns, the
+document it is about is chosen (the one it names by title, else the best-retrieved one), and the
+answer is the metadata value, citing the line it was read from (a byline, a copyright or date line)
+and highlighting it, or, for a value only in the HTML <meta> or PDF document information, saying so
+and citing the document's first passage.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import lexical
+from .answering import Answer, Passage
+from .metadata import METADATA, Metadata
+from .retrieval import Hit
+from .store import Generation, StoredChunk
+
+_VERB_WROTE = r"(?:wrote|authored|co-?authored|penned)"
+_VERB_PUBLISHED = r"(?:published|issued|released|produced|put out)"
+_ORG = r"(?:organi[sz]ation|institution|institute|publisher|think[- ]tank|body|group|company|outlet|centre|center)"
+_WHEN_VERB = rf"(?:first )?(?:{_VERB_PUBLISHED}|written|authored|dated)"
+
+# Each pattern matches a whole question (lower case, final punctuation removed); `obj` is what the
+# question is about ("the report", "the article ii mandate"), absent when it names nothing.
+PATTERNS: dict[str, list[re.Pattern]] = {
+    "authors": [re.compile(p) for p in (
+        rf"who {_VERB_WROTE}(?: (?P<obj>.+))?",
+        r"who (?:is|are|was|were) (?:the )?(?:authors?|writers?|co-?authors?)(?: of (?P<obj>.+))?",
+        r"(?:what|which) (?:is|are|was|were) the (?:names? of the )?(?:authors?|writers?)(?: of (?P<obj>.+))?",
+        r"(?:name|list|give me) the (?:authors?|writers?)(?: of (?P<obj>.+))?",
+        r"(?:who|whom) (?:is|was) (?P<obj>.+?) (?:written |authored )?by",
+        r"(?:by whom|who) (?:is|was|were) (?P<obj>.+?) (?:written|authored)(?: by)?",
+        r"(?P<obj>.+?) (?:was |were )?(?:written|authored) by whom",
+    )],
+    "publisher": [re.compile(p) for p in (
+        rf"who {_VERB_PUBLISHED}(?: (?P<obj>.+))?",
+        rf"(?:which|what) {_ORG} (?:{_VERB_PUBLISHED}|wrote|is behind|was behind)(?: (?P<obj>.+))?",
+        r"(?:who|what|which) (?:is|was) the publisher(?: of (?P<obj>.+))?",
+        rf"(?:by whom|who|(?:which|what) {_ORG}) (?:is|was) (?P<obj>.+?) {_VERB_PUBLISHED}(?: by)?",
+        rf"(?:which|what) {_ORG} (?:is|was) (?P<obj>.+?) (?:from|by)",
+    )],
+    "date": [re.compile(p) for p in (
+        rf"when (?:was|were|is) (?P<obj>.+?) {_WHEN_VERB}",
+        r"when did (?P<obj>.+?) (?:come out|appear|get published|go to press)",
+        rf"(?:in )?(?:what|which) (?:year|month|date|day) (?:was|were|is) (?P<obj>.+?) {_WHEN_VERB}",
+        r"(?:what|which) (?:is|was) the (?:publication |release |issue )?date of (?P<obj>.+)",
+        r"(?:what is|what's) (?P<obj>.+?)(?:'s|’s) (?:publication|release) date",
+    )],
+}
+# A question about "the report" or "this paper" is about a document without naming it.
+GENERIC = frozenset(
+    "it this that report document paper article study book text piece memo memorandum brief publication "
+    "essay page file work analysis note notes source website site post chapter".split()
+)
+_DETERMINERS = frozenset("the a an this that these those your its".split())
+_PREPOSITION = re.compile(r"\s(?:on|about|of|from|by|for|regarding|concerning|in|with)\s")
+# A question names a document when the title's main part (before a colon) is all in it, or it holds
+# at least this share of the title's content words; and this share of its own words are the title's.
+TITLE_SHARE = 0.5
+OBJECT_SHARE = 0.6
+
+NOT_STATED = {
+    "authors": "{title} does not say who wrote it.",
+    "publisher": "{title} does not say who published it.",
+    "date": "{title} does not say when it was published.",
+}
+
+
+@dataclass(frozen=True)
+class DocumentQuestion:
+    kind: str  # "authors" | "publisher" | "date"
+    about: str  # what the question names ("" when nothing), lower case
+
+
+def recognise(question: str) -> DocumentQuestion | None:
+    """The kind of document question this is, or None for any other question."""
+    text = " ".join(question.lower().replace("’", "'").split()).rstrip("?.! ")
+    text = re.sub(r"^(?:so|and|but|tell me|please|do you know|can you tell me)[, ]+", "", text)
+    for kind, patterns in PATTERNS.items():
+        for pattern in patterns:
+            m = pattern.fullmatch(text)
+            if m:
+                return DocumentQuestion(kind, (m.groupdict().get("obj") or "").strip())
+    return None
+
+
+def answer_about_document(
+    question: str, query: np.ndarray, hits: list[Hit], gen: Generation, documents: list[str] | None, k: int,
+) -> Answer | None:
+    """The answer to a question about a document itself, or None when the question is not one
+    (then the ordinary answer applies)."""
+    asked = recognise(question)
+    if asked is None:
+        return None
+    doc_id = _choose_document(asked, hits, gen, documents)
+    if doc_id is None:
+        return None
+    meta = gen.metadata_of([doc_id]).get(doc_id) or Metadata()
+    title = meta.title or doc_id
+    value = getattr(meta, asked.kind)
+    source = meta.sources.get(asked.kind)
+    if not value or source is None:
+        others = [_passage(h.stored, h.score, []) for h in hits]
+        return _answer(question, NOT_STATED[asked.kind].format(title=title), True, others, k)
+    if source == METADATA:
+        cited = gen.chunk_covering(doc_id, 0)
+        highlight = None
+    else:
+        cited = gen.chunk_covering(doc_id, source[0])
+        highlight = source
+    if cited is None:
+        return None
+    scores = {h.stored.id: h.score for h in hits}
+    score = scores.get(cited.id, float(gen.chunk_vectors([cited.id])[0] @ query))
+    spans = []
+    if highlight is not None:
+        a, b = max(highlight[0], cited.chunk.start), min(highlight[1], cited.chunk.end)
+        spans = [(a - cited.chunk.start, b - cited.chunk.start)] if a < b else []
+    sentence = f"{title} {_statement(asked.kind, value)} [1]."
+    if source == METADATA:
+        sentence = "According to the document's metadata, " + sentence
+    others = [_passage(h.stored, h.score, []) for h in hits if h.stored.id != cited.id]
+    passages = [_passage(cited, score, spans), *others]
+    return _answer(question, sentence, False, passages, k)
+
+
+def attach_metadata(answer: Answer, gen: Generation) -> Answer:
+    """Give every passage its document's authors, publisher and date."""
+    found = gen.metadata_of([p.doc_id for p in answer.passages])
+    for p in answer.passages:
+        meta = found.get(p.doc_id)
+        if meta is not None:
+            p.authors, p.publisher, p.date = meta.authors, meta.publisher, meta.date
+    return answer
+
+
+def _choose_document(asked: DocumentQuestion, hits: list[Hit], gen: Generation, documents: list[str] | None):
+    """The document the question names by title; else, for "the report" or nothing, the best-retrieved
+    document that states what is asked (the best-retrieved one if none does); else None."""
+    head = _PREPOSITION.split(f" {asked.about} ", maxsplit=1)[0]
+    words = [w for w in re.findall(r"\w+", asked.about) if w not in _DETERMINERS]
+    named = _named_document(words, gen, documents) if words else None
+    if named is not None:
+        return named
+    head_words = [w for w in re.findall(r"\w+", head) if w not in _DETERMINERS]
+    if (words and not head_words) or not all(w in GENERIC for w in head_words):
+        # "who wrote about trade?", "who wrote the treaty?": not about a document of the corpus
+        return None
+    retrieved = list(dict.fromkeys(h.stored.chunk.doc_id for h in hits))
+    if not retrieved:
+        return None
+    known = gen.metadata_of(retrieved)
+    return next((d for d in retrieved if getattr(known.get(d, Metadata()), asked.kind)), retrieved[0])
+
+
+def _named_document(words: list[str], gen: Generation, documents: list[str] | None) -> str | None:
+    wanted = set(lexical.terms(" ".join(words)))
+    if not wanted:
+        return None
+    best, best_share = None, 0.0
+    for doc_id, title in gen.titles():
+        if documents is not None and doc_id not in documents:
+            continue
+        title_terms = set(lexical.terms(f"{title} {doc_id.rsplit('.', 1)[0].replace('-', ' ')}"))
+        main_terms = set(lexical.terms(title.split(":", 1)[0]))
+        share = len(wanted & title_terms) / len(wanted)
+        covers = bool(main_terms) and main_terms <= wanted or (
+            len(wanted & title_terms) >= TITLE_SHARE * len(set(lexical.terms(title)) or {""}))
+        if share >= OBJECT_SHARE and covers and share > best_share:
+            best, best_share = doc_id, share
+    return best
+
+
+def _statement(kind: str, value) -> str:
+    if kind == "authors":
+        return f"was written by {_join(value)}"
+    if kind == "publisher":
+        return f"was published by {value}"
+    return f"was published {_when(value)}"
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+_MONTH_NAMES = "January February March April May June July August September October November December".split()
+
+
+def _when(iso: str) -> str:
+    parts = iso.split("-")
+    if len(parts) == 1:
+        return f"in {parts[0]}"
+    month = _MONTH_NAMES[int(parts[1]) - 1]
+    return f"in {month} {parts[0]}" if len(parts) == 2 else f"on {int(parts[2])} {month} {parts[0]}"
+
+
+def _passage(stored: StoredChunk, score: float, highlights: list[tuple[int, int]]) -> Passage:
+    c = stored.chunk
+    return Passage(rank=0, doc_id=c.doc_id, title=stored.title, section=c.section, page=c.page, start=c.start,
+                   end=c.end, text=c.text, score=round(score, 4), highlights=highlights)
+
+
+def _answer(question: str, text: str, abstained: bool, passages: list[Passage], k: int) -> Answer:
+    passages = passages[:k]
+    for rank, p in enumerate(passages, start=1):
+        p.rank = rank
+    return Answer(question=question, answer=text, abstained=abstained, took_ms=0.0, passages=passages)
