@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-def make_pdf(pages: list[list[str]]) -> bytes:
+def make_pdf(pages: list[list[str]], info: dict[str, str] | None = None) -> bytes:
+    """A PDF of `pages` (lines of text); `info` is its document information ({"Author": ..., ...})."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
@@ -16,8 +17,7 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     for lines in pages:
         ops = ["BT", "/F1 11 Tf", "14 TL", "72 720 Td"]
         for line in lines:
-            escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-            ops += [f"({escaped}) Tj", "T*"]
+            ops += [f"({_escape(line)}) Tj", "T*"]
         ops.append("ET")
         stream = "\n".join(ops).encode("latin-1")
         content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
@@ -28,6 +28,10 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     kids = b" ".join(b"%d 0 R" % p for p in page_ids)
     assert add(b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(page_ids))) == pages_id
     catalog = add(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
+    info_ref = b""
+    if info:
+        entries = "".join(f"/{key} ({_escape(value)}) " for key, value in info.items())
+        info_ref = b" /Info %d 0 R" % add(f"<< {entries}>>".encode("latin-1"))
 
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -37,5 +41,10 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, catalog, xref)
+    out += b"trailer\n<< /Size %d /Root %d 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, catalog, info_ref, xref)
     return bytes(out)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")

@@ -27,7 +27,8 @@ def test_ask_returns_the_contract_shape_with_cited_passages(client, report_assis
     assert body["question"] == QUESTION and body["abstained"] is False
     assert [p["rank"] for p in body["passages"]] == [1, 2, 3]
     first = body["passages"][0]
-    assert set(first) == {"rank", "doc_id", "title", "section", "page", "start", "end", "text", "score", "highlights"}
+    assert set(first) == {"rank", "doc_id", "title", "section", "page", "start", "end", "text", "score", "highlights",
+                          "authors", "publisher", "date"}
     assert "sledgehammers to a Toshiba radio" in first["text"]
     # Offsets map back exactly to the document text /documents/{doc_id} returns.
     doc = client.get(f"/documents/{first['doc_id']}").json()

@@ -77,9 +77,9 @@ def read_document(path: Path, doc_id: str, data: bytes | None = None) -> Documen
     metadata = read_metadata(suffix, data, text)
     if suffix in (".md", ".pdf") and metadata.title:  # front matter's or the PDF's own title
         title = metadata.title
-    byline = metadata.sources.get("authors")
-    if isinstance(byline, tuple):  # a byline is metadata, not a section heading
-        sections = [s for s in sections if not byline[0] <= s[0] < byline[1]]
+    # A byline or a date line is metadata, not a section heading.
+    lines = [span for span in metadata.sources.values() if isinstance(span, tuple)]
+    sections = [s for s in sections if not any(a <= s[0] < b for a, b in lines)]
     return Document(doc_id, title or Path(doc_id).name, text, sha, sections, pages, metadata)
 
 

@@ -225,9 +225,7 @@ def from_front_matter(source: str) -> tuple[Metadata, dict[str, str]]:
     if not isinstance(data, dict):
         return Metadata(), {}
     data = {str(k).lower(): v for k, v in data.items()}
-    raw_lines = {str(k).lower(): line for line in m.group("body").splitlines()
-                 if ":" in line and not line.startswith((" ", "\t", "-"))
-                 for k in [line.split(":", 1)[0].strip()]}
+    raw_lines = _front_matter_lines(m.group("body"))
     title = data.get("title") if isinstance(data.get("title"), str) else None
     authors = next((split_names(data[k]) for k in _AUTHOR_KEYS if data.get(k)), None) or None
     publisher = next((str(data[k]).strip() for k in _PUBLISHER_KEYS if data.get(k)), None)
@@ -238,6 +236,20 @@ def from_front_matter(source: str) -> tuple[Metadata, dict[str, str]]:
         if key and key in raw_lines:
             lines[name] = raw_lines[key]
     return Metadata(title, authors, publisher, when), lines
+
+
+def _front_matter_lines(body: str) -> dict[str, str]:
+    """key -> its lines as written: the "key:" line and the indented or "- " lines that continue it."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in body.splitlines():
+        if current is not None and line.startswith((" ", "\t", "-")) and line.strip():
+            current.append(line)
+        elif ":" in line and not line.startswith((" ", "\t")):
+            current = blocks.setdefault(line.split(":", 1)[0].strip().lower(), [line])
+        else:
+            current = None
+    return {key: "\n".join(lines) for key, lines in blocks.items()}
 
 
 _META_AUTHOR = ("citation_author", "dc.creator", "dcterms.creator", "author", "article:author")
