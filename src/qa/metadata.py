@@ -178,7 +178,7 @@ def from_text(text: str) -> Metadata:
                 values["publisher"], sources["publisher"] = found[1], (start, end)
             continue
         dated = _DATE_LINE.match(line)
-        if dated and "date" not in values and parse_date(dated.group("rest")):
+        if dated and "date" not in values and len(dated.group("rest")) <= 40 and parse_date(dated.group("rest")):
             values["date"], sources["date"] = parse_date(dated.group("rest")), (start, end)
     for start, end, line in lines:
         m = _COPYRIGHT.search(line)
