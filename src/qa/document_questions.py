@@ -65,13 +65,6 @@ _PREPOSITION = re.compile(r"\s(?:on|about|of|from|by|for|regarding|concerning|in
 TITLE_SHARE = 0.5
 OBJECT_SHARE = 0.6
 
-NOT_STATED = {
-    "authors": "{title} does not say who wrote it.",
-    "publisher": "{title} does not say who published it.",
-    "date": "{title} does not say when it was published.",
-}
-
-
 @dataclass(frozen=True)
 class DocumentQuestion:
     kind: str  # "authors" | "publisher" | "date"
@@ -93,12 +86,12 @@ def recognise(question: str) -> DocumentQuestion | None:
 def answer_about_document(
     question: str, query: np.ndarray, hits: list[Hit], gen: Generation, documents: list[str] | None, k: int,
 ) -> Answer | None:
-    """The answer to a question about a document itself, or None when the question is not one
-    (then the ordinary answer applies)."""
+    """The answer to a question about a document itself, or None when the question is not one or
+    the document does not state what is asked (then the ordinary answer applies)."""
     asked = recognise(question)
     if asked is None:
         return None
-    doc_id = _choose_document(asked, hits, gen, documents)
+    doc_id = _choose_document(asked, query, hits, gen, documents)
     if doc_id is None:
         return None
     meta = gen.metadata_of([doc_id]).get(doc_id) or Metadata()
@@ -106,8 +99,9 @@ def answer_about_document(
     value = getattr(meta, asked.kind)
     source = meta.sources.get(asked.kind)
     if not value or source is None:
-        others = [_passage(h.stored, h.score, []) for h in hits]
-        return _answer(question, NOT_STATED[asked.kind].format(title=title), True, others, k)
+        # "Who wrote West Side Story?" names a document about the musical, which has no author of its
+        # own: its passages answer the question, not its metadata.
+        return None
     if source == METADATA:
         cited = gen.chunk_covering(doc_id, 0)
         highlight = None
@@ -140,9 +134,14 @@ def attach_metadata(answer: Answer, gen: Generation) -> Answer:
     return answer
 
 
-def _choose_document(asked: DocumentQuestion, hits: list[Hit], gen: Generation, documents: list[str] | None):
+def _choose_document(
+    asked: DocumentQuestion, query: np.ndarray, hits: list[Hit], gen: Generation, documents: list[str] | None,
+) -> str | None:
     """The document the question names by title; else, for "the report" or nothing, the best-retrieved
-    document that states what is asked (the best-retrieved one if none does); else None."""
+    document that states what is asked (the best-retrieved one if none does); else None.
+
+    "Who wrote the report?" among many documents retrieves passages like any other question; when
+    none of their documents names its authors, the search is repeated over the documents that do."""
     head = _PREPOSITION.split(f" {asked.about} ", maxsplit=1)[0]
     words = [w for w in re.findall(r"\w+", asked.about) if w not in _DETERMINERS]
     named = _named_document(words, gen, documents) if words else None
@@ -156,7 +155,13 @@ def _choose_document(asked: DocumentQuestion, hits: list[Hit], gen: Generation, 
     if not retrieved:
         return None
     known = gen.metadata_of(retrieved)
-    return next((d for d in retrieved if getattr(known.get(d, Metadata()), asked.kind)), retrieved[0])
+    stating = next((d for d in retrieved if getattr(known.get(d, Metadata()), asked.kind)), None)
+    if stating is None:  # the best-retrieved of the documents that state it, if any does
+        candidates = [d for d in gen.documents_stating(asked.kind) if documents is None or d in documents]
+        best = gen.dense(query, 1, gen.chunk_ids_of(candidates)) if candidates else []
+        if best:
+            stating = gen.chunks([best[0][0]])[best[0][0]].chunk.doc_id
+    return stating or retrieved[0]
 
 
 def _named_document(words: list[str], gen: Generation, documents: list[str] | None) -> str | None:

@@ -134,6 +134,12 @@ class Generation:
         """(doc_id, title) of every document, without counting chunks."""
         return self._rows("SELECT doc_id, title FROM documents ORDER BY doc_id")
 
+    def documents_stating(self, field: str) -> list[str]:
+        """doc_ids whose metadata knows `field` ("authors", "publisher" or "date")."""
+        return [r[0] for r in self._rows(
+            "SELECT doc_id FROM documents WHERE json_extract(metadata, ?) IS NOT NULL ORDER BY doc_id", (f"$.{field}",)
+        )]
+
     def metadata_of(self, doc_ids: list[str]) -> dict[str, Metadata]:
         """Metadata of each named document (unknown ids are left out)."""
         ids = sorted(set(doc_ids))
