@@ -144,13 +144,11 @@ def _choose_document(
     none of their documents names its authors, the search is repeated over the documents that do."""
     head = _PREPOSITION.split(f" {asked.about} ", maxsplit=1)[0]
     words = [w for w in re.findall(r"\w+", asked.about) if w not in _DETERMINERS]
-    named = _named_document(words, gen, documents) if words else None
-    if named is not None:
-        return named
     head_words = [w for w in re.findall(r"\w+", head) if w not in _DETERMINERS]
-    if (words and not head_words) or not all(w in GENERIC for w in head_words):
-        # "who wrote about trade?", "who wrote the treaty?": not about a document of the corpus
-        return None
+    generic = all(w in GENERIC for w in head_words) and (head_words or not words)
+    if not generic:
+        # "who wrote the treaty?" or "who wrote about trade?" name no document unless by its title
+        return _named_document(words, gen, documents)
     retrieved = list(dict.fromkeys(h.stored.chunk.doc_id for h in hits))
     if not retrieved:
         return None
@@ -165,16 +163,19 @@ def _choose_document(
 
 
 def _named_document(words: list[str], gen: Generation, documents: list[str] | None) -> str | None:
+    """The document whose title the words name ("the Article II Mandate report"), if one does."""
     wanted = set(lexical.terms(" ".join(words)))
-    if not wanted:
-        return None
+    generic = set(lexical.terms(" ".join(GENERIC)))
     best, best_share = None, 0.0
     for doc_id, title in gen.titles():
         if documents is not None and doc_id not in documents:
             continue
         title_terms = set(lexical.terms(f"{title} {doc_id.rsplit('.', 1)[0].replace('-', ' ')}"))
         main_terms = set(lexical.terms(title.split(":", 1)[0]))
-        share = len(wanted & title_terms) / len(wanted)
+        own = wanted - (generic - title_terms)  # "report" in "the Article II Mandate report" is no title word
+        if not own:
+            continue
+        share = len(own & title_terms) / len(own)
         covers = bool(main_terms) and main_terms <= wanted or (
             len(wanted & title_terms) >= TITLE_SHARE * len(set(lexical.terms(title)) or {""}))
         if share >= OBJECT_SHARE and covers and share > best_share:
