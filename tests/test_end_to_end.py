@@ -59,6 +59,16 @@ def test_cli_text_answer_shows_markers_and_sources(built):
     assert "[1]" in out.stdout and "article-ii-mandate.txt" in out.stdout and "1965" in out.stdout
 
 
+def test_cli_answers_who_wrote_the_report_and_shows_each_source(built):
+    _, dirs, _ = built
+    out = qa("ask", "Who wrote the report?", "--k", "2", *dirs)
+    assert out.returncode == 0, out.stderr
+    first_line = out.stdout.splitlines()[0]
+    assert first_line.endswith("was written by Yoichi Funabashi and Matthew P. Goodman [1].")
+    about = "by Yoichi Funabashi, Matthew P. Goodman · Centre for Strategic and International Studies · 2018"
+    assert about in out.stdout
+
+
 def test_cli_errors_are_clear(built, tmp_path):
     _, dirs, _ = built
     empty = qa("ask", "   ", *dirs)
