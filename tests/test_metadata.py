@@ -1,13 +1,16 @@
 """Metadata read from each kind of document, with the place each value came from."""
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import REPORT
 from pdfmaker import make_pdf
 from qa.documents import read_document
-from qa.metadata import METADATA, byline, parse_date, split_names
+from qa.metadata import METADATA, byline, parse_date, read_metadata, split_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "metadata"
 CHIPS_INFO = {
@@ -83,6 +86,12 @@ def test_pdf_document_information():
     assert m.sources == {"authors": METADATA, "publisher": METADATA, "date": METADATA}
 
 
+def test_front_matter_that_is_not_valid_yaml_is_ignored():
+    data = b"---\ndate: 2019-13-45\nauthor: [unclosed\n---\n# Notes\n\nBody text.\n"
+    doc = read_document(Path("n.md"), "n.md", data)
+    assert doc.title == "Notes" and doc.metadata.authors is None
+
+
 def test_unknown_values_are_null():
     doc = read_document(Path("plain.txt"), "plain.txt", b"Trade notes\n\nTariffs rose in 2019 on steel.\n")
     m = doc.metadata
@@ -117,3 +126,23 @@ def test_author_lists_in_their_usual_forms():
 ])
 def test_headings_and_lists_of_places_are_not_bylines(line):
     assert byline(line) is None
+
+
+_LINE = st.sampled_from([
+    "---", "title: T", "author:", "  - Jane Doe", "date: 2019-13-45", "By Jane Doe | Org", "© 2018 Org.",
+    "Published: May 2020", "<meta name='author' content='A, B'>", "<title>x</title>", "publisher: [1, 2]",
+    "date: {a: 1}", "", "Copyright 1999-2004 X", "Name, Name | ", "|", "By", "author: !!python/object:os.system",
+])
+
+
+@settings(max_examples=120, deadline=None)
+@given(lines=st.lists(st.one_of(_LINE, st.text(max_size=40)), max_size=12),
+       suffix=st.sampled_from([".txt", ".md", ".html"]), front_matter=st.booleans())
+def test_metadata_never_fails_and_every_span_is_in_the_text(lines, suffix, front_matter):
+    text = "\n".join(["---", *lines, "---", "Body."] if front_matter else lines)
+    meta = read_metadata(suffix, text.encode("utf-8", "surrogatepass"), text)
+    for field, source in meta.sources.items():
+        assert getattr(meta, field)  # a source only for a value that is known
+        assert source == METADATA or 0 <= source[0] < source[1] <= len(text)
+    assert meta.date is None or re.fullmatch(r"\d{4}(-\d\d(-\d\d)?)?", meta.date)
+    assert meta.authors is None or all(isinstance(a, str) and a for a in meta.authors)

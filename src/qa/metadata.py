@@ -220,7 +220,7 @@ def from_front_matter(source: str) -> tuple[Metadata, dict[str, str]]:
         return Metadata(), {}
     try:
         data = yaml.safe_load(m.group("body"))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError):  # "date: 2019-13-45" is a ValueError
         return Metadata(), {}
     if not isinstance(data, dict):
         return Metadata(), {}
