@@ -126,6 +126,7 @@ def test_a_document_without_the_metadata_gets_the_ordinary_answer(tmp_path, enco
     "Who wrote about digital trade?",  # a topic, not a document
     "When was Article II written?",  # a part of the treaty, not the report's title
     "Who published the 1960 treaty?",
+    "What is the date of the treaty?",
 ])
 def test_questions_about_other_things_are_not_answered_from_metadata(report_assistant, question):
     body = report_assistant.ask(question, 3).to_dict()
@@ -137,6 +138,12 @@ def test_questions_about_other_things_are_not_answered_from_metadata(report_assi
     ("By whom was this paper written?", "authors"), ("What organization issued the study?", "publisher"),
     ("Who is the publisher?", "publisher"), ("When did the report come out?", "date"),
     ("What is the publication date of the report?", "date"), ("What does the report recommend?", None),
+    ("Who were the report's authors?", "authors"), ("Who's the author of this paper?", "authors"),
+    ("Which researchers wrote the study?", "authors"), ("Authors of the report?", "authors"),
+    ("What is the report's publication date?", "date"), ("What year is the report from?", "date"),
+    ("Who is the report's publisher?", "publisher"), ("Which think tank is the report from?", "publisher"),
+    ("What is the date of the treaty?", "date"),  # recognised, then no document named: ordinary answer
+    ("Who signed the 1960 treaty?", None), ("What year did Abe return to office?", None),
     ("When did Japan run its first trade surplus?", None), ("Who signed TPP?", None),
 ])
 def test_question_kinds(question, kind):

@@ -28,12 +28,19 @@ _WHEN_VERB = rf"(?:first )?(?:{_VERB_PUBLISHED}|written|authored|dated)"
 
 # Each pattern matches a whole question (lower case, final punctuation removed); `obj` is what the
 # question is about ("the report", "the article ii mandate"), absent when it names nothing.
+_WRITERS = r"(?:authors?|writers?|co-?authors?)"
+_OWNER = r"(?P<obj>.+?)(?:'s|') "  # "the report's authors"
+
 PATTERNS: dict[str, list[re.Pattern]] = {
     "authors": [re.compile(p) for p in (
         rf"who {_VERB_WROTE}(?: (?P<obj>.+))?",
-        r"who (?:is|are|was|were) (?:the )?(?:authors?|writers?|co-?authors?)(?: of (?P<obj>.+))?",
-        r"(?:what|which) (?:is|are|was|were) the (?:names? of the )?(?:authors?|writers?)(?: of (?P<obj>.+))?",
-        r"(?:name|list|give me) the (?:authors?|writers?)(?: of (?P<obj>.+))?",
+        rf"who (?:is|are|was|were) (?:the )?{_WRITERS}(?: of (?P<obj>.+))?",
+        rf"who (?:is|are|was|were) {_OWNER}{_WRITERS}",
+        rf"(?:what|which) (?:is|are|was|were) the (?:names? of the )?{_WRITERS}(?: of (?P<obj>.+))?",
+        rf"(?:what|which) (?:is|are|was|were) {_OWNER}{_WRITERS}",
+        rf"(?:which|what) (?:{_WRITERS}|people|researchers|scholars|experts) {_VERB_WROTE} (?P<obj>.+)",
+        rf"(?:name|list|give me) the {_WRITERS}(?: of (?P<obj>.+))?",
+        rf"(?:the )?{_WRITERS} of (?P<obj>.+)",
         r"(?:who|whom) (?:is|was) (?P<obj>.+?) (?:written |authored )?by",
         r"(?:by whom|who) (?:is|was|were) (?P<obj>.+?) (?:written|authored)(?: by)?",
         r"(?P<obj>.+?) (?:was |were )?(?:written|authored) by whom",
@@ -42,6 +49,8 @@ PATTERNS: dict[str, list[re.Pattern]] = {
         rf"who {_VERB_PUBLISHED}(?: (?P<obj>.+))?",
         rf"(?:which|what) {_ORG} (?:{_VERB_PUBLISHED}|wrote|is behind|was behind)(?: (?P<obj>.+))?",
         r"(?:who|what|which) (?:is|was) the publisher(?: of (?P<obj>.+))?",
+        rf"(?:who|what|which) (?:is|was) {_OWNER}publisher",
+        r"(?:the )?publisher of (?P<obj>.+)",
         rf"(?:by whom|who|(?:which|what) {_ORG}) (?:is|was) (?P<obj>.+?) {_VERB_PUBLISHED}(?: by)?",
         rf"(?:which|what) {_ORG} (?:is|was) (?P<obj>.+?) (?:from|by)",
     )],
@@ -49,8 +58,10 @@ PATTERNS: dict[str, list[re.Pattern]] = {
         rf"when (?:was|were|is) (?P<obj>.+?) {_WHEN_VERB}",
         r"when did (?P<obj>.+?) (?:come out|appear|get published|go to press)",
         rf"(?:in )?(?:what|which) (?:year|month|date|day) (?:was|were|is) (?P<obj>.+?) {_WHEN_VERB}",
+        r"(?:what|which) year (?:is|was) (?P<obj>.+?) from",
         r"(?:what|which) (?:is|was) the (?:publication |release |issue )?date of (?P<obj>.+)",
-        r"(?:what is|what's) (?P<obj>.+?)(?:'s|’s) (?:publication|release) date",
+        rf"(?:what|which) (?:is|was) {_OWNER}(?:publication |release |issue )?date",
+        r"(?:the )?(?:publication|release) date(?: of (?P<obj>.+))?",
     )],
 }
 # A question about "the report" or "this paper" is about a document without naming it.
@@ -74,6 +85,7 @@ class DocumentQuestion:
 def recognise(question: str) -> DocumentQuestion | None:
     """The kind of document question this is, or None for any other question."""
     text = " ".join(question.lower().replace("’", "'").split()).rstrip("?.! ")
+    text = re.sub(r"\b(who|what|when|where)'s\b", r"\1 is", text)
     text = re.sub(r"^(?:so|and|but|tell me|please|do you know|can you tell me)[, ]+", "", text)
     for kind, patterns in PATTERNS.items():
         for pattern in patterns:
