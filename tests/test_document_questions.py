@@ -109,6 +109,21 @@ def test_the_document_filter_chooses_which_report(library):
     assert "Funabashi" in body["answer"]
 
 
+def test_a_line_cut_between_two_chunks_is_cited_whole(tmp_path, encoder):
+    """Small chunks put the copyright line's two sentences in two chunks: the passage takes in the rest."""
+    (tmp_path / "corpus").mkdir()
+    line = ("The Pacific Freight Council, a research group that studies container ports, shipping lines and "
+            "inland logistics across Asia, All content © 2021. All rights reserved by the council and its members.")
+    (tmp_path / "corpus" / "ports.txt").write_text(
+        f"Port Notes\n\nContainer ports handled record volumes after the pandemic.\n\n{line}\n")
+    assistant = Assistant(make_settings(tmp_path, chunk_tokens=32), encoder=encoder)
+    assistant.reindex()
+    line_end = assistant.document("ports.txt").text.index(line) + len(line) - 1
+    assert assistant.generation().chunk_covering("ports.txt", line_end).chunk.text.startswith("All rights")
+    body, highlighted = cited_line(assistant, "When was Port Notes published?")
+    assert highlighted == line and body["answer"] == "Port Notes was published in 2021 [1]."
+
+
 def test_a_document_without_the_metadata_gets_the_ordinary_answer(tmp_path, encoder):
     """A document named like the thing it describes ("West Side Story") answers from its passages."""
     (tmp_path / "corpus").mkdir()

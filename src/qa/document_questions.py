@@ -123,17 +123,19 @@ def answer_about_document(
     if cited is None:
         return None
     scores = {h.stored.id: h.score for h in hits}
-    score = scores.get(cited.id, float(gen.chunk_vectors([cited.id])[0] @ query))
-    spans = []
+    first = _passage(cited, scores.get(cited.id, float(gen.chunk_vectors([cited.id])[0] @ query)), [])
     if highlight is not None:
-        a, b = max(highlight[0], cited.chunk.start), min(highlight[1], cited.chunk.end)
-        spans = [(a - cited.chunk.start, b - cited.chunk.start)] if a < b else []
+        if highlight[0] < first.start or highlight[1] > first.end:
+            # A line cut between two chunks ("... © 2018." | "All rights reserved."): the passage
+            # takes in the rest of the line, a sentence at most, as passages may.
+            first.start, first.end = min(first.start, highlight[0]), max(first.end, highlight[1])
+            first.text = gen.document(doc_id).text[first.start:first.end]
+        first.highlights = [(highlight[0] - first.start, highlight[1] - first.start)]
     sentence = f"{title} {_statement(asked.kind, value)} [1]."
     if source == METADATA:
         sentence = "According to the document's metadata, " + sentence
     others = [_passage(h.stored, h.score, []) for h in hits if h.stored.id != cited.id]
-    passages = [_passage(cited, score, spans), *others]
-    return _answer(question, sentence, False, passages, k)
+    return _answer(question, sentence, False, [first, *others], k)
 
 
 def attach_metadata(answer: Answer, gen: Generation) -> Answer:
