@@ -123,3 +123,8 @@ class Generation:
             (doc_id,),
         )
         return StoredDocument(*rows[0]) if rows else None
+
+    def headings(self, limit: int) -> list[tuple[str, str, list[str]]]:
+        """(doc_id, title, section headings in reading order) of the first `limit` documents by doc_id."""
+        rows = self._rows("SELECT doc_id, title, sections FROM documents ORDER BY doc_id LIMIT ?", (limit,))
+        return [(doc_id, title, [heading for _, heading in json.loads(sections)]) for doc_id, title, sections in rows]
