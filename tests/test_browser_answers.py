@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -128,7 +129,7 @@ def test_download_as_markdown(page, base_url):
     ask(page, base_url, ON_TOPIC)
     with page.expect_download() as download:
         page.click("text=Download as Markdown")
-    md = open(download.value.path(), encoding="utf-8").read()
+    md = Path(download.value.path()).read_text(encoding="utf-8")
     assert download.value.suggested_filename == "answer.md"
     assert md.startswith(f"# {ON_TOPIC}\n\n") and squash(page.inner_text("#answer-text")) in squash(md)
     ranks = re.findall(r"^(\d+)\. .+\n   <(http[^>]+)>$", md, re.M)
