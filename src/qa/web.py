@@ -19,6 +19,7 @@ from .answering import Answer, Passage
 from .errors import QAError
 from .overview import Overview, overview
 from .service import MAX_K, MAX_QUESTION_CHARS, Assistant, InvalidRequest
+from .store import StoredDocument
 
 # web/ sits at the top of the repository; src/qa/assets links to it so wheels carry it as package data.
 WEB_DIR = Path(str(files("qa") / "assets"))
@@ -117,20 +118,28 @@ def shown_passages(answer: Answer, hashes: dict[str, str], base_url: str) -> lis
     return shown
 
 
-_overview_cache: dict[str, Overview] = {}
+@dataclass(frozen=True)
+class Shelf:
+    """What the question page shows of the index besides answers: the overview and the documents."""
+
+    overview: Overview | None
+    documents: list[StoredDocument]
 
 
-def index_overview(assistant: Assistant) -> Overview | None:
-    """The home page's counts and examples, computed once per published generation."""
+_shelf_cache: dict[str, Shelf] = {}
+
+
+def shelf(assistant: Assistant) -> Shelf:
+    """Computed once per published generation: listing documents counts every chunk (a full scan)."""
     try:
         gen = assistant.generation()
     except QAError:
-        return None
+        return Shelf(None, [])
     key = str(gen.path)
-    if key not in _overview_cache:
-        _overview_cache.clear()
-        _overview_cache[key] = overview(gen)
-    return _overview_cache[key]
+    if key not in _shelf_cache:
+        _shelf_cache.clear()
+        _shelf_cache[key] = Shelf(overview(gen), gen.documents())
+    return _shelf_cache[key]
 
 
 def answer_href(request: Request, fmt: str | None = None) -> str:
@@ -148,12 +157,10 @@ def home(
     the documents named by ?doc= (repeated) if any, and with &format=md the same answer as Markdown."""
     assistant: Assistant = request.app.state.assistant
     chosen = list(dict.fromkeys(doc))
-    try:
-        documents = assistant.documents()
-    except QAError:
-        documents = []
+    here = shelf(assistant)
+    documents = here.documents
     context: dict = {"question": q or "", "k": k, "answer": None, "problem": None, "chosen": chosen,
-                     "documents": documents[:MAX_SCOPE_CHOICES], "overview": index_overview(assistant)}
+                     "documents": documents[:MAX_SCOPE_CHOICES], "overview": here.overview}
     context["chosen_titles"] = [d.title for d in documents if d.doc_id in chosen]
     if q is None:
         return templates.TemplateResponse(request, "index.html", context)
