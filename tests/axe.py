@@ -38,7 +38,8 @@ def axe_violations(page: Page) -> list[dict]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(content=axe_source())
         if not page.evaluate("typeof window.axe !== 'undefined'"):
-            raise AssertionError("axe-core did not load: open the page in new_context(bypass_csp=True)")
+            raise AssertionError("axe-core did not load: open the page in new_context(bypass_csp=True), "
+                                 "with JavaScript enabled")
     result = page.evaluate(
         "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
         RULE_TAGS,

@@ -81,6 +81,7 @@ def test_a_question_asked_within_one_document_cites_only_it_and_the_link_keeps_t
     assert docs and set(docs) == {"alliance-note.md"}
     assert NOTE_TITLE in page.inner_text("details.scope summary")
     assert page.locator("#answer-text a.cite").count() >= 1
+    assert_no_axe_violations(page, "an answer within one document, its choice open")
     shot(page, "answer-scoped")
 
     # The same link opened elsewhere gives the same scoped answer; unticking searches everything.
@@ -177,7 +178,9 @@ PAGES = {
     "answer": "/?q=" + ON_TOPIC,
     "abstained": "/?q=" + OFF_TOPIC,
     "document": "/view/alliance-note.md",
+    "cited passage": "/view/article-ii-mandate.txt?start=824&end=1812&hl=149-327,459-753#passage",
     "error": "/view/no-such-document.txt",
+    "unknown document chosen": "/?q=supply+chains&doc=no-such-document.txt",
 }
 
 
@@ -195,5 +198,5 @@ def test_every_page_has_no_axe_violations(browser, base_url, name, scheme):  # n
     dark = sum(int(c) for c in re.findall(r"\d+", background)[:3]) < 3 * 80
     assert dark == (scheme == "dark"), background  # dark mode follows the system setting
     assert_no_axe_violations(page, f"the {name} page ({scheme})")
-    shot(page, f"{name}-{scheme}")
+    shot(page, f"{name.replace(' ', '-')}-{scheme}")
     page.context.close()
