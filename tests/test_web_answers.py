@@ -134,11 +134,14 @@ def test_citation_is_chicago_style_with_metadata_when_known():
     assert citations.citation(three).startswith("A, B, and C, The Report (1999), ")
 
 
-def test_passages_display_blank_line_runs_folded_and_offsets_untouched():
+def test_passages_display_folded_blank_lines_and_hard_wraps_with_offsets_untouched():
     text = "One.\n\n\n   \n  Two.\n    Three."
     pieces = web.segments(text, [(13, 17)])
     assert "".join(p for p, _ in pieces) == text and pieces[1] == ("Two.", True)
     assert [web.readable(p) for p, _ in pieces] == ["One.\n\n  ", "Two.", "\n    Three."]
+    # A hard-wrapped paragraph reads as one; a list keeps its lines.
+    assert web.readable("fund new chip plants\nat home and abroad.\n• Ports\n• cables") == \
+        "fund new chip plants at home and abroad.\n• Ports\n• cables"
 
 
 def test_a_link_to_a_changed_document_says_so_instead_of_marking_text(fresh_assistant):

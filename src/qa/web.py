@@ -31,9 +31,12 @@ _MARKER = re.compile(r"\[(\d{1,3})\]")
 # One evidence span of a /view link: "start-end" in ASCII digits, relative to the passage.
 _SPAN = re.compile(r"(\d{1,9})-(\d{1,9})", re.ASCII)
 MAX_SPANS = 8
-# Two or more line breaks (with only blanks between) show as one blank line; CSS `pre-line` drops the
-# layout indentation. Only the display changes: pieces are cut at the stored offsets first.
+# Two or more line breaks (with only blanks between) show as one blank line, and a line break inside
+# a sentence (the next line starts in lower case: a hard-wrapped paragraph) as a space; CSS
+# `pre-line` drops the layout indentation. Only the display changes: pieces are cut at the stored
+# offsets first, so marks and links stay exact.
 _BLANK_LINES = re.compile(r"[ \t\f\v\r]*\n(?:[ \t\f\v\r]*\n)+")
+_WRAPPED = re.compile(r"(?<=[^\s.:;!?])[ \t\f\v\r]*\n[ \t]*(?=[a-z])")
 _WORD = re.compile(r"\w+")
 # The "Search in" list shows at most this many documents; more are chosen from the library.
 MAX_SCOPE_CHOICES = 500
@@ -64,7 +67,7 @@ def segments(text: str, marks: list[tuple[int, int]]) -> list[tuple[str, bool]]:
 
 
 def readable(piece: str) -> str:
-    return _BLANK_LINES.sub("\n\n", piece)
+    return _WRAPPED.sub(" ", _BLANK_LINES.sub("\n\n", piece))
 
 
 templates.env.filters["cite_links"] = cite_links
