@@ -181,14 +181,21 @@ PAGES = {
     "cited passage": "/view/article-ii-mandate.txt?start=824&end=1812&hl=149-327,459-753#passage",
     "error": "/view/no-such-document.txt",
     "unknown document chosen": "/?q=supply+chains&doc=no-such-document.txt",
+    # Served once branch i13-library is merged; until then they are skipped, not passed.
+    "library": "/library",
+    "sign-in": "/library/sign-in",
 }
+LATER = ("library", "sign-in")
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_has_no_axe_violations(browser, base_url, name, scheme):  # noqa: F811
     page = open_page(browser, color_scheme=scheme)
-    page.goto(base_url + PAGES[name])
+    response = page.goto(base_url + PAGES[name])
+    if name in LATER and response.status == 404:
+        page.context.close()
+        pytest.skip(f"{PAGES[name]} is not served on this branch yet")
     if name in ("answer", "abstained"):
         page.locator("#p1 details.why summary").click()  # the disclosed parts are checked too
         page.locator("#p1 details.take-away summary").click()
