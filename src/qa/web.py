@@ -108,11 +108,11 @@ def question_words(question: str) -> list[tuple[str, str]]:
     return out
 
 
-def shown_passages(answer: Answer, hashes: dict[str, str], base_url: str) -> list[ShownPassage]:
+def shown_passages(answer: Answer, paths: dict[int, str], base_url: str) -> list[ShownPassage]:
     words = question_words(answer.question)
     shown = []
     for p in answer.passages:
-        path = citations.view_path(p, citations.short_hash(hashes.get(p.doc_id)))
+        path = paths[p.rank]
         stems = set(lexical.terms(p.text))
         shown.append(ShownPassage(
             p, segments(p.text, p.highlights), path, base_url + path, citations.citation(p),
@@ -154,20 +154,22 @@ def answer_href(request: Request, fmt: str | None = None) -> str:
 @router.get("/", response_class=HTMLResponse)
 def home(
     request: Request, q: str | None = None, k: str = "5",
-    doc: Annotated[list[str], Query()] = (), format: str = "html",  # noqa: A002 - the URL's name for it
+    doc: Annotated[list[str], Query()] = (), format: str = "html",
 ) -> Response:
     """The question box; with ?q= it is also the shareable answer page for that question, limited to
     the documents named by ?doc= (repeated) if any, and with &format=md the same answer as Markdown."""
     assistant: Assistant = request.app.state.assistant
     chosen = list(dict.fromkeys(doc))
     here = shelf(assistant)
-    documents = here.documents
+    picked = [d for d in here.documents if d.doc_id in chosen]
+    # The chosen documents first, so a long list cut at MAX_SCOPE_CHOICES still shows them ticked.
+    listed = picked + [d for d in here.documents if d.doc_id not in chosen]
     context: dict = {"question": q or "", "k": k, "answer": None, "problem": None, "chosen": chosen,
-                     "documents": documents[:MAX_SCOPE_CHOICES], "overview": here.overview}
-    context["chosen_titles"] = [d.title for d in documents if d.doc_id in chosen]
+                     "documents": listed[:MAX_SCOPE_CHOICES], "overview": here.overview,
+                     "chosen_titles": [d.title for d in picked]}
     if q is None:
         return templates.TemplateResponse(request, "index.html", context)
-    problem, status = _check(q, k, chosen, {d.doc_id for d in documents})
+    problem, status = _check(k, chosen, {d.doc_id for d in here.documents})
     answer = None
     if problem is None:
         try:
@@ -182,13 +184,12 @@ def home(
     if answer is None:
         context["problem"] = problem
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
-    hashes = assistant.generation().manifest["documents"]
     context.update(answer=answer, markdown_href=answer_href(request, "md"),
-                   passages=shown_passages(answer, hashes, str(request.base_url).rstrip("/")))
+                   passages=shown_passages(answer, passage_paths(assistant, answer), _base(request)))
     return templates.TemplateResponse(request, "index.html", context)
 
 
-def _check(q: str, k: str, chosen: list[str], known: set[str]) -> tuple[str | None, int]:
+def _check(k: str, chosen: list[str], known: set[str]) -> tuple[str | None, int]:
     """A message for a k or a document choice the page cannot use, with its status; (None, 200) if fine."""
     try:
         if not 1 <= int(k) <= MAX_K:
@@ -203,11 +204,19 @@ def _check(q: str, k: str, chosen: list[str], known: set[str]) -> tuple[str | No
     return None, 200
 
 
-def _markdown(request: Request, assistant: Assistant, answer: Answer) -> Response:
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def passage_paths(assistant: Assistant, answer: Answer) -> dict[int, str]:
+    """rank -> the document view at that passage, carrying its document's short hash."""
     hashes = assistant.generation().manifest["documents"]
-    base = str(request.base_url).rstrip("/")
-    links = {p.rank: base + citations.view_path(p, citations.short_hash(hashes.get(p.doc_id)))
-             for p in answer.passages}
+    return {p.rank: citations.view_path(p, citations.short_hash(hashes.get(p.doc_id))) for p in answer.passages}
+
+
+def _markdown(request: Request, assistant: Assistant, answer: Answer) -> Response:
+    base = _base(request)
+    links = {rank: base + path for rank, path in passage_paths(assistant, answer).items()}
     body = citations.markdown(answer, base + answer_href(request), links)
     return Response(body, media_type="text/markdown; charset=utf-8",
                     headers={"content-disposition": 'attachment; filename="answer.md"'})
