@@ -239,8 +239,9 @@ def view_document(
     assistant: Assistant = request.app.state.assistant
     try:
         doc = assistant.document(doc_id)
-    except QAError as exc:
-        return error_page(request, 404, str(exc))
+    except QAError:
+        return error_page(request, 404, f"No document called “{doc_id}” is indexed: it may have been removed or "
+                                        "renamed. The library lists what is indexed now.")
     text = doc.text
     current = citations.short_hash(assistant.generation().manifest["documents"].get(doc_id))
     changed = bool(v) and v != current
