@@ -24,8 +24,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-test: setup
+test: setup tests/node_modules/.installed
 	$(BIN)/pytest
+
+# axe-core for the browser tests' accessibility checks (tests/axe.py), pinned in tests/package-lock.json.
+tests/node_modules/.installed: tests/package.json tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund
+	touch $@
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -61,6 +62,10 @@ class Passage:
     authors: list[str] | None = None
     publisher: str | None = None
     date: str | None = None
+    # The passage's cosine similarity to the question, for the web page's "why this passage". A class
+    # attribute that compose() sets per passage, not a field: the /ask body (asdict, the API's
+    # response model) keeps to the contract, whose `score` is the fused ranking score.
+    semantic: ClassVar[float | None] = None
 
 
 @dataclass
@@ -120,6 +125,7 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
                 highlights=sorted(_relative(chunk, i) for i in chosen),
             )
         )
+        passages[-1].semantic = round(hit.dense, 4)
     if abstain:
         return Answer(question, ABSTAIN_ANSWER, True, 0.0, passages)
 

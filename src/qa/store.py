@@ -156,6 +156,11 @@ class Generation:
         ) or self._rows("SELECT id FROM chunks WHERE doc_id = ? ORDER BY ordinal LIMIT 1", (doc_id,))
         return self.chunks([rows[0][0]])[rows[0][0]] if rows else None
 
+    def headings(self, limit: int) -> list[tuple[str, str, list[str]]]:
+        """(doc_id, title, section headings in reading order) of the first `limit` documents by doc_id."""
+        rows = self._rows("SELECT doc_id, title, sections FROM documents ORDER BY doc_id LIMIT ?", (limit,))
+        return [(doc_id, title, [heading for _, heading in json.loads(sections)]) for doc_id, title, sections in rows]
+
 
 def _metadata(title: str, stored: str) -> Metadata:
     return Metadata.from_row(title, json.loads(stored or "{}"))

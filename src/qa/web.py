@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from . import citations, lexical
+from .answering import Answer, Passage
 from .errors import QAError
-from .service import MAX_K, MAX_QUESTION_CHARS, InvalidRequest
+from .overview import Overview, overview
+from .service import MAX_K, MAX_QUESTION_CHARS, Assistant, InvalidRequest
+from .store import StoredDocument
 
 # web/ sits at the top of the repository; src/qa/assets links to it so wheels carry it as package data.
 WEB_DIR = Path(str(files("qa") / "assets"))
@@ -24,6 +31,15 @@ _MARKER = re.compile(r"\[(\d{1,3})\]")
 # One evidence span of a /view link: "start-end" in ASCII digits, relative to the passage.
 _SPAN = re.compile(r"(\d{1,9})-(\d{1,9})", re.ASCII)
 MAX_SPANS = 8
+# Two or more line breaks (with only blanks between) show as one blank line, and a line break inside
+# a sentence (the next line starts in lower case: a hard-wrapped paragraph) as a space; CSS
+# `pre-line` drops the layout indentation. Only the display changes: pieces are cut at the stored
+# offsets first, so marks and links stay exact.
+_BLANK_LINES = re.compile(r"[ \t\f\v\r]*\n(?:[ \t\f\v\r]*\n)+")
+_WRAPPED = re.compile(r"(?<=[^\s.:;!?])[ \t\f\v\r]*\n[ \t]*(?=[a-z])")
+_WORD = re.compile(r"\w+")
+# The "Search in" list shows at most this many documents; more are chosen from the library.
+MAX_SCOPE_CHOICES = 500
 
 
 def cite_links(answer: str, passages: int) -> Markup:
@@ -50,7 +66,12 @@ def segments(text: str, marks: list[tuple[int, int]]) -> list[tuple[str, bool]]:
     return [piece for piece in out if piece[0]]
 
 
+def readable(piece: str) -> str:
+    return _WRAPPED.sub(" ", _BLANK_LINES.sub("\n\n", piece))
+
+
 templates.env.filters["cite_links"] = cite_links
+templates.env.filters["readable"] = readable
 templates.env.globals.update(max_question=MAX_QUESTION_CHARS, max_k=MAX_K)
 
 
@@ -63,29 +84,142 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
                                       status_code=status)
 
 
+@dataclass(frozen=True)
+class ShownPassage:
+    """One passage as the answer page shows it: marked pieces, its links, citation and why it came up."""
+
+    passage: Passage
+    pieces: list[tuple[str, bool]]
+    path: str  # the document view at the passage, with the document's short hash
+    url: str  # the same, absolute: what "Copy link" copies
+    citation: str
+    found: list[str]  # the question's words (as typed) whose stems the passage holds
+    missing: list[str]
+
+
+def question_words(question: str) -> list[tuple[str, str]]:
+    """(word as typed, its stem) for the question's content words, first occurrence of each stem."""
+    out, seen = [], set()
+    for word in _WORD.findall(question):
+        for stem in lexical.terms(word):
+            if stem not in seen:
+                seen.add(stem)
+                out.append((word, stem))
+    return out
+
+
+def shown_passages(answer: Answer, paths: dict[int, str], base_url: str) -> list[ShownPassage]:
+    words = question_words(answer.question)
+    shown = []
+    for p in answer.passages:
+        path = paths[p.rank]
+        stems = set(lexical.terms(p.text))
+        shown.append(ShownPassage(
+            p, segments(p.text, p.highlights), path, base_url + path, citations.citation(p),
+            [w for w, s in words if s in stems], [w for w, s in words if s not in stems],
+        ))
+    return shown
+
+
+@dataclass(frozen=True)
+class Shelf:
+    """What the question page shows of the index besides answers: the overview and the documents."""
+
+    overview: Overview | None
+    documents: list[StoredDocument]
+
+
+_shelf_cache: dict[str, Shelf] = {}
+
+
+def shelf(assistant: Assistant) -> Shelf:
+    """Computed once per published generation: listing documents counts every chunk (a full scan)."""
+    try:
+        gen = assistant.generation()
+    except QAError:
+        return Shelf(None, [])
+    key = str(gen.path)
+    if key not in _shelf_cache:
+        _shelf_cache.clear()
+        _shelf_cache[key] = Shelf(overview(gen), gen.documents())
+    return _shelf_cache[key]
+
+
+def answer_href(request: Request, fmt: str | None = None) -> str:
+    """This answer page's own link (relative), in `fmt` if given: the question, k and the chosen documents."""
+    params = [(key, value) for key, value in request.query_params.multi_items() if key != "format"]
+    return "/?" + urlencode(params + ([("format", fmt)] if fmt else []))
+
+
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, q: str | None = None, k: str = "5") -> HTMLResponse:
-    """The question box; with ?q= it is also the shareable answer page for that question."""
-    assistant = request.app.state.assistant
-    context: dict = {"question": q or "", "k": k, "answer": None, "problem": None}
-    if q is not None:
+def home(
+    request: Request, q: str | None = None, k: str = "5",
+    doc: Annotated[list[str], Query()] = (), format: str = "html",
+) -> Response:
+    """The question box; with ?q= it is also the shareable answer page for that question, limited to
+    the documents named by ?doc= (repeated) if any, and with &format=md the same answer as Markdown."""
+    assistant: Assistant = request.app.state.assistant
+    chosen = list(dict.fromkeys(doc))
+    here = shelf(assistant)
+    picked = [d for d in here.documents if d.doc_id in chosen]
+    # The chosen documents first, so a long list cut at MAX_SCOPE_CHOICES still shows them ticked.
+    listed = picked + [d for d in here.documents if d.doc_id not in chosen]
+    context: dict = {"question": q or "", "k": k, "answer": None, "problem": None, "chosen": chosen,
+                     "documents": listed[:MAX_SCOPE_CHOICES], "overview": here.overview,
+                     "chosen_titles": [d.title for d in picked]}
+    if q is None:
+        return templates.TemplateResponse(request, "index.html", context)
+    problem, status = _check(k, chosen, {d.doc_id for d in here.documents})
+    answer = None
+    if problem is None:
         try:
-            k_value = int(k)
-            if not 1 <= k_value <= MAX_K:
-                raise ValueError
-        except ValueError:
-            context["problem"] = f"Number of passages must be a whole number from 1 to {MAX_K}."
-            return templates.TemplateResponse(request, "index.html", context, status_code=422)
-        try:
-            answer = assistant.ask(q, k_value)
+            answer = assistant.ask(q, int(k), chosen or None)
         except InvalidRequest as exc:
-            context["problem"] = _friendly(exc)
-            # An empty box is a prompt to type something, not a failed request.
-            status = 200 if not q.strip() else 422
-            return templates.TemplateResponse(request, "index.html", context, status_code=status)
-        context["answer"] = answer
-        context["passages"] = [(p, segments(p.text, p.highlights)) for p in answer.passages]
+            problem = _friendly(exc)
+            status = 200 if not q.strip() else 422  # an empty box is a prompt to type, not a failure
+    if format == "md":
+        if answer is None:
+            return Response(f"{problem}\n", status_code=status, media_type="text/plain; charset=utf-8")
+        return _markdown(request, assistant, answer)
+    if answer is None:
+        context["problem"] = problem
+        return templates.TemplateResponse(request, "index.html", context, status_code=status)
+    context.update(answer=answer, markdown_href=answer_href(request, "md"),
+                   passages=shown_passages(answer, passage_paths(assistant, answer), _base(request)))
     return templates.TemplateResponse(request, "index.html", context)
+
+
+def _check(k: str, chosen: list[str], known: set[str]) -> tuple[str | None, int]:
+    """A message for a k or a document choice the page cannot use, with its status; (None, 200) if fine."""
+    try:
+        if not 1 <= int(k) <= MAX_K:
+            raise ValueError
+    except ValueError:
+        return f"Number of passages must be a whole number from 1 to {MAX_K}.", 422
+    unknown = [d for d in chosen if d not in known]
+    if unknown:
+        names = ", ".join(f"“{d}”" for d in unknown)
+        return (f"No indexed document is called {names}. Choose documents under “Search in”, "
+                "or leave them all unticked to search every document."), 422
+    return None, 200
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def passage_paths(assistant: Assistant, answer: Answer) -> dict[int, str]:
+    """rank -> the document view at that passage, carrying its document's short hash."""
+    hashes = assistant.generation().manifest["documents"]
+    return {p.rank: citations.view_path(p, citations.short_hash(hashes.get(p.doc_id))) for p in answer.passages}
+
+
+def _markdown(request: Request, assistant: Assistant, answer: Answer) -> Response:
+    base = _base(request)
+    links = {rank: base + path for rank, path in passage_paths(assistant, answer).items()}
+    body = citations.markdown(answer, base + answer_href(request), links)
+    return Response(body, media_type="text/markdown; charset=utf-8",
+                    headers={"content-disposition": 'attachment; filename="answer.md"'})
 
 
 def _friendly(exc: InvalidRequest) -> str:
@@ -95,22 +229,31 @@ def _friendly(exc: InvalidRequest) -> str:
 
 
 @router.get("/view/{doc_id:path}", response_class=HTMLResponse)
-def view_document(request: Request, doc_id: str, start: int = 0, end: int = 0, hl: str = "") -> HTMLResponse:
-    """A document with the cited passage (start..end) marked and scrolled to, its evidence highlighted."""
-    assistant = request.app.state.assistant
+def view_document(
+    request: Request, doc_id: str, start: int = 0, end: int = 0, hl: str = "", v: str = "",
+) -> HTMLResponse:
+    """A document with the cited passage (start..end) marked and scrolled to, its evidence highlighted.
+
+    `v` is the document's short hash when the link was made: if the document has changed since, the
+    offsets may point at other text, so the page says so and marks nothing."""
+    assistant: Assistant = request.app.state.assistant
     try:
         doc = assistant.document(doc_id)
-    except QAError as exc:
-        return error_page(request, 404, str(exc))
+    except QAError:
+        return error_page(request, 404, f"No document called “{doc_id}” is indexed: it may have been removed or "
+                                        "renamed. The library lists what is indexed now.")
     text = doc.text
+    current = citations.short_hash(assistant.generation().manifest["documents"].get(doc_id))
+    changed = bool(v) and v != current
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
     # hl comes from a link anyone can edit: malformed spans are ignored, not an error.
     spans = (_SPAN.fullmatch(pair) for pair in hl.split(",")[:MAX_SPANS])
     evidence = [(start + int(m.group(1)), start + int(m.group(2))) for m in spans if m]
-    if end <= start:  # no passage named: the whole document, unmarked
+    if end <= start or changed:  # no passage named, or not one we can trust: the whole document, unmarked
         start = end = len(text)
     context = {
         "doc": doc,
+        "changed": changed,
         "before": text[:start],
         "passage": segments(text[start:end], [(a - start, b - start) for a, b in evidence]),
         "after": text[end:],
