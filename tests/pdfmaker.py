@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-def make_pdf(pages: list[list[str]]) -> bytes:
+def make_pdf(pages: list[list[str]], prelude: str = "") -> bytes:
+    """`prelude`: raw content-stream operators put before each page's text (to feed readers odd input)."""
     objects: list[bytes] = []
 
     def add(body: bytes) -> int:
@@ -14,7 +15,7 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     pages_id = len(objects) + 1 + 2 * len(pages)
     page_ids = []
     for lines in pages:
-        ops = ["BT", "/F1 11 Tf", "14 TL", "72 720 Td"]
+        ops = [*([prelude] if prelude else []), "BT", "/F1 11 Tf", "14 TL", "72 720 Td"]
         for line in lines:
             escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
             ops += [f"({escaped}) Tj", "T*"]
