@@ -170,3 +170,10 @@ def test_pdf_library_warnings_name_the_file(tmp_path, caplog):
     assert doc.text == "The text is still read."
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warned and all(m.startswith("uploads/w.pdf: ") for m in warned), warned
+
+
+def test_a_pdf_title_in_body_type_is_not_glued_to_the_first_sentence(tmp_path):
+    data = (FIXTURES / "incremental" / "export-controls.pdf").read_bytes()  # one font, one size, no gaps
+    doc = read_document(tmp_path / "e.pdf", "e.pdf", data)
+    assert doc.text.startswith("Semiconductor Export Controls Briefing\n\nThe allies will align export controls")
+    assert [h for _, h in doc.sections] == ["Semiconductor Export Controls Briefing"]

@@ -138,7 +138,13 @@ def _blocks(lines: list[Line], body: float) -> list[tuple[bool, str]]:
             blocks[-1][1].append(line)
         else:
             blocks.append((heading, [line]))
-    return [(heading, _join(group)) for heading, group in blocks]
+    # A paragraph of one short line without closing punctuation is a title set in body type.
+    return [(heading or _standalone_title(group), _join(group)) for heading, group in blocks]
+
+
+def _standalone_title(group: list[Line]) -> bool:
+    text = group[0].text
+    return len(group) == 1 and len(text) <= 120 and not text.endswith((".", "!", "?", ",", ";", ":"))
 
 
 def _continues(block: tuple[bool, list[Line]], line: Line, heading: bool, pitch: float, widest: float) -> bool:
@@ -153,8 +159,13 @@ def _continues(block: tuple[bool, list[Line]], line: Line, heading: bool, pitch:
         return True  # a heading that wraps
     if line.x0 > prev.x0 + prev.size:
         return False  # an indented first line
-    # A short line that ends a sentence ends its paragraph.
-    return not (_SENTENCE_END.search(prev.text) and prev.x1 - prev.x0 < widest * 0.8)
+    # A short line ends its paragraph when it ends a sentence, or when it is a title line in body type
+    # (much shorter, no closing punctuation) and the next line starts like a new sentence.
+    width = prev.x1 - prev.x0
+    if _SENTENCE_END.search(prev.text) and width < widest * 0.8:
+        return False
+    title_like = width < widest * 0.7 and not prev.text.endswith((",", ";", "-", "\u00ad"))
+    return not (title_like and line.text[:1].isupper())
 
 
 def _join(lines: list[Line]) -> str:
