@@ -159,7 +159,7 @@ def test_a_file_that_yields_little_text_is_flagged_in_the_reading_report(fresh_a
     assert "only 7 characters of text came out of" in sparse["warning"]
     assert summary.read["blank.md"]["chars"] == 0 and "no text" in summary.read["blank.md"]["warning"]
     report = summary.describe()
-    assert "read: widgets.html: 7 characters, 1 passages" in report
+    assert "read: widgets.html: 7 characters, 1 passage\n" in report
     assert "warning: widgets.html: only 7 characters" in report
 
 

@@ -42,7 +42,7 @@ class Line:
 
 def pdf_text(data: bytes, doc_id: str) -> tuple[str, list[tuple[int, int]], list[tuple[int, str]]]:
     """(text, pages as (offset, page number), sections as (offset, heading))."""
-    with _library_warnings_named(doc_id):
+    with pdf_warnings_named(doc_id):
         pages = _read_lines(data, doc_id)
     furniture = _running_lines(pages)
     body = _body_size([line for _, lines in pages for line in lines])
@@ -188,15 +188,22 @@ class _NamedWarnings(logging.Handler):
             log.warning("%s: %s", self.doc_id, record.getMessage())
 
 
+# pypdf too: a module that opens PDFs with it (metadata) wraps its calls in pdf_warnings_named.
+PDF_LOGGERS = ("pdfminer", "pypdf")
+
+
 @contextmanager
-def _library_warnings_named(doc_id: str):
-    library = logging.getLogger("pdfminer")
+def pdf_warnings_named(doc_id: str):
     handler = _NamedWarnings(doc_id)
-    library.addHandler(handler)
-    propagate = library.propagate
-    library.propagate = False  # once, with the name, not twice
+    saved = []
+    for name in PDF_LOGGERS:
+        library = logging.getLogger(name)
+        saved.append((library, library.propagate))
+        library.addHandler(handler)
+        library.propagate = False  # once, with the name, not twice
     try:
         yield
     finally:
-        library.removeHandler(handler)
-        library.propagate = propagate
+        for library, propagate in saved:
+            library.removeHandler(handler)
+            library.propagate = propagate
