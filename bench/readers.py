@@ -3,7 +3,8 @@
     PYTHONPATH=src python bench/readers.py [--pages 60]
 
 The PDF is typeset here with fpdf2 (a running header, a footer, headings, wrapped paragraphs); the
-baseline is pypdf's extract_text, which the PDF reader used before issue 12. The HTML page is
+baseline is pypdf's extract_text, which the PDF reader used before issue 12 (and pdfplumber's
+lines with their geometry, when it is installed). The HTML page is
 generated too; its baseline is BeautifulSoup's get_text. No data is read from outside.
 """
 
@@ -38,10 +39,10 @@ def make_pdf(pages: int) -> bytes:
     for n in range(pages):
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 16)
-        pdf.multi_cell(0, 9, f"Section {n + 1}")
+        pdf.multi_cell(0, 9, f"Section {n + 1}", new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Helvetica", "", 11)
         for _ in range(4):
-            pdf.multi_cell(0, 6, PARAGRAPH)
+            pdf.multi_cell(0, 6, PARAGRAPH, new_x="LMARGIN", new_y="NEXT")
             pdf.ln(3)
     return bytes(pdf.output())
 
@@ -77,9 +78,22 @@ def main() -> None:
     data = make_pdf(args.pages)
     ours = timed(lambda: pdf_text(data, "bench.pdf"))
     base = timed(lambda: [p.extract_text() for p in PdfReader(io.BytesIO(data)).pages])
-    print(f"PDF, {args.pages} pages, {len(data)} bytes: qa reader (pdfplumber) {ours:.2f}s "
+    print(f"PDF, {args.pages} pages, {len(data)} bytes: qa reader (pypdfium2) {ours:.2f}s "
           f"({ours / args.pages * 1000:.0f} ms/page); pypdf extract_text {base:.2f}s "
           f"({base / args.pages * 1000:.0f} ms/page)")
+    try:  # the other reader that gives each line's geometry, if it is installed
+        import pdfplumber
+    except ImportError:
+        pass
+    else:
+        def plumber() -> None:
+            with pdfplumber.open(io.BytesIO(data)) as pdf:
+                for page in pdf.pages:
+                    page.extract_text_lines(return_chars=True)
+
+        other = timed(plumber, repeat=1)
+        print(f"  pdfplumber extract_text_lines (the same geometry) {other:.2f}s "
+              f"({other / args.pages * 1000:.0f} ms/page)")
     html = make_html(args.pages)
     ours = timed(lambda: html_text(html))
     base = timed(lambda: BeautifulSoup(html, "html.parser").get_text(" "))
