@@ -183,3 +183,49 @@ def test_a_long_markdown_heading_is_split_to_fit_the_model():
 def test_the_properties_hold_for_the_report(suffix):
     text = (Path(__file__).resolve().parent.parent / "corpus" / "article-ii-mandate.txt").read_text()
     assert_chunks_are_sound(read(text, suffix), 256, 200)
+
+
+# -- every visible word, in reading order (issue 12) ---------------------------------------------------
+PLAIN_WORD = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzéü数字"), min_size=1, max_size=8)
+CONTAINERS = ["div", "span", "p", "b", "em", "section", "a", "li", "h2", "blockquote", "strong"]
+
+
+@st.composite
+def html_tree(draw, depth: int = 0) -> tuple[str, list[str]]:
+    """(markup, its words in order): words nested in blocks and inline elements, siblings spaced."""
+    parts, words = [], []
+    for _ in range(draw(st.integers(1, 4))):
+        if depth < 4 and draw(st.booleans()):
+            tag = draw(st.sampled_from(CONTAINERS))
+            inner, inner_words = draw(html_tree(depth + 1))
+            parts.append(f"<{tag}>{inner}</{tag}>")
+            words += inner_words
+        else:
+            word = draw(PLAIN_WORD)
+            parts.append(word)
+            words.append(word)
+    return " ".join(parts), words
+
+
+@PROPERTY_SETTINGS
+@given(html_tree())
+def test_html_reader_keeps_every_visible_word_in_order(tree):
+    markup, words = tree
+    page = f"<html><head><title>t</title><script>var hidden=1</script></head><body>{markup}</body></html>"
+    doc = read_document(Path("p.html"), "p.html", page.encode())
+    assert doc.text.split() == words
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(["", "# ", "## ", "- ", "1. ", "> "]),
+                          st.lists(st.tuples(st.sampled_from(["", "*", "**", "`"]), PLAIN_WORD), min_size=1,
+                                   max_size=6)), min_size=1, max_size=8))
+def test_markdown_reader_keeps_every_word_without_its_markup(blocks):
+    source, words = [], []
+    for marker, run in blocks:
+        source.append(marker + " ".join(f"{m}{w}{m}" for m, w in run))
+        words += [w for _, w in run]
+    doc = read_document(Path("m.md"), "m.md", "\n\n".join(source).encode())
+    numbers = {"1."}  # an ordered list item keeps its number
+    assert [w for w in doc.text.split() if w not in numbers] == words
+    assert not any(ch in doc.text for ch in "*`#>")

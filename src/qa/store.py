@@ -21,7 +21,8 @@ from .metadata import Metadata
 
 # 2: sentence vectors pooled from the chunk's pass (issue 6); HNSW vectors above a size threshold.
 # 3: BM25 by bm25s postings (lexical.py) instead of SQLite FTS5.
-# 4: documents carry their metadata (authors, publisher, date and where each was read; metadata.py).
+# 4: readers keep every visible word (HTML divs, tables, PDF paragraphs, Markdown without markup), and
+#    documents carry their metadata (authors, publisher, date and where each was read; metadata.py).
 FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
