@@ -141,7 +141,7 @@ def test_structure_survives_reading(tmp_path):
     assert pdf.text[second_page:].startswith("Semiconductor Supply")
     assert "Alliance Review Quarterly" not in pdf.text and "Page 1" not in pdf.text  # furniture, not text
     md = read_document(tmp_path / "m.md", "m.md", (INGEST / "trade-memo.md").read_bytes())
-    assert md.title == "Digital trade after 2019"
+    assert md.title == "Trade memo"  # the front matter's title; its first heading stays a section
     assert [h for _, h in md.sections] == ["Digital trade after 2019", "What it covers"]
     html = read_document(tmp_path / "p.html", "p.html", (INGEST / "yen-table.html").read_bytes())
     assert [h for _, h in html.sections] == ["The Plaza Accord and the yen", "Exchange rates"]
