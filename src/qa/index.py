@@ -145,12 +145,15 @@ def build_index(
             report("scanning", 0, 0)
             if prepare is not None:
                 prepare()
-            return _build_locked(settings, get_encoder, rebuild, report)
-        finally:
-            report.clear()
+            summary = _build_locked(settings, get_encoder, rebuild, report)
+        except BaseException as exc:
+            report.finish(exc)
+            raise
+        report.finish()
+        return summary
 
 
-def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Progress) -> BuildSummary:
+def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: ProgressFile) -> BuildSummary:
     began = time.perf_counter()
     index_dir = settings.index_dir
     remove_leftovers(index_dir)
@@ -180,6 +183,8 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
         else:
             summary.kept.append(doc_id)
     to_read = sorted(hashes) if full else summary.added + summary.changed
+    progress.mark(to_read + summary.removed, "queued")
+    progress.mark(list(unreadable), "failed", "cannot read the file")
 
     # Read every file to index first: one that cannot be read is skipped, and in an update the
     # version already indexed (if any) stays, so nothing indexed is lost to a bad file.
@@ -189,8 +194,10 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
         path, data = files[doc_id]
         try:
             documents.append(load_document(path, doc_id, data))
+            progress.mark([doc_id], "read")
         except DocumentError as exc:
             summary.skipped[doc_id] = str(exc)
+            progress.mark([doc_id], "failed", str(exc))
     for names in (summary.added, summary.changed, summary.kept):
         names[:] = [d for d in names if d not in summary.skipped]
     indexed: dict[str, str] = {} if full else dict(before)  # doc_id -> sha256 of the new generation
@@ -209,8 +216,10 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
         chunks_of[doc.doc_id] = chunk_document(
             doc, encoder.tokenizer, limits["target_tokens"], limits["max_tokens"]
         )
+        progress.mark([doc.doc_id], "chunked")
     all_chunks = [c for doc in documents for c in chunks_of[doc.doc_id]]
     chunk_vectors, sentence_vectors = _embed(encoder, all_chunks, progress)
+    progress.mark([doc.doc_id for doc in documents], "embedded")
 
     progress("writing", 0, 1)
     for doc_id in summary.removed + summary.changed:
@@ -237,6 +246,8 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
         shutil.rmtree(staging, ignore_errors=True)
         raise
     publish(index_dir, staging)
+    progress.mark([doc.doc_id for doc in documents], "ready")
+    progress.mark(summary.removed, "removed")
     summary.documents, summary.chunks = len(indexed), total_chunks
     summary.seconds = time.perf_counter() - began
     return summary

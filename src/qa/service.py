@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .answering import Answer, compose
@@ -40,6 +40,7 @@ class BuildState:
     phase: str = ""
     done: int = 0
     total: int = 0
+    documents: dict = field(default_factory=dict)  # doc_id -> {"state", "reason"?} (generations.py)
 
 
 class Assistant:
@@ -104,7 +105,8 @@ class Assistant:
         running = read_progress(self.settings.index_dir)
         if running is None:
             return BuildState()
-        return BuildState(True, running["phase"], running["done"], running["total"])
+        return BuildState(True, running["phase"], running["done"], running["total"],
+                          running.get("documents") or {})
 
     # -- reading ---------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5, documents: list[str] | None = None) -> Answer:
