@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from . import web
+from . import library, web
 from .answering import Answer
 from .config import Settings
 from .errors import (
@@ -268,6 +268,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         return a.reindex().to_dict()
 
     app.include_router(web.router)
+    app.include_router(library.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app
 

@@ -225,6 +225,10 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
     for doc_id in summary.removed + summary.changed:
         indexed.pop(doc_id, None)
     indexed.update((doc.doc_id, doc.sha256) for doc in documents)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    fresh = {doc.doc_id for doc in documents}
+    indexed_at: dict = (manifest or {}).get("indexed", {})
+    created_before = (manifest or {}).get("created", now)
     staging = index_dir / f".build-{os.getpid()}-{time.time_ns()}"
     try:
         staging.mkdir(parents=True)
@@ -239,7 +243,10 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
             "chunker": limits,
             "documents": dict(sorted(indexed.items())),
             "chunks": total_chunks,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created": now,
+            # When each document was last (re)indexed; the library shows it. Older manifests lack it.
+            "indexed": {doc_id: now if doc_id in fresh else indexed_at.get(doc_id, created_before)
+                        for doc_id in sorted(indexed)},
         }
         (staging / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
     except BaseException:  # Ctrl-C or a failure leaves nothing behind; kill -9 is cleaned up next time

@@ -20,7 +20,8 @@ from .lexical import LexicalIndex
 
 # 2: sentence vectors pooled from the chunk's pass (issue 6); HNSW vectors above a size threshold.
 # 3: BM25 by bm25s postings (lexical.py) instead of SQLite FTS5.
-FORMAT_VERSION = 3
+# 4: the manifest records when each document was indexed ("indexed"), for the library page.
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
@@ -123,3 +124,8 @@ class Generation:
             (doc_id,),
         )
         return StoredDocument(*rows[0]) if rows else None
+
+    def page_counts(self) -> dict[str, int]:
+        """doc_id -> number of pages, for documents with pages (PDFs); the library lists it."""
+        rows = self._rows("SELECT doc_id, json_array_length(pages) FROM documents")
+        return {doc_id: n for doc_id, n in rows if n}
