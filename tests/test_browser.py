@@ -317,3 +317,29 @@ def test_the_content_security_policy_blocks_inline_script_in_the_browser(watched
     page.wait_for_timeout(300)
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert any("Content Security Policy" in m for m in watched.console)
+
+
+@pytest.mark.parametrize(("path", "rendered"), [("/docs", ".swagger-ui .opblock"), ("/redoc", "[data-section-id]")])
+def test_the_api_docs_render_with_no_request_leaving_the_machine(watched, base_url, path, rendered):
+    """Swagger UI and ReDoc come from the installed package: offline, /docs is not a blank page."""
+    page = watched.page
+    requested: list[str] = []
+    leaving: list[str] = []
+
+    def route(r):
+        url = r.request.url
+        requested.append(url)
+        host = urlsplit(url).hostname
+        if host in ("127.0.0.1", "localhost", "::1") or url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            leaving.append(url)
+            r.abort()
+
+    page.context.route("**/*", route)
+    page.goto(base_url + path)
+    page.wait_for_selector(rendered)
+    text = page.inner_text("body")
+    assert "alliance-qa" in text and "/ask" in text
+    assert leaving == [] and any("/docs-assets/" in u for u in requested)
+    assert not watched.errors

@@ -55,7 +55,6 @@ def test_pdf_keeps_page_numbers(tmp_path):
     [
         ("bad.pdf", b"%PDF-1.4 this is not really a pdf", "not a readable PDF"),
         ("junk.txt", b"\x00\x01\x02binary", "binary"),
-        ("latin.txt", "café".encode("latin-1"), "not valid UTF-8"),
         ("empty.md", b"  \n\n ", "no text"),
         ("slides.pptx", b"PK", "unsupported"),
     ],

@@ -324,3 +324,39 @@ def test_the_progress_endpoint_and_the_page_show_a_running_build(client, assista
         report.clear()
     assert not client.get("/library/progress").json()["running"]
     assert 'http-equiv="refresh"' not in client.get("/library").text
+
+
+def test_a_deleted_document_is_listed_in_the_trash_and_restored_from_it(client, assistant):
+    sign_in(client)
+    client.post("/library/delete", data={"csrf": csrf_of(client), "doc": "joint-statement.txt"})
+    finish_jobs(client)
+    page = client.get("/library").text
+    trash = page[page.index('aria-label="Trash"'):]
+    assert "joint-statement.txt" in trash and "deleted" in trash and ">Restore</button>" in trash
+    entry = re.search(r'name="entry" value="([^"]+)"', trash).group(1)
+    assert client.post("/library/restore", data={"entry": entry}).status_code == 403  # no CSRF token
+    r = client.post("/library/restore", data={"csrf": csrf_of(client), "entry": entry}, follow_redirects=False)
+    assert r.status_code == 303
+    finish_jobs(client)
+    assert "joint-statement.txt" in [d.doc_id for d in assistant.documents()]
+    assert assistant.trash() == []
+
+
+def test_restoring_over_a_name_now_taken_asks_first(client, assistant):
+    sign_in(client)
+    csrf = csrf_of(client)
+    client.post("/library/upload", data={"csrf": csrf}, files={"file": ("memo.md", MEMO)})
+    finish_jobs(client)
+    client.post("/library/delete", data={"csrf": csrf, "doc": "uploads/memo.md"})
+    finish_jobs(client)
+    newer = MEMO.replace(b"hidden modems", b"new software")
+    client.post("/library/upload", data={"csrf": csrf}, files={"file": ("memo.md", newer)})
+    finish_jobs(client)
+    entry = assistant.trash()[0].id
+    asked = client.post("/library/restore", data={"csrf": csrf, "entry": entry})
+    assert asked.status_code == 409 and "Replace uploads/memo.md?" in asked.text
+    assert (assistant.settings.corpus_dir / "uploads" / "memo.md").read_bytes() == newer  # not yet
+    client.post("/library/restore", data={"csrf": csrf, "entry": entry, "replace": "true"})
+    finish_jobs(client)
+    assert (assistant.settings.corpus_dir / "uploads" / "memo.md").read_bytes() == MEMO
+    assert [e.reason for e in assistant.trash()] == ["replaced"]  # the newer one waits in the trash

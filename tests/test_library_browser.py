@@ -15,7 +15,6 @@ from playwright.sync_api import Page, expect
 
 from conftest import FIXTURES
 from pdfmaker import make_pdf
-from qa.service import Assistant
 from server import live_server
 from test_browser import ARTIFACTS, Watched, browser  # noqa: F401 - the shared Chromium fixture
 
@@ -228,7 +227,6 @@ def test_without_a_token_the_library_is_read_only(page, tmp_path):
         expect(page.locator(".read-only")).to_contain_text("QA_ADMIN_TOKEN")
 
 
-@pytest.mark.skipif(not hasattr(Assistant, "trash"), reason="the trash arrives with the ingest issue (i12)")
 def test_a_deleted_document_is_restored_from_the_trash(page, server):
     sign_in(page, server)
     row(page, "alliance-note.md").get_by_role("button", name="Delete").click()

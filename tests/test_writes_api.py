@@ -77,9 +77,11 @@ def test_a_missing_or_wrong_token_gets_401(client, assistant, headers):
     assert snapshot(assistant) == before
 
 
-def test_upload_is_live_at_once_same_content_is_a_noop_new_content_replaces(client, assistant):
+def test_upload_is_live_at_once_same_content_is_a_noop_other_content_needs_replace(client, assistant):
     r = upload(client, "memo.txt", NOTE)
-    assert r.status_code == 201 and r.json() == {"doc_id": "uploads/memo.txt", "chunks": 1}
+    assert r.status_code == 201 and r.json() == {
+        "doc_id": "uploads/memo.txt", "chunks": 1, "read": {"chars": len(NOTE.decode()), "passages": 1, "warning": None}
+    }
     assert (assistant.settings.corpus_dir / "uploads" / "memo.txt").read_bytes() == NOTE
     assert "uploads/memo.txt" in cited_docs(client, "Who inspects container cranes for modems?")
 
@@ -88,13 +90,22 @@ def test_upload_is_live_at_once_same_content_is_a_noop_new_content_replaces(clie
     assert again.status_code == 200 and again.json() == r.json()
     assert current_generation(assistant.settings.index_dir) == published  # nothing rebuilt
 
-    replaced = upload(client, "memo.txt", b"Port security memo\n\nShip-to-shore cranes get new software.\n")
+    newer = b"Port security memo\n\nShip-to-shore cranes get new software.\n"
+    before = snapshot(assistant)
+    taken = upload(client, "memo.txt", newer)
+    assert taken.status_code == 409 and "the name uploads/memo.txt is taken" in taken.json()["detail"]
+    assert "replace=true" in taken.json()["detail"]
+    assert snapshot(assistant) == before
+
+    replaced = client.post("/documents?replace=true", files={"file": ("memo.txt", newer)}, headers=AUTH)
     assert replaced.status_code == 201
     assert "modems" not in client.get("/documents/uploads/memo.txt").json()["text"]
     body = client.post("/ask", json={"question": "hidden modems in cranes", "k": 20}).json()
     assert not any("modems" in p["text"] for p in body["passages"])  # old chunks gone from all stores
     listed = [d["doc_id"] for d in client.get("/documents").json()]
     assert listed == ["joint-statement.txt", "uploads/memo.txt"]
+    trash = client.get("/trash", headers=AUTH).json()
+    assert [(e["doc_id"], e["reason"]) for e in trash] == [("uploads/memo.txt", "replaced")]
 
 
 @pytest.mark.parametrize("name,question", [
@@ -135,7 +146,7 @@ def test_delete_removes_the_document_from_answers_and_the_corpus(client, assista
     r = client.delete("/documents/uploads/memo.txt", headers=AUTH)
     assert r.status_code == 204
     assert client.get("/documents/uploads/memo.txt").status_code == 404
-    assert not (assistant.settings.corpus_dir / "uploads" / "memo.txt").exists()
+    assert not (assistant.settings.corpus_dir / "uploads" / "memo.txt").exists()  # moved to the trash
     assert "uploads/memo.txt" not in cited_docs(client, "Who inspects container cranes for modems?")
     before = snapshot(assistant)
     for unknown in ("uploads/memo.txt", "..%2F..%2Fetc%2Fpasswd.txt", "nothing.txt"):
@@ -217,6 +228,8 @@ def test_writes_through_a_real_server(tmp_path):
         assert http.delete("/documents/uploads/memo.txt", headers=AUTH).status_code == 204
         assert http.get("/documents/uploads/memo.txt").status_code == 404
         assert http.post("/reindex", headers=AUTH).json()["kept"] == ["joint-statement.txt"]
-    assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*") if p.is_file()) == [
-        "joint-statement.txt"]
+        assert [e["doc_id"] for e in http.get("/trash", headers=AUTH).json()] == ["uploads/memo.txt"]
+    files = sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*") if p.is_file())
+    assert [f for f in files if not f.startswith(".trash/")] == ["joint-statement.txt"]
+    assert [f.rsplit("/", 1)[-1] for f in files if f.startswith(".trash/")] == ["entry.json", "memo.txt"]
     assert Path(index / "CURRENT").is_file()

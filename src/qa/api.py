@@ -10,6 +10,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -19,14 +20,16 @@ from .answering import Answer
 from .config import Settings
 from .errors import (
     BuildInProgress,
+    CorpusMissing,
     DocumentError,
     IndexMismatch,
     IndexMissing,
     ModelError,
+    NameTaken,
     NotFound,
     QAError,
 )
-from .limits import BodySizeLimit, HeadAsGet, SecurityHeaders
+from .limits import DOCS_ASSETS, BodySizeLimit, HeadAsGet, SecurityHeaders
 from .service import (
     MAX_K,
     MAX_QUESTION_CHARS,
@@ -48,7 +51,9 @@ STATUS_OF = {
     UnsupportedType: 415,
     NotFound: 404,
     BuildInProgress: 409,
+    NameTaken: 409,
     IndexMissing: 503,
+    CorpusMissing: 503,
     IndexMismatch: 503,
     ModelError: 503,
 }
@@ -110,9 +115,27 @@ class DocumentOut(BaseModel):
     text: str
 
 
+class Reading(BaseModel):
+    chars: int = Field(description="Characters of text the reader took from the file.")
+    passages: int = Field(description="Passages (chunks) indexed from it.")
+    warning: str | None = Field(description="Set when the file gave no text or under 1 character per 100 bytes.")
+
+
 class Uploaded(BaseModel):
     doc_id: str
     chunks: int
+    read: Reading
+
+
+class TrashEntryOut(BaseModel):
+    id: str
+    doc_id: str
+    reason: str = Field(description='"deleted" or "replaced".')
+    at: str = Field(description="When it went to the trash (ISO 8601, UTC).")
+
+
+class Restored(BaseModel):
+    doc_id: str
 
 
 ERRORS = {code: {"model": Error} for code in (404, 409, 413, 415, 422, 503)}
@@ -166,7 +189,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             serving.generation()
         yield
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI with /docs and /redoc served from installed files, no CDN
+        static_url=DOCS_ASSETS,
         title="alliance-qa",
         summary="Answers questions about the U.S.–Japan economic alliance with cited passages.",
         lifespan=lifespan,
@@ -218,9 +242,11 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         q: Annotated[str, Query(description="The question.", max_length=MAX_QUESTION_CHARS,
                                 json_schema_extra=QUESTION_SCHEMA)],
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+        documents: Annotated[list[str] | None, Query(
+            max_length=MAX_DOCUMENT_FILTERS, description="Only search these doc_ids (repeat the parameter).")] = None,
     ) -> dict:
         """The same as POST /ask, for links and quick calls."""
-        return a.ask(q, k).to_dict()
+        return a.ask(q, k, documents).to_dict()
 
     @app.get("/health", tags=["service"], responses={503: {"description": "No index loaded yet"}})
     def health(a: Annotated[Assistant, Depends(current)]) -> JSONResponse:
@@ -245,22 +271,44 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     @app.post("/documents", response_model=Uploaded, status_code=201, responses=WRITE_ERRORS, tags=["documents"],
               dependencies=[Depends(require_admin)])
-    def upload(file: Annotated[UploadFile, File()], a: Annotated[Assistant, Depends(current)]) -> Response:
-        """Add or replace uploads/<file name>; answers once the document is live in answers."""
+    def upload(
+        file: Annotated[UploadFile, File()], a: Annotated[Assistant, Depends(current)],
+        replace: Annotated[bool, Query(description="Replace a different file of the same name; "
+                                                   "its old version goes to the trash.")] = False,
+    ) -> Response:
+        """Add uploads/<file name>; answers once the document is live in answers. A different file
+        under a name already taken is refused (409) unless `replace=true`."""
         data = file.file.read(a.settings.max_upload_bytes + 1)
         if len(data) > a.settings.max_upload_bytes:
             raise HTTPException(413, f"file: larger than the {a.settings.max_upload_bytes} byte limit")
         try:
-            doc_id, chunks, changed = a.add_document(file.filename or "", data)
+            doc_id, chunks, changed = a.add_document(file.filename or "", data, replace=replace)
         except InvalidRequest as exc:
             raise HTTPException(400, str(exc)) from exc
-        return JSONResponse({"doc_id": doc_id, "chunks": chunks}, status_code=201 if changed else 200)
+        return JSONResponse({"doc_id": doc_id, "chunks": chunks, "read": a.reading(doc_id)},
+                            status_code=201 if changed else 200)
 
     @app.delete("/documents/{doc_id:path}", status_code=204, responses=WRITE_ERRORS, tags=["documents"],
                 dependencies=[Depends(require_admin)])
     def delete(doc_id: str, a: Annotated[Assistant, Depends(current)]) -> Response:
         a.delete_document(doc_id)
         return Response(status_code=204)
+
+    @app.get("/trash", response_model=list[TrashEntryOut], responses=WRITE_ERRORS, tags=["documents"],
+             dependencies=[Depends(require_admin)])
+    def trash(a: Annotated[Assistant, Depends(current)]) -> list[dict]:
+        """Deleted files and replaced versions, newest first; each can be restored."""
+        return [entry.to_dict() for entry in a.trash()]
+
+    @app.post("/trash/{entry_id}/restore", response_model=Restored, responses=WRITE_ERRORS, tags=["documents"],
+              dependencies=[Depends(require_admin)])
+    def restore(
+        entry_id: str, a: Annotated[Assistant, Depends(current)],
+        replace: Annotated[bool, Query(description="Replace a file now holding the name; it goes to the trash.")]
+        = False,
+    ) -> dict:
+        """Put the file back under its doc_id and index it (409 when the name is taken, unless replace=true)."""
+        return {"doc_id": a.restore(entry_id, replace=replace)}
 
     @app.post("/reindex", responses=WRITE_ERRORS, tags=["documents"], dependencies=[Depends(require_admin)])
     def reindex(a: Annotated[Assistant, Depends(current)]) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from .config import Settings
-from .errors import QAError
+from .errors import CorpusMissing, QAError
 
 EXIT_SKIPPED = 3  # `qa index` finished, but some files could not be read
 
@@ -91,6 +91,9 @@ def serve_command(settings: Settings, host: str, port: int, workers: int) -> Non
 
     from .service import Assistant
 
+    if not settings.corpus_dir.is_dir():
+        raise CorpusMissing(f"corpus folder {settings.corpus_dir} does not exist: check the --corpus path "
+                      "(or QA_CORPUS_DIR), or create the folder")
     unusable = _unusable_index(settings)
     if unusable:
         click.echo(f"{unusable}: building the index from {settings.corpus_dir}", err=True)

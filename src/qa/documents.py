@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DocumentError
+from .readers.html import html_text
+from .readers.markdown import markdown_text
+from .readers.pdf import pdf_text
+from .readers.text import decode
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 
@@ -56,33 +59,23 @@ def read_document(path: Path, doc_id: str, data: bytes | None = None) -> Documen
             raise DocumentError(f"{doc_id}: cannot read file ({exc.strerror})") from exc
     suffix = path.suffix.lower()
     sha = hashlib.sha256(data).hexdigest()
+    pages: list[tuple[int, int]] = []
     if suffix == ".pdf":
-        text, pages = _pdf_text(data, doc_id)
-        sections: list[tuple[int, str]] = []
-        title = _first_line(text)
+        text, pages, sections = pdf_text(data, doc_id)
+        title = sections[0][1] if sections and sections[0][0] == 0 else _first_line(text)
     elif suffix in (".html", ".htm"):
-        text, sections, title = _html_text(_decode(data, doc_id))
-        pages = []
-    elif suffix in (".md", ".txt"):
-        text = _decode(data, doc_id)
-        sections = _markdown_headings(text) if suffix == ".md" else _plain_headings(text)
-        title = sections[0][1] if suffix == ".md" and sections else _first_line(text)
-        pages = []
+        text, sections, title = html_text(decode(data, doc_id))
+    elif suffix == ".md":
+        text, sections, title = markdown_text(decode(data, doc_id))
+    elif suffix == ".txt":
+        text = decode(data, doc_id)
+        sections = _plain_headings(text)
+        title = _first_line(text)
     else:
         raise DocumentError(f"{doc_id}: unsupported file type {suffix!r} (use {', '.join(SUPPORTED_SUFFIXES)})")
     if not text.strip():
         raise DocumentError(f"{doc_id}: the document has no text")
     return Document(doc_id, title or Path(doc_id).name, text, sha, sections, pages)
-
-
-def _decode(data: bytes, doc_id: str) -> str:
-    if b"\x00" in data:
-        raise DocumentError(f"{doc_id}: looks like a binary file, not text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"{doc_id}: not valid UTF-8 text (byte {exc.start})") from exc
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _first_line(text: str) -> str:
@@ -92,19 +85,8 @@ def _first_line(text: str) -> str:
     return ""
 
 
-_MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _NUMBERED_ITEM = re.compile(r"^[ \t]*\d{1,3}[.)][ \t]+\S")
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•◦▪‣–]|\d{1,3}[.)])[ \t]+\S")
-
-
-def _markdown_headings(text: str) -> list[tuple[int, str]]:
-    """(offset, heading) with the offset where the stripped heading starts: `# \x1f Title` is "Title"."""
-    headings = []
-    for m in _MD_HEADING.finditer(text):
-        raw = m.group(1)
-        if raw.strip():
-            headings.append((m.start(1) + len(raw) - len(raw.lstrip()), raw.strip()))
-    return headings
 
 
 def _plain_headings(text: str) -> list[tuple[int, str]]:
@@ -131,61 +113,3 @@ def _plain_headings(text: str) -> list[tuple[int, str]]:
         if title_like or item_title:
             headings.append((start, stripped))
     return headings
-
-
-def _html_text(html: str) -> tuple[str, list[tuple[int, str]], str]:
-    """Visible text of an HTML page, one block element a paragraph, with its h1-h6 as sections."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "head"]):
-        if tag.name == "head":
-            continue
-        tag.decompose()
-    title_tag = soup.find("title")
-    page_title = title_tag.get_text(" ", strip=True) if title_tag else ""
-    if soup.head:
-        soup.head.decompose()
-    blocks = []
-    block_tags = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "td", "th", "dt", "dd",
-                  "figcaption", "caption"]
-    for el in soup.find_all(block_tags):
-        if el.find_parent(block_tags):
-            continue
-        words = " ".join(el.get_text(" ", strip=True).split())
-        if words:
-            blocks.append((el.name, words))
-    if not blocks:
-        words = " ".join(soup.get_text(" ", strip=True).split())
-        blocks = [("p", words)] if words else []
-    parts, sections, pos = [], [], 0
-    for name, words in blocks:
-        if name in ("h1", "h2", "h3", "h4", "h5", "h6"):
-            sections.append((pos, words))
-        parts.append(words)
-        pos += len(words) + 2
-    text = "\n\n".join(parts)
-    first_h1 = next((w for n, w in blocks if n == "h1"), "")
-    return text, sections, page_title or first_h1 or _first_line(text)
-
-
-def _pdf_text(data: bytes, doc_id: str) -> tuple[str, list[tuple[int, int]]]:
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        page_texts = [(page.extract_text() or "").replace("\r\n", "\n").strip() for page in reader.pages]
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
-        raise DocumentError(f"{doc_id}: not a readable PDF ({exc})") from exc
-    text, pages = "", []
-    for number, page_text in enumerate(page_texts, start=1):
-        if not page_text:
-            continue
-        if text:
-            text += "\n\n"
-        pages.append((len(text), number))
-        text += page_text
-    if not text.strip():
-        raise DocumentError(f"{doc_id}: the PDF has no extractable text (a scan without OCR?)")
-    return text, pages

@@ -32,3 +32,11 @@ class BuildInProgress(QAError):
 
 class NotFound(QAError):
     """An unknown document id."""
+
+
+class CorpusMissing(QAError):
+    """The corpus folder does not exist: an index of nothing would answer nothing, silently."""
+
+
+class NameTaken(QAError):
+    """Another file already has this name; the request did not ask to replace it."""

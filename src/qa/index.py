@@ -27,7 +27,7 @@ from .chunking import CHUNKER_VERSION, Chunk, chunk_document
 from .config import Settings
 from .documents import Document, iter_corpus_files, read_document
 from .embedding import Encoder
-from .errors import DocumentError, IndexMismatch
+from .errors import CorpusMissing, DocumentError, IndexMismatch
 from .generations import (
     Progress,
     ProgressFile,
@@ -49,6 +49,8 @@ class BuildSummary:
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # doc_id -> reason
+    # doc_id -> {"chars", "passages", "warning"} of every document read in this build
+    read: dict[str, dict] = field(default_factory=dict)
     rebuilt: bool = False
     reason: str = ""  # why every document was re-embedded, when one was
     documents: int = 0
@@ -74,7 +76,28 @@ class BuildSummary:
         for label, names in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
             lines += [f"  {label}: {name}" for name in names]
         lines += [f"  skipped: {reason}" for reason in self.skipped.values()]
+        for doc_id, report in self.read.items():
+            if doc_id in self.skipped:
+                continue  # its reason is above
+            lines.append(f"  read: {doc_id}: {report['chars']} characters, {report['passages']} passages")
+            if report["warning"]:
+                lines.append(f"  warning: {report['warning']}")
         return "\n".join(lines)
+
+
+MIN_CHARS_PER_100_BYTES = 1
+
+
+def reading_report(doc_id: str, chars: int, passages: int, size: int) -> dict:
+    """What a reader made of a file, with a warning when it is suspiciously little: a scanned PDF
+    without OCR, or markup whose text the reader missed, gives far less than 1 character per 100 bytes."""
+    warning = None
+    if chars == 0:
+        warning = f"{doc_id}: no text came out of {size} bytes"
+    elif chars * 100 < size * MIN_CHARS_PER_100_BYTES:
+        warning = (f"{doc_id}: only {chars} characters of text came out of {size} bytes; a scan without "
+                   f"OCR, or text the reader missed? Compare GET /documents/{doc_id} with the file")
+    return {"chars": chars, "passages": passages, "warning": warning}
 
 
 def chunker_settings(settings: Settings, max_seq_length: int) -> dict:
@@ -156,6 +179,11 @@ def build_index(
 def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: ProgressFile) -> BuildSummary:
     began = time.perf_counter()
     index_dir = settings.index_dir
+    if not settings.corpus_dir.is_dir():
+        raise CorpusMissing(
+            f"corpus folder {settings.corpus_dir} does not exist: check the --corpus path (or QA_CORPUS_DIR), "
+            "or create the folder"
+        )
     remove_leftovers(index_dir)
     old_gen = current_generation(index_dir)
     manifest = json.loads((old_gen / MANIFEST).read_text()) if old_gen else None
@@ -197,6 +225,7 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
             progress.mark([doc_id], "read")
         except DocumentError as exc:
             summary.skipped[doc_id] = str(exc)
+            summary.read[doc_id] = {"chars": 0, "passages": 0, "warning": str(exc)}
             progress.mark([doc_id], "failed", str(exc))
     for names in (summary.added, summary.changed, summary.kept):
         names[:] = [d for d in names if d not in summary.skipped]
@@ -217,6 +246,10 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
             doc, encoder.tokenizer, limits["target_tokens"], limits["max_tokens"]
         )
         progress.mark([doc.doc_id], "chunked")
+    for doc in documents:
+        summary.read[doc.doc_id] = reading_report(
+            doc.doc_id, len(doc.text), len(chunks_of[doc.doc_id]), len(files[doc.doc_id][1])
+        )
     all_chunks = [c for doc in documents for c in chunks_of[doc.doc_id]]
     chunk_vectors, sentence_vectors = _embed(encoder, all_chunks, progress)
     progress.mark([doc.doc_id for doc in documents], "embedded")

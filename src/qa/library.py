@@ -8,7 +8,6 @@ form posts that carry the session's CSRF token (sessions.py) and run in the back
 
 from __future__ import annotations
 
-import inspect
 import secrets
 import shutil
 import time
@@ -143,15 +142,8 @@ def _sorted(rows: list[dict], sort: str, order: str) -> list[dict]:
 
 
 def _trash(a: Assistant) -> list[dict]:
-    """The ingest issue's trash, if this version has it: [{"id", "doc_id", "reason", "at"}]."""
-    listing = getattr(a, "trash", None)
-    if listing is None:
-        return []
-    out = []
-    for entry in listing():
-        get = entry.get if isinstance(entry, dict) else lambda name, e=entry: getattr(e, name, None)
-        out.append({name: get(name) for name in ("id", "doc_id", "reason", "at")})
-    return out
+    """Deleted files and replaced versions, newest first: [{"id", "doc_id", "reason", "at"}]."""
+    return [entry.to_dict() for entry in a.trash()]
 
 
 def _failures(request: Request) -> list[dict]:
@@ -238,12 +230,6 @@ def sign_out(request: Request) -> Response:
 
 
 # -- writing -----------------------------------------------------------------------------------
-def _add(a: Assistant, name: str, data: bytes, replace: bool):
-    if "replace" in inspect.signature(a.add_document).parameters:  # the ingest issue's replace flag
-        return a.add_document(name, data, replace=replace)
-    return a.add_document(name, data)
-
-
 def _stage(request: Request, name: str, data: bytes) -> str:
     """Keep an upload that would replace a file until the user answers; returns its id."""
     root = _assistant(request).settings.index_dir / STAGED
@@ -310,7 +296,7 @@ def upload(
     if taken and replace != "true":
         context = {"csrf": csrf, "doc_id": doc_id, "staged": _stage(request, name, data), "size": len(data)}
         return templates.TemplateResponse(request, "library_replace.html", context, status_code=409)
-    _jobs(request).submit("replace" if taken else "upload", doc_id, lambda: _add(a, name, data, taken))
+    _jobs(request).submit("replace" if taken else "upload", doc_id, lambda: a.add_document(name, data, replace=taken))
     return _back_to_library()
 
 
@@ -323,8 +309,7 @@ def confirm_delete(request: Request, doc: str = "") -> Response:
         found = _assistant(request).document(doc)
     except QAError as exc:
         return _refuse(request, 404, str(exc))
-    trash = hasattr(_assistant(request), "trash")
-    context = {"csrf": csrf, "doc_id": found.doc_id, "title": found.title, "trash": trash}
+    context = {"csrf": csrf, "doc_id": found.doc_id, "title": found.title}
     return templates.TemplateResponse(request, "library_delete.html", context)
 
 
@@ -343,16 +328,23 @@ def delete(request: Request, csrf: Annotated[str, Form()] = "", doc: Annotated[s
 
 
 @router.post("/library/restore", response_class=HTMLResponse)
-def restore(request: Request, csrf: Annotated[str, Form()] = "", entry: Annotated[str, Form()] = "") -> Response:
+def restore(request: Request, csrf: Annotated[str, Form()] = "", entry: Annotated[str, Form()] = "",
+            replace: Annotated[str, Form()] = "") -> Response:
+    """Put a trashed file back; if its name now holds another file, ask before that one goes to the trash."""
     refused = _check_write(request, csrf)
     if refused:
         return refused
     a = _assistant(request)
-    found = [e for e in _trash(a) if str(e["id"]) == entry]
+    found = [e for e in _trash(a) if e["id"] == entry]
     if not found:
         return _refuse(request, 404, f"There is no trash entry {entry!r}: it may have been restored already.")
-    entry_id = found[0]["id"]
-    _jobs(request).submit("restore", found[0]["doc_id"] or "", lambda: a.restore(entry_id))
+    doc_id = found[0]["doc_id"]
+    target = corpus_path(a.settings.corpus_dir, doc_id)
+    taken = target is not None and target.exists()
+    if taken and replace != "true":
+        context = {"csrf": csrf, "doc_id": doc_id, "entry": entry}
+        return templates.TemplateResponse(request, "library_replace.html", context, status_code=409)
+    _jobs(request).submit("restore", doc_id, lambda: a.restore(entry, replace=taken))
     return _back_to_library()
 
 

@@ -7,6 +7,7 @@ import re
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -15,11 +16,12 @@ from .answering import Answer, compose
 from .config import Settings
 from .documents import SUPPORTED_SUFFIXES
 from .embedding import Encoder
-from .errors import DocumentError, IndexMismatch, IndexMissing, NotFound, QAError
+from .errors import DocumentError, IndexMismatch, IndexMissing, NameTaken, NotFound, QAError
 from .generations import current_generation, read_progress
-from .index import BuildSummary, build_index, check_compatible, load_document
+from .index import BuildSummary, build_index, check_compatible, load_document, reading_report
 from .retrieval import Reranker, retrieve
 from .store import Generation, StoredDocument
+from .trash import Trash, TrashEntry
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 20
@@ -114,6 +116,8 @@ class Assistant:
         if not 1 <= k <= MAX_K:
             raise InvalidRequest("k", f"must be between 1 and {MAX_K}, got {k}")
         gen = self.generation()  # loads the model on first use; not part of the answer's time
+        if documents is not None:
+            check_documents(documents, gen.manifest["documents"])
         began = time.perf_counter()
         query = self.encoder.encode_query(question)
         hits = retrieve(gen, query, question, k, documents, self.reranker)
@@ -159,19 +163,27 @@ class Assistant:
             self.generation()
         return summary
 
-    def add_document(self, filename: str, data: bytes) -> tuple[str, int, bool]:
+    def add_document(self, filename: str, data: bytes, replace: bool = False) -> tuple[str, int, bool]:
         """Store an upload as uploads/<name> and index it. Returns (doc_id, chunks, changed_anything).
 
         A file that cannot be read is refused before anything is written; the same content again
-        changes nothing and builds nothing."""
+        changes nothing and builds nothing; other content under a taken name raises NameTaken unless
+        `replace`, and then the old version goes to the trash."""
         name = sanitise_filename(filename)
         doc_id = f"{UPLOADS}/{name}"
         load_document(Path(name), doc_id, data)
         target = self.settings.corpus_dir / UPLOADS / name
-        if self._indexed_sha(doc_id) == hashlib.sha256(data).hexdigest() and _same_bytes(target, data):
+        same = _same_bytes(target, data)
+        if same and self._indexed_sha(doc_id) == hashlib.sha256(data).hexdigest():
             return doc_id, self.document(doc_id).chunks, False
+        if target.exists() and not same and not replace:
+            raise _name_taken(doc_id)
 
         def store() -> None:
+            if target.exists() and not _same_bytes(target, data):
+                if not replace:  # another upload took the name since the check above
+                    raise _name_taken(doc_id)
+                Trash(self.settings.corpus_dir).put(target, doc_id, "replaced")
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{name}.tmp")
             tmp.write_bytes(data)
@@ -183,12 +195,48 @@ class Assistant:
         changed = doc_id in summary.added or doc_id in summary.changed
         return doc_id, self.document(doc_id).chunks, changed
 
+    def reading(self, doc_id: str) -> dict:
+        """{"chars", "passages", "warning"}: what the reader made of the indexed file doc_id."""
+        doc = self.document(doc_id)
+        path = corpus_path(self.settings.corpus_dir, doc_id)
+        size = path.stat().st_size if path is not None and path.is_file() else 0
+        return reading_report(doc_id, len(doc.text), doc.chunks, size)
+
     def delete_document(self, doc_id: str) -> None:
+        """Move the file to the trash and drop it from the index; `restore` brings it back."""
         self.document(doc_id)  # 404 for an unknown id
         path = corpus_path(self.settings.corpus_dir, doc_id)
         if path is None:
             raise NotFound(f"no document {doc_id!r} in the corpus")
-        self.reindex(prepare=lambda: path.unlink(missing_ok=True))
+
+        def to_trash() -> None:
+            if path.is_file():  # a file already removed by hand is only dropped from the index
+                Trash(self.settings.corpus_dir).put(path, doc_id, "deleted")
+
+        self.reindex(prepare=to_trash)
+
+    def trash(self) -> list[TrashEntry]:
+        return Trash(self.settings.corpus_dir).entries()
+
+    def restore(self, entry_id: str, replace: bool = False) -> str:
+        """Put a trashed file back under its doc_id and index it. A file now holding that name raises
+        NameTaken unless `replace`, and then that file goes to the trash in its place."""
+        trash = Trash(self.settings.corpus_dir)
+        entry = trash.get(entry_id)
+        target = corpus_path(self.settings.corpus_dir, entry.doc_id)
+        if target is None:
+            raise NotFound(f"trash entry {entry_id!r} names {entry.doc_id!r}, which is outside the corpus")
+
+        def put_back() -> None:
+            trash.get(entry_id)  # another restore may have taken it meanwhile
+            if target.exists():
+                if not replace:
+                    raise _name_taken(entry.doc_id, restoring=True)
+                trash.put(target, entry.doc_id, "replaced")
+            trash.take_back(entry, target)
+
+        self.reindex(prepare=put_back)
+        return entry.doc_id
 
     def _indexed_sha(self, doc_id: str) -> str | None:
         try:
@@ -197,11 +245,27 @@ class Assistant:
             return None
 
 
+def _name_taken(doc_id: str, restoring: bool = False) -> NameTaken:
+    how = "POST /trash/{id}/restore?replace=true" if restoring else "upload with ?replace=true"
+    return NameTaken(f"file: the name {doc_id} is taken by another file; {how} to replace it (the current "
+                     "version goes to the trash), or use another name")
+
+
 def _same_bytes(path: Path, data: bytes) -> bool:
     try:
         return path.read_bytes() == data
     except OSError:
         return False
+
+
+def check_documents(documents: list[str], indexed) -> None:
+    """A filter naming no document, or one not indexed, would silently answer from nothing."""
+    if not documents:
+        raise InvalidRequest("documents", "must name at least one doc_id, or be null to search every document")
+    unknown = sorted({d for d in documents if d not in indexed})
+    if unknown:
+        raise InvalidRequest("documents", f"unknown doc_id {', '.join(map(repr, unknown))}: "
+                             "GET /documents lists the indexed ones")
 
 
 # A question needs one character that is not blank to Python (str.isspace) nor to JSON Schema's
@@ -230,14 +294,26 @@ def reject_lone_surrogates(field: str, text: str) -> None:
         raise InvalidRequest(field, f"contains a lone surrogate {where}: send valid Unicode text")
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+# Refused in a name: control characters, line and paragraph separators, and the bidirectional
+# overrides that make a name display as another one (U+202A-U+202E, U+2066-U+2069).
+_REFUSED_IN_NAMES = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+MAX_NAME_BYTES = 255
 
 
 def sanitise_filename(filename: str) -> str:
-    """A plain file name for uploads/: no folders, no hidden files, a supported suffix."""
-    if not filename or "/" in filename or "\\" in filename or "\x00" in filename or filename in (".", ".."):
+    """The upload's own name (NFC), refused rather than rewritten when it cannot be a plain file name:
+    two different names must never end up as one file."""
+    name = unicodedata.normalize("NFC", filename or "").strip()
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise InvalidRequest("file", f"file name {filename!r} must be a plain name without folders")
-    name = _UNSAFE.sub("_", filename).strip(" .") or "upload"
+    bad = _REFUSED_IN_NAMES.search(name)
+    if bad:
+        raise InvalidRequest("file", f"file name {filename!r} contains the control character "
+                             f"U+{ord(bad.group()):04X}: rename the file")
+    if name.startswith("."):
+        raise InvalidRequest("file", f"file name {name!r} starts with '.': hidden files are not indexed; rename it")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidRequest("file", f"file name is {len(name.encode())} bytes long; at most {MAX_NAME_BYTES}")
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnsupportedType(f"file type {suffix or '(none)'!r} is not supported; use {', '.join(SUPPORTED_SUFFIXES)}")

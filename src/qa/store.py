@@ -20,7 +20,8 @@ from .lexical import LexicalIndex
 
 # 2: sentence vectors pooled from the chunk's pass (issue 6); HNSW vectors above a size threshold.
 # 3: BM25 by bm25s postings (lexical.py) instead of SQLite FTS5.
-# 4: the manifest records when each document was indexed ("indexed"), for the library page.
+# 4: readers keep every visible word (HTML divs, tables, PDF paragraphs, Markdown without markup);
+#    the manifest records when each document was indexed ("indexed"), for the library page.
 FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
