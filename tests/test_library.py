@@ -17,6 +17,7 @@ from qa.api import create_app
 from qa.generations import ProgressFile, read_last_build
 from qa.service import Assistant
 from qa.sessions import COOKIE, FREE_FAILURES, Throttle
+from qa.store import StoredDocument
 from test_writes_api import snapshot
 
 DOCS = FIXTURES / "incremental"
@@ -360,3 +361,17 @@ def test_restoring_over_a_name_now_taken_asks_first(client, assistant):
     finish_jobs(client)
     assert (assistant.settings.corpus_dir / "uploads" / "memo.md").read_bytes() == MEMO
     assert [e.reason for e in assistant.trash()] == ["replaced"]  # the newer one waits in the trash
+
+
+@pytest.mark.skipif("metadata" not in StoredDocument.__dataclass_fields__,
+                    reason="document metadata arrives with the metadata issue (i11)")
+def test_authors_publisher_and_date_are_listed_once_known(client):
+    sign_in(client)
+    memo = b"---\ntitle: Harbour memo\nauthor: Kenji Sato\ndate: 2019-10-07\n---\n# Harbour memo\n\n" + MEMO[16:]
+    client.post("/library/upload", data={"csrf": csrf_of(client)}, files={"file": ("memo.md", memo)})
+    finish_jobs(client)
+    page = client.get("/library?sort=authors&order=asc").text
+    row = page[page.index('<tr data-doc="uploads/memo.md">'):]
+    row = row[:row.index("</tr>")]
+    assert "Kenji Sato" in row and "2019-10-07" in row
+    assert page.index('data-doc="uploads/memo.md"') < page.index('data-doc="joint-statement.txt"')  # known first
