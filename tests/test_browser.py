@@ -218,13 +218,13 @@ def test_progress_is_shown_and_the_form_cannot_be_submitted_twice(page, base_url
 def test_everything_works_from_the_keyboard_alone(page, base_url):
     page.goto(base_url + "/")
     assert page.evaluate("document.activeElement.id") == "q"  # the box has focus on arrival
-    page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Shift+Tab")
+    for _ in range(3):  # back past the header's Library link and the brand to the skip link
+        page.keyboard.press("Shift+Tab")
     assert page.evaluate("document.activeElement.className") == "skip"
     assert page.locator("a.skip").bounding_box()["x"] >= 0  # the skip link shows when focused
 
-    page.keyboard.press("Tab")
-    page.keyboard.press("Tab")
+    for _ in range(3):
+        page.keyboard.press("Tab")
     page.keyboard.type(ON_TOPIC)
     with page.expect_navigation():
         page.keyboard.press("Enter")

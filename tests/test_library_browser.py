@@ -26,7 +26,7 @@ MEMO_V2 = "# Harbour memo\n\nShip-to-shore cranes get new software from an allie
 # Long enough that its embedding takes a while, so its indexing can be watched on the page.
 SURVEY_PAGES = [[f"Shipyard survey page {p}, line {n}: the yards at Kure and Norfolk share welding "
                  f"standards, crane schedules and apprenticeship plans for hull block {p * 100 + n}."
-                 for n in range(40)] for p in range(1, 31)]
+                 for n in range(40)] for p in range(1, 7)]
 # The page records every state the progress list shows into sessionStorage, which survives reloads.
 RECORD_STATES = """
 document.addEventListener('DOMContentLoaded', () => {
@@ -137,7 +137,7 @@ def test_sign_in_upload_watch_replace_delete_rebuild_sign_out(page, server):
     assert states == sorted(states, key=order.index) and len(states) >= 2, states
     survey = row(page, "uploads/shipyard-survey.pdf")
     expect(survey.locator("td").nth(4)).to_have_text("PDF")
-    expect(survey.locator("td").nth(5)).to_have_text("30")  # pages
+    expect(survey.locator("td").nth(5)).to_have_text("6")  # pages
     memo = row(page, "uploads/harbour-memo.md")
     expect(memo.get_by_role("link", name="Harbour memo", exact=True)).to_have_attribute(
         "href", "/view/uploads/harbour-memo.md")

@@ -12,16 +12,15 @@ import secrets
 import shutil
 import time
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from . import sessions
-from .errors import DocumentError, QAError
+from .errors import QAError
 from .generations import read_last_build
-from .index import load_document
 from .library_jobs import Jobs
 from .service import UPLOADS, Assistant, InvalidRequest, UnsupportedType, corpus_path, sanitise_filename
 from .web import templates
@@ -286,10 +285,8 @@ def upload(
         except UnsupportedType as exc:
             return _library_page(request, f"{file.filename}: {exc}", 415)
     doc_id = f"{UPLOADS}/{name}"
-    try:
-        load_document(Path(name), doc_id, data)  # an unreadable file is refused now, not in the background
-    except DocumentError as exc:
-        return _library_page(request, str(exc), 422)
+    # Reading the file (slow for a long PDF) is left to the background job: a file that cannot be read
+    # shows in the library as failed, with the reason, and changes nothing.
     target = a.settings.corpus_dir / UPLOADS / name
     taken = target.is_file() and target.read_bytes() != data
     if taken and replace != "true":
