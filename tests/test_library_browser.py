@@ -7,6 +7,7 @@ Screenshots of each page go to test-artifacts/.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import httpx
@@ -124,6 +125,7 @@ def test_sign_in_upload_watch_replace_delete_rebuild_sign_out(page, server):
     upload(page, "shipyard-survey.pdf", make_pdf(SURVEY_PAGES), "application/pdf")
     expect(page).to_have_url(server + "/library")
     expect(page.locator("#build progress")).to_be_visible()
+    expect(page.locator("#build-phase")).not_to_have_text(re.compile("^(waiting|scanning)"))  # under way
     shot(page, "indexing")
     # Another tab (or a reload) shows the same build, read from the server.
     other = page.context.new_page()
