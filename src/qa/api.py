@@ -251,6 +251,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.get("/health", tags=["service"], responses={503: {"description": "No index loaded yet"}})
     def health(a: Annotated[Assistant, Depends(current)]) -> JSONResponse:
         build = vars(a.build_state).copy()
+        del build["documents"]  # each document's state is the library's (/library/progress)
         try:
             gen = a.generation()
         except QAError as exc:
