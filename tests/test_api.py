@@ -60,9 +60,11 @@ def test_off_topic_question_abstains_and_says_so(client):
     assert "[" not in body["answer"]
 
 
-def test_document_filter_limits_the_search(client):
-    body = client.post("/ask", json={"question": QUESTION, "documents": ["other.txt"]}).json()
-    assert body["passages"] == [] and body["abstained"] is True
+def test_document_filter_limits_the_search_and_an_unknown_document_is_named(client):
+    body = client.post("/ask", json={"question": QUESTION, "documents": ["article-ii-mandate.txt"]}).json()
+    assert body["passages"] and {p["doc_id"] for p in body["passages"]} == {"article-ii-mandate.txt"}
+    r = client.post("/ask", json={"question": QUESTION, "documents": ["other.txt"]})
+    assert r.status_code == 422 and "unknown doc_id 'other.txt'" in r.json()["detail"]
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,13 @@ links and lists; and a Latin-1 text file.
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, make_settings
-from pdfmaker import make_pdf, make_review_pdf
+from pdfmaker import make_review_pdf
 from qa.api import create_app
 from qa.documents import read_document
 from qa.service import Assistant
@@ -159,14 +161,26 @@ def test_a_file_that_yields_little_text_is_flagged_in_the_reading_report(fresh_a
     assert "only 7 characters of text came out of" in sparse["warning"]
     assert summary.read["blank.md"]["chars"] == 0 and "no text" in summary.read["blank.md"]["warning"]
     report = summary.describe()
-    assert "read: widgets.html: 7 characters, 1 passages" in report
+    assert "read: widgets.html: 7 characters, 1 passage\n" in report
     assert "warning: widgets.html: only 7 characters" in report
 
 
 def test_pdf_library_warnings_name_the_file(tmp_path, caplog):
-    odd = make_pdf([["The text is still read."]], prelude="/P0 g")  # a colour operator without a number
-    with caplog.at_level("WARNING"):
-        doc = read_document(tmp_path / "w.pdf", "uploads/w.pdf", odd)
-    assert doc.text == "The text is still read."
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    from qa.readers.pdf import pdf_warnings_named
+
+    cut = make_review_pdf()[:-6]  # the %%EOF marker is gone: pypdf warns, PDFium reads it all the same
+    with caplog.at_level("WARNING"), pdf_warnings_named("uploads/w.pdf"), pytest.raises(PdfReadError):
+        PdfReader(io.BytesIO(cut))  # pypdf warns, then gives up on this file
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warned and all(m.startswith("uploads/w.pdf: ") for m in warned), warned
+    assert read_document(tmp_path / "w.pdf", "w.pdf", cut).text == PDF_TEXT
+
+
+def test_a_pdf_title_in_body_type_is_not_glued_to_the_first_sentence(tmp_path):
+    data = (FIXTURES / "incremental" / "export-controls.pdf").read_bytes()  # one font, one size, no gaps
+    doc = read_document(tmp_path / "e.pdf", "e.pdf", data)
+    assert doc.text.startswith("Semiconductor Export Controls Briefing\n\nThe allies will align export controls")
+    assert [h for _, h in doc.sections] == ["Semiconductor Export Controls Briefing"]

@@ -18,8 +18,8 @@ TOKEN = "trash-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JAPAN = "日本メモ.txt"
 CHINA = "中国メモ.txt"
-JAPAN_NOTE = "Japan memo\n\nTokyo will host the chip working group in April.\n".encode()
-CHINA_NOTE = "China memo\n\nThe rare earth export licences are reviewed every quarter.\n".encode()
+JAPAN_NOTE = b"Japan memo\n\nTokyo will host the chip working group in April.\n"
+CHINA_NOTE = b"China memo\n\nThe rare earth export licences are reviewed every quarter.\n"
 
 
 @pytest.fixture

@@ -79,7 +79,8 @@ class BuildSummary:
         for doc_id, report in self.read.items():
             if doc_id in self.skipped:
                 continue  # its reason is above
-            lines.append(f"  read: {doc_id}: {report['chars']} characters, {report['passages']} passages")
+            passages = f"{report['passages']} passage{'' if report['passages'] == 1 else 's'}"
+            lines.append(f"  read: {doc_id}: {report['chars']} characters, {passages}")
             if report["warning"]:
                 lines.append(f"  warning: {report['warning']}")
         return "\n".join(lines)

@@ -264,8 +264,8 @@ def check_documents(documents: list[str], indexed) -> None:
         raise InvalidRequest("documents", "must name at least one doc_id, or be null to search every document")
     unknown = sorted({d for d in documents if d not in indexed})
     if unknown:
-        raise InvalidRequest("documents", f"unknown doc_id {', '.join(map(repr, unknown))}: "
-                             "GET /documents lists the indexed ones")
+        named = ", ".join(map(repr, unknown[:10])) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        raise InvalidRequest("documents", f"unknown doc_id {named}: GET /documents lists the indexed ones")
 
 
 # A question needs one character that is not blank to Python (str.isspace) nor to JSON Schema's

@@ -1,14 +1,15 @@
 """PDF to text: lines joined into paragraphs, headings kept apart, running headers and page numbers left out.
 
-pdfplumber (over pdfminer.six) is used because it reports each line's position, font and size:
-pypdf, pypdfium2 and pdfplumber's own extract_text all give the same bare lines on the test
-fixtures, and only the geometry tells a wrapped line (joined with a space) from a new paragraph,
-a heading (larger or bold) from the sentence below it, and a header repeated on every page from text.
+pypdf, pypdfium2 and pdfplumber all give the same bare lines on the test fixtures; only the lines'
+geometry tells a wrapped line (joined with a space) from a new paragraph, a heading (larger or bold)
+from the sentence below it, and a header repeated on every page from text. pypdfium2 (PDFium, the
+engine of Chromium's PDF viewer) reports position, font and size per character and was 8x faster
+than pdfplumber doing the same (bench/readers.py); it also opened a file whose end-of-file marker
+was cut off, which pypdf refused.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import statistics
@@ -42,8 +43,7 @@ class Line:
 
 def pdf_text(data: bytes, doc_id: str) -> tuple[str, list[tuple[int, int]], list[tuple[int, str]]]:
     """(text, pages as (offset, page number), sections as (offset, heading))."""
-    with _library_warnings_named(doc_id):
-        pages = _read_lines(data, doc_id)
+    pages = _read_lines(data, doc_id)
     furniture = _running_lines(pages)
     body = _body_size([line for _, lines in pages for line in lines])
     text, page_starts, sections = "", [], []
@@ -67,28 +67,87 @@ def pdf_text(data: bytes, doc_id: str) -> tuple[str, list[tuple[int, int]], list
 
 
 def _read_lines(data: bytes, doc_id: str) -> list[tuple[int, list[Line]]]:
-    import pdfplumber
+    import pypdfium2 as pdfium
 
     try:
-        with pdfplumber.open(io.BytesIO(data)) as pdf:
-            pages = []
-            for number, page in enumerate(pdf.pages, start=1):
-                lines = [_line(raw) for raw in page.extract_text_lines(return_chars=True, strip=True)]
-                top, bottom = page.height * MARGIN, page.height * (1 - MARGIN)
-                for line in lines:
-                    line.in_margin = line.top < top or line.bottom > bottom
-                pages.append((number, [line for line in lines if line.text]))
-            return pages
-    except Exception as exc:  # noqa: BLE001 - pdfminer raises many unrelated types on a broken file
-        raise DocumentError(f"{doc_id}: not a readable PDF ({type(exc).__name__}: {exc})") from exc
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise DocumentError(f"{doc_id}: not a readable PDF ({exc})") from exc
+    try:
+        pages = []
+        for number in range(1, len(pdf) + 1):
+            page = pdf[number - 1]
+            height = page.get_height()
+            textpage = page.get_textpage()
+            try:
+                lines = _page_lines(textpage, height)
+            finally:
+                textpage.close()
+                page.close()
+            for line in lines:
+                line.in_margin = line.top < height * MARGIN or line.bottom > height * (1 - MARGIN)
+            pages.append((number, lines))
+        return pages
+    except pdfium.PdfiumError as exc:
+        raise DocumentError(f"{doc_id}: not a readable PDF ({exc})") from exc
+    finally:
+        pdf.close()
 
 
-def _line(raw: dict) -> Line:
-    chars = [c for c in raw.get("chars", []) if c.get("text", "").strip()]
-    sizes = Counter(round(float(c.get("size", 0)), 1) for c in chars)
-    size = sizes.most_common(1)[0][0] if sizes else 0.0
-    bold = bool(chars) and all(re.search(r"bold|black|heavy", str(c.get("fontname", "")), re.I) for c in chars)
-    return Line(" ".join(raw["text"].split()), raw["top"], raw["bottom"], raw["x0"], raw["x1"], size, bold)
+def _page_lines(textpage, height: float) -> list[Line]:
+    """The page's lines as PDFium lays them out (it ends each line with a generated line break),
+    each with its box from the font's loose character boxes, its commonest font size, and whether
+    its font is bold."""
+    import pypdfium2.raw as raw
+
+    handle = textpage.raw
+    lines: list[Line] = []
+    chars: list[str] = []
+    boxes: list[tuple[float, float, float, float]] = []
+    sizes: Counter[float] = Counter()
+    first = -1
+
+    def end_line() -> None:
+        text = " ".join("".join(chars).split())
+        if text and boxes:
+            left, right = min(b[0] for b in boxes), max(b[2] for b in boxes)
+            top, bottom = height - max(b[3] for b in boxes), height - min(b[1] for b in boxes)
+            lines.append(Line(text, top, bottom, left, right, sizes.most_common(1)[0][0], _bold(handle, first)))
+        chars.clear()
+        boxes.clear()
+        sizes.clear()
+
+    for i in range(textpage.count_chars()):
+        code = raw.FPDFText_GetUnicode(handle, i)
+        char = chr(code) if 0 < code < 0x110000 and not 0xD800 <= code < 0xE000 else ""
+        if char in ("\r", "\n"):
+            end_line()
+            continue
+        if char == "\x02":  # a hyphen PDFium found at a line end
+            char = "-"
+        if not chars:
+            first = i
+        chars.append(char)
+        if char.strip():
+            boxes.append(textpage.get_charbox(i, loose=True))
+            sizes[round(raw.FPDFText_GetFontSize(handle, i), 1)] += 1
+    end_line()
+    return lines
+
+
+def _bold(handle, index: int) -> bool:
+    import ctypes
+
+    import pypdfium2.raw as raw
+
+    if index < 0:
+        return False
+    buffer = ctypes.create_string_buffer(128)
+    flags = ctypes.c_int(0)
+    raw.FPDFText_GetFontInfo(handle, index, buffer, len(buffer), ctypes.byref(flags))
+    name = buffer.value.decode("latin-1", "replace")
+    heavy = re.search(r"bold|black|heavy|demi", name, re.IGNORECASE)
+    return bool(heavy) or raw.FPDFText_GetFontWeight(handle, index) >= 600
 
 
 def _running_lines(pages: list[tuple[int, list[Line]]]) -> set[tuple[int, int]]:
@@ -138,7 +197,13 @@ def _blocks(lines: list[Line], body: float) -> list[tuple[bool, str]]:
             blocks[-1][1].append(line)
         else:
             blocks.append((heading, [line]))
-    return [(heading, _join(group)) for heading, group in blocks]
+    # A paragraph of one short line without closing punctuation is a title set in body type.
+    return [(heading or _standalone_title(group), _join(group)) for heading, group in blocks]
+
+
+def _standalone_title(group: list[Line]) -> bool:
+    text = group[0].text
+    return len(group) == 1 and len(text) <= 120 and not text.endswith((".", "!", "?", ",", ";", ":"))
 
 
 def _continues(block: tuple[bool, list[Line]], line: Line, heading: bool, pitch: float, widest: float) -> bool:
@@ -153,8 +218,13 @@ def _continues(block: tuple[bool, list[Line]], line: Line, heading: bool, pitch:
         return True  # a heading that wraps
     if line.x0 > prev.x0 + prev.size:
         return False  # an indented first line
-    # A short line that ends a sentence ends its paragraph.
-    return not (_SENTENCE_END.search(prev.text) and prev.x1 - prev.x0 < widest * 0.8)
+    # A short line ends its paragraph when it ends a sentence, or when it is a title line in body type
+    # (much shorter, no closing punctuation) and the next line starts like a new sentence.
+    width = prev.x1 - prev.x0
+    if _SENTENCE_END.search(prev.text) and width < widest * 0.8:
+        return False
+    title_like = width < widest * 0.7 and not prev.text.endswith((",", ";", "-", "\u00ad"))
+    return not (title_like and line.text[:1].isupper())
 
 
 def _join(lines: list[Line]) -> str:
@@ -165,7 +235,7 @@ def _join(lines: list[Line]) -> str:
 
 
 class _NamedWarnings(logging.Handler):
-    """Re-logs the PDF library's warnings for one thread's file with the file's name in front."""
+    """Re-logs a PDF library's warnings for one thread's file with the file's name in front."""
 
     def __init__(self, doc_id: str) -> None:
         super().__init__(logging.WARNING)
@@ -177,15 +247,24 @@ class _NamedWarnings(logging.Handler):
             log.warning("%s: %s", self.doc_id, record.getMessage())
 
 
+# PDFium reports nothing through logging; pypdf does ("EOF marker not found"), for the modules that
+# open PDFs with it (document metadata).
+PDF_LOGGERS = ("pypdf",)
+
+
 @contextmanager
-def _library_warnings_named(doc_id: str):
-    library = logging.getLogger("pdfminer")
+def pdf_warnings_named(doc_id: str):
+    """Within this block, pypdf's warnings come out once, as "<doc_id>: <warning>"."""
     handler = _NamedWarnings(doc_id)
-    library.addHandler(handler)
-    propagate = library.propagate
-    library.propagate = False  # once, with the name, not twice
+    saved = []
+    for name in PDF_LOGGERS:
+        library = logging.getLogger(name)
+        saved.append((library, library.propagate))
+        library.addHandler(handler)
+        library.propagate = False  # once, with the name, not twice
     try:
         yield
     finally:
-        library.removeHandler(handler)
-        library.propagate = propagate
+        for library, propagate in saved:
+            library.removeHandler(handler)
+            library.propagate = propagate

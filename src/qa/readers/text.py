@@ -31,9 +31,13 @@ def decode(data: bytes, doc_id: str) -> str:
 
 def _decode_utf16(data: bytes, doc_id: str) -> str:
     try:
-        return data.decode("utf-16")
+        text = data.decode("utf-16")
     except UnicodeDecodeError as exc:
-        raise DocumentError(f"{doc_id}: starts with a UTF-16 mark but is not UTF-16 text (byte {exc.start})") from exc
+        raise DocumentError(f"{doc_id}: looks like a binary file, not text (a UTF-16 mark, then byte "
+                            f"{exc.start} is not UTF-16)") from exc
+    if "\x00" in text:
+        raise DocumentError(f"{doc_id}: looks like a binary file, not text")
+    return text
 
 
 def _detect(data: bytes, doc_id: str, bad_byte: int) -> str:
