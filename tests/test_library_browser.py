@@ -240,3 +240,15 @@ def test_a_deleted_document_is_restored_from_the_trash(page, server):
     trash.get_by_role("button", name="Restore").click()
     wait_ready(page, "alliance-note.md")
     assert "alliance-note.md" in documents(server)
+
+
+def test_the_library_fits_a_phone_without_scrolling_the_page_sideways(browser, server):  # noqa: F811
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    sign_in(phone, server)
+    for path in ("/library", "/library/sign-in", "/library/delete?doc=joint-statement.txt"):
+        phone.goto(server + path)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360, path
+    phone.goto(server + "/library")
+    shot(phone, "phone")
+    context.close()
