@@ -218,13 +218,14 @@ def test_progress_is_shown_and_the_form_cannot_be_submitted_twice(page, base_url
 def test_everything_works_from_the_keyboard_alone(page, base_url):
     page.goto(base_url + "/")
     assert page.evaluate("document.activeElement.id") == "q"  # the box has focus on arrival
-    for _ in range(3):  # back past the header's Library link and the brand to the skip link
+    for _ in range(3):  # back past the header's Library and home links
         page.keyboard.press("Shift+Tab")
     assert page.evaluate("document.activeElement.className") == "skip"
     assert page.locator("a.skip").bounding_box()["x"] >= 0  # the skip link shows when focused
 
     for _ in range(3):
         page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "q"
     page.keyboard.type(ON_TOPIC)
     with page.expect_navigation():
         page.keyboard.press("Enter")
