@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, REPORT, make_settings
 from qa.api import create_app
-from qa.generations import PROGRESS, current_generation, read_progress
+from qa.generations import LAST_BUILD, PROGRESS, current_generation, read_progress
 from qa.service import Assistant
 
 TOPICS = ["semiconductors", "shipbuilding", "liquefied natural gas", "rare earths", "port cranes",
@@ -88,7 +88,7 @@ def test_kill_9_mid_build_keeps_the_old_index_and_the_next_build_finishes_the_jo
         assert build.returncode == 0, err
         assert out.startswith("updated: 40 added, 0 changed, 0 removed, 2 kept, 0 skipped; 42 documents")
         left = sorted(p.name for p in index.iterdir() if not p.name.startswith("gen-"))
-        assert left == [".lock", "CURRENT"]
+        assert left == [LAST_BUILD, ".lock", "CURRENT"]  # and what this build did, for the library
         assert client.get("/health").json()["documents"] == 42  # the server follows without a restart
         manifest = json.loads((current_generation(index) / "manifest.json").read_text())
         assert len(manifest["documents"]) == 42

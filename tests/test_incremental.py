@@ -17,7 +17,7 @@ import pytest
 from conftest import FIXTURES, REPORT, make_settings
 from qa import index as qa_index
 from qa.errors import BuildInProgress
-from qa.generations import current_generation, read_manifest, writer_lock
+from qa.generations import LAST_BUILD, current_generation, read_manifest, writer_lock
 from qa.lexical import LexicalIndex
 from qa.service import Assistant
 from qa.store import STORE, VECTORS
@@ -299,7 +299,7 @@ def test_old_generations_and_leftovers_are_cleaned_up(tmp_path, corpus, encoder,
     summary = assistant.reindex()  # nothing changed: no new generation, but leftovers go
     assert not summary.touched
     left = sorted(p.name for p in index_dir.iterdir())
-    assert left == sorted([".lock", "CURRENT", *(g.name for g in gens)])
+    assert left == sorted([LAST_BUILD, ".lock", "CURRENT", *(g.name for g in gens)])
 
     # Ctrl-C while the new generation is being written: nothing left behind, old one still published
     def interrupted(*_):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from . import web
+from . import library, web
 from .answering import Answer
 from .config import Settings
 from .errors import (
@@ -264,6 +264,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.get("/health", tags=["service"], responses={503: {"description": "No index loaded yet"}})
     def health(a: Annotated[Assistant, Depends(current)]) -> JSONResponse:
         build = vars(a.build_state).copy()
+        del build["documents"]  # each document's state is the library's (/library/progress)
         try:
             gen = a.generation()
         except QAError as exc:
@@ -329,6 +330,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         return a.reindex().to_dict()
 
     app.include_router(web.router)
+    app.include_router(library.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app
 

@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import BuildInProgress
@@ -27,7 +28,9 @@ log = logging.getLogger(__name__)
 POINTER = "CURRENT"
 LOCK = ".lock"
 PROGRESS = ".progress.json"  # written by the running build so any process (a server) can report it
+LAST_BUILD = ".last-build.json"  # what the last build did to each document it touched (the library shows it)
 PROGRESS_EVERY = 0.25  # seconds between progress file writes
+MAX_TRACKED = 1000  # documents whose state a build reports one by one; a larger build reports totals only
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -71,12 +74,17 @@ def writer_lock(index_dir: Path, wait: bool = False):
 
 
 class ProgressFile:
-    """Progress of the build holding the lock, as a small JSON file replaced atomically (throttled)."""
+    """Progress of the build holding the lock, as a small JSON file replaced atomically (throttled):
+    the phase, and each affected document's state (queued, read, chunked, embedded, ready, removed,
+    failed with its reason), so a browser reloading the library, or another process, sees the same."""
 
     def __init__(self, index_dir: Path, report: Progress) -> None:
         self.path = index_dir / PROGRESS
         self.report = report
         self.last = ("", 0.0)
+        self.states: dict[str, dict] = {}
+        self.tracked = True
+        self.started = datetime.now(UTC).isoformat(timespec="seconds")
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         self.report(phase, done, total)
@@ -84,16 +92,54 @@ class ProgressFile:
         if phase == self.last[0] and now - self.last[1] < PROGRESS_EVERY and done < total:
             return
         self.last = (phase, now)
+        self._write(phase, done, total)
+
+    def _write(self, phase: str, done: int, total: int) -> None:
+        state = {"pid": os.getpid(), "phase": phase, "done": done, "total": total, "started": self.started,
+                 "documents": self.states}
         tmp = self.path.with_name(f"{PROGRESS}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "phase": phase, "done": done, "total": total}))
+        tmp.write_text(json.dumps(state))
         os.replace(tmp, self.path)
+
+    def mark(self, doc_ids: list[str], state: str, reason: str = "") -> None:
+        """Record documents' state; written with the next progress report."""
+        if len(self.states) + len(doc_ids) > MAX_TRACKED:
+            self.tracked = False  # a bulk build: per-document states would cost more than they tell
+        if not self.tracked:
+            self.states.clear()
+            return
+        for doc_id in doc_ids:
+            self.states[doc_id] = {"state": state, "reason": reason} if reason else {"state": state}
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Keep what this build did to each document (LAST_BUILD) and remove the progress file.
+        A build that stopped half-way marks its unfinished documents failed, with the reason."""
+        if error is not None:
+            reason = f"the build stopped: {error or type(error).__name__}"
+            for doc_id, entry in self.states.items():
+                if entry["state"] not in ("ready", "removed", "failed"):
+                    self.states[doc_id] = {"state": "failed", "reason": reason}
+        if self.states:
+            last = {"finished": datetime.now(UTC).isoformat(timespec="seconds"), "documents": self.states}
+            tmp = self.path.with_name(f"{LAST_BUILD}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(last))
+            os.replace(tmp, self.path.with_name(LAST_BUILD))
+        self.clear()
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 
 
+def read_last_build(index_dir: Path) -> dict | None:
+    """{"finished", "documents": {doc_id: {"state", "reason"?}}} of the last build that touched documents."""
+    try:
+        return json.loads((index_dir / LAST_BUILD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def read_progress(index_dir: Path) -> dict | None:
-    """{"pid", "phase", "done", "total"} of the running build, or None when no build is running."""
+    """{"pid", "phase", "done", "total", "started", "documents"} of the running build; None when none runs."""
     try:
         state = json.loads((index_dir / PROGRESS).read_text())
         os.kill(int(state["pid"]), 0)  # a build killed with -9 leaves the file behind
@@ -142,7 +188,8 @@ def remove_leftovers(index_dir: Path) -> None:
     The newest generation before the published one stays: a reader may still be opening it."""
     for leftover in index_dir.glob(".build-*"):
         shutil.rmtree(leftover, ignore_errors=True)
-    for tmp in [index_dir / f"{POINTER}.tmp", *index_dir.glob(f"{PROGRESS}.*.tmp")]:
+    for tmp in [index_dir / f"{POINTER}.tmp", *index_dir.glob(f"{PROGRESS}.*.tmp"),
+                *index_dir.glob(f"{LAST_BUILD}.*.tmp")]:
         tmp.unlink(missing_ok=True)
     published = current_generation(index_dir)
     if published is None:

@@ -169,12 +169,15 @@ def build_index(
             report("scanning", 0, 0)
             if prepare is not None:
                 prepare()
-            return _build_locked(settings, get_encoder, rebuild, report)
-        finally:
-            report.clear()
+            summary = _build_locked(settings, get_encoder, rebuild, report)
+        except BaseException as exc:
+            report.finish(exc)
+            raise
+        report.finish()
+        return summary
 
 
-def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Progress) -> BuildSummary:
+def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: ProgressFile) -> BuildSummary:
     began = time.perf_counter()
     index_dir = settings.index_dir
     if not settings.corpus_dir.is_dir():
@@ -209,6 +212,8 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
         else:
             summary.kept.append(doc_id)
     to_read = sorted(hashes) if full else summary.added + summary.changed
+    progress.mark(to_read + summary.removed, "queued")
+    progress.mark(list(unreadable), "failed", "cannot read the file")
 
     # Read every file to index first: one that cannot be read is skipped, and in an update the
     # version already indexed (if any) stays, so nothing indexed is lost to a bad file.
@@ -218,9 +223,11 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
         path, data = files[doc_id]
         try:
             documents.append(load_document(path, doc_id, data))
+            progress.mark([doc_id], "read")
         except DocumentError as exc:
             summary.skipped[doc_id] = str(exc)
             summary.read[doc_id] = {"chars": 0, "passages": 0, "warning": str(exc)}
+            progress.mark([doc_id], "failed", str(exc))
     for names in (summary.added, summary.changed, summary.kept):
         names[:] = [d for d in names if d not in summary.skipped]
     indexed: dict[str, str] = {} if full else dict(before)  # doc_id -> sha256 of the new generation
@@ -239,17 +246,23 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
         chunks_of[doc.doc_id] = chunk_document(
             doc, encoder.tokenizer, limits["target_tokens"], limits["max_tokens"]
         )
+        progress.mark([doc.doc_id], "chunked")
     for doc in documents:
         summary.read[doc.doc_id] = reading_report(
             doc.doc_id, len(doc.text), len(chunks_of[doc.doc_id]), len(files[doc.doc_id][1])
         )
     all_chunks = [c for doc in documents for c in chunks_of[doc.doc_id]]
     chunk_vectors, sentence_vectors = _embed(encoder, all_chunks, progress)
+    progress.mark([doc.doc_id for doc in documents], "embedded")
 
     progress("writing", 0, 1)
     for doc_id in summary.removed + summary.changed:
         indexed.pop(doc_id, None)
     indexed.update((doc.doc_id, doc.sha256) for doc in documents)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    fresh = {doc.doc_id for doc in documents}
+    indexed_at: dict = (manifest or {}).get("indexed", {})
+    created_before = (manifest or {}).get("created", now)
     staging = index_dir / f".build-{os.getpid()}-{time.time_ns()}"
     try:
         staging.mkdir(parents=True)
@@ -264,13 +277,18 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
             "chunker": limits,
             "documents": dict(sorted(indexed.items())),
             "chunks": total_chunks,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created": now,
+            # When each document was last (re)indexed; the library shows it. Older manifests lack it.
+            "indexed": {doc_id: now if doc_id in fresh else indexed_at.get(doc_id, created_before)
+                        for doc_id in sorted(indexed)},
         }
         (staging / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
     except BaseException:  # Ctrl-C or a failure leaves nothing behind; kill -9 is cleaned up next time
         shutil.rmtree(staging, ignore_errors=True)
         raise
     publish(index_dir, staging)
+    progress.mark([doc.doc_id for doc in documents], "ready")
+    progress.mark(summary.removed, "removed")
     summary.documents, summary.chunks = len(indexed), total_chunks
     summary.seconds = time.perf_counter() - began
     return summary

@@ -37,7 +37,7 @@ class BodySizeLimit:
         self.upload_limit = upload_limit
 
     def _limit(self, scope) -> int:
-        if scope["method"] == "POST" and scope["path"] == "/documents":
+        if scope["method"] == "POST" and scope["path"] in ("/documents", "/library/upload"):
             return self.upload_limit + 64 * 1024  # room for the multipart envelope
         return self.ask_limit
 

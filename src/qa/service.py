@@ -9,7 +9,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .answering import Answer, compose
@@ -43,6 +43,7 @@ class BuildState:
     phase: str = ""
     done: int = 0
     total: int = 0
+    documents: dict = field(default_factory=dict)  # doc_id -> {"state", "reason"?} (generations.py)
 
 
 class Assistant:
@@ -107,7 +108,8 @@ class Assistant:
         running = read_progress(self.settings.index_dir)
         if running is None:
             return BuildState()
-        return BuildState(True, running["phase"], running["done"], running["total"])
+        return BuildState(True, running["phase"], running["done"], running["total"],
+                          running.get("documents") or {})
 
     # -- reading ---------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5, documents: list[str] | None = None) -> Answer:

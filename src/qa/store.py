@@ -21,8 +21,9 @@ from .metadata import Metadata
 
 # 2: sentence vectors pooled from the chunk's pass (issue 6); HNSW vectors above a size threshold.
 # 3: BM25 by bm25s postings (lexical.py) instead of SQLite FTS5.
-# 4: readers keep every visible word (HTML divs, tables, PDF paragraphs, Markdown without markup), and
-#    documents carry their metadata (authors, publisher, date and where each was read; metadata.py).
+# 4: readers keep every visible word (HTML divs, tables, PDF paragraphs, Markdown without markup);
+#    documents carry their metadata (authors, publisher, date and where each was read; metadata.py);
+#    the manifest records when each document was indexed ("indexed"), for the library page.
 FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
@@ -161,6 +162,11 @@ class Generation:
         """(doc_id, title, section headings in reading order) of the first `limit` documents by doc_id."""
         rows = self._rows("SELECT doc_id, title, sections FROM documents ORDER BY doc_id LIMIT ?", (limit,))
         return [(doc_id, title, [heading for _, heading in json.loads(sections)]) for doc_id, title, sections in rows]
+
+    def page_counts(self) -> dict[str, int]:
+        """doc_id -> number of pages, for documents with pages (PDFs); the library lists it."""
+        rows = self._rows("SELECT doc_id, json_array_length(pages) FROM documents")
+        return {doc_id: n for doc_id, n in rows if n}
 
 
 def _metadata(title: str, stored: str) -> Metadata:
