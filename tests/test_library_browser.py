@@ -80,7 +80,7 @@ def shot(page: Page, name: str) -> None:
 
 def sign_in(page: Page, base: str) -> None:
     page.goto(base + "/")
-    page.get_by_role("link", name="Library").click()
+    page.get_by_role("link", name="Library", exact=True).click()
     expect(page).to_have_url(base + "/library")
     page.get_by_role("link", name="sign in").click()
     page.get_by_label("Admin token").fill(TOKEN)

@@ -2,14 +2,17 @@
 document.addEventListener("DOMContentLoaded", () => {
   const announcer = document.getElementById("announce");
   // Screen readers read a live region's new text; a short delay lets them finish the page title first.
-  const announce = (text) => {
+  // The latest announcement wins: one still pending (the answer's, on load) is dropped, not read after it.
+  let pending;
+  const announce = (text, delay = 150) => {
     if (!announcer) return;
+    clearTimeout(pending);
     announcer.textContent = "";
-    setTimeout(() => { announcer.textContent = text; }, 150);
+    pending = setTimeout(() => { announcer.textContent = text; }, delay);
   };
 
   const answer = document.querySelector(".answer[data-announce]");
-  if (answer) setTimeout(() => announce(answer.dataset.announce), 500);
+  if (answer) announce(answer.dataset.announce, 650);
 
   // "Copy citation" / "Copy link": shown only with JavaScript; without it the text is in a <details>.
   for (const button of document.querySelectorAll("button.copy[data-copy]")) {
