@@ -184,9 +184,9 @@ def test_losing_a_worker_node_mid_build_never_publishes_half_an_index(cluster, t
     removed = []
 
     def progress(phase: str, done: int, total: int) -> None:
-        on_doomed = [n for n in embed.per_node if n.endswith(doomed.node_id[:6])]
-        if phase == "embedding" and on_doomed and not removed:
-            cluster.remove_node(doomed)  # it has done a unit and has more queued
+        busy = [n for n, units in embed.in_flight.items() if units and n.endswith(doomed.node_id[:6])]
+        if phase == "embedding" and busy and not removed:
+            cluster.remove_node(doomed)  # while it holds work
             removed.append(done)
 
     try:

@@ -117,6 +117,7 @@ encoder batches) is the work a task: smaller units share a small build between m
         self.address = address
         self.status = status or (lambda line: None)
         self.per_node: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()  # node -> units sent to it and not yet back
         self.lost: list[str] = []  # nodes whose encoders died during the build
         self._connected_here = False
 
@@ -216,6 +217,7 @@ encoder batches) is the work a task: smaller units share a small build between m
                     attempts[n] += 1
                     running[actors[k].encode.remote(*payloads[n])] = (k, n)
                     load[k] += 1
+                    self.in_flight[node_of[k]] += 1
 
         while done < len(payloads):
             waiting = [*starting, *running]
@@ -243,12 +245,15 @@ encoder batches) is the work a task: smaller units share a small build between m
                 continue
             k, n = running.pop(ref)
             load[k] -= 1
+            if k in node_of:
+                self.in_flight[node_of[k]] -= 1
             try:
                 result = ray.get(ref)
             except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as exc:
                 if k in node_of:
                     node = node_of.pop(k)
                     self.lost.append(node)
+                    self.in_flight[node] -= load[k]  # its other units come back as errors too
                     log.warning("encoder on %s lost (%s); its work goes to the other nodes", node, _first_line(exc))
                     self.status(f"lost the encoder on {node}; its work goes to the other nodes")
                 if attempts[n] >= MAX_ATTEMPTS:
