@@ -119,6 +119,7 @@ encoder batches) is the work a task: smaller units share a small build between m
         self.per_node: Counter[str] = Counter()
         self.in_flight: Counter[str] = Counter()  # node -> units sent to it and not yet back
         self.lost: list[str] = []  # nodes whose encoders died during the build
+        self.seconds: dict[str, float] = {}  # the last call's "starting" (to the first encoder up) and "encoding"
         self._connected_here = False
 
     def __enter__(self) -> RayEmbedding:
@@ -209,6 +210,7 @@ encoder batches) is the work a task: smaller units share a small build between m
         node_of: dict[int, str] = {}
         load: Counter[int] = Counter()
         done, last_status = 0, time.monotonic()
+        began = up = time.perf_counter()
 
         def feed() -> None:
             for k in node_of:
@@ -237,6 +239,9 @@ encoder batches) is the work a task: smaller units share a small build between m
             ref = ready[0]
             if ref in starting:
                 k = starting.pop(ref)
+                if not node_of:
+                    up = time.perf_counter()
+                    self.seconds["starting"] = up - began
                 try:
                     node_of[k] = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
@@ -268,6 +273,7 @@ encoder batches) is the work a task: smaller units share a small build between m
                 raise exc.as_instanceof_cause() from None
             yield n, result
             done += 1
+            self.seconds["encoding"] = time.perf_counter() - up
             self.per_node[node_of.get(k, "?")] += len(payloads[n][0])
             progress("embedding", sum(self.per_node.values()), total)
             if time.monotonic() - last_status >= STATUS_EVERY:
