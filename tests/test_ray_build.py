@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import qa
 from conftest import FIXTURES, REPORT, make_settings
+from qa.cli import main
 from qa.distributed import RayBuildError, RayEmbedding
 from qa.generations import current_generation
 from qa.index import build_index
@@ -155,20 +159,37 @@ def test_a_ray_build_is_the_local_build(cluster, tmp_path, encoder, local_build)
     assert answers(assistant) == answers(local_build)
 
 
-def test_an_update_sends_only_the_new_document(cluster, tmp_path, encoder, local_build):
+def test_an_update_sends_only_the_new_document(cluster, tmp_path, encoder, local_build, monkeypatch):
     settings = corpus(tmp_path, BASE)
     assistant = Assistant(settings, encoder=encoder)
     assistant.reindex(embed=RayEmbedding(settings, cluster.address, unit_texts=UNIT))
     shutil.copy(ADDED, settings.corpus_dir / ADDED.name)
 
-    embed = RayEmbedding(settings, cluster.address, unit_texts=UNIT)
-    summary = assistant.reindex(embed=embed)
+    # The update as a user runs it: `qa index` with the cluster named in the environment.
+    monkeypatch.setenv("QA_RAY_ADDRESS", cluster.address)
+    monkeypatch.setenv("QA_CHUNK_TOKENS", str(CHUNK_TOKENS))
+    result = CliRunner().invoke(main, ["index", "--corpus", str(settings.corpus_dir),
+                                       "--index", str(settings.index_dir)])
 
-    assert summary.added == [ADDED.name] and summary.changed == [] and not summary.rebuilt
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("updated: 1 added, 0 changed, 0 removed, 5 kept"), result.stdout
+    sent = re.search(r"ray: (\d+) passages embedded: (.*)", result.stderr)
+    assert sent, result.stderr
     new_chunks = assistant.document(ADDED.name).chunks
-    assert sum(embed.per_node.values()) == new_chunks < summary.chunks
+    assert int(sent[1]) == new_chunks > 0  # only the new document went to the cluster
     assert_same_index(settings.index_dir, local_build.settings.index_dir)
     assert answers(assistant) == answers(local_build)
+
+
+def test_without_ray_the_flag_says_how_to_install_it(tmp_path, monkeypatch):
+    settings = corpus(tmp_path, BASE[1:2], with_minutes=False)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: `import ray` raises ImportError
+    result = CliRunner().invoke(main, ["index", "--corpus", str(settings.corpus_dir),
+                                       "--index", str(settings.index_dir), "--ray", "auto"])
+
+    assert result.exit_code == 1
+    assert "pip install 'alliance-qa[ray]'" in result.stderr
+    assert current_generation(settings.index_dir) is None
 
 
 def test_losing_a_worker_node_mid_build_never_publishes_half_an_index(cluster, tmp_path, encoder, local_build):

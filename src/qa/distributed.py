@@ -179,6 +179,7 @@ encoder batches) is the work a task: smaller units share a small build between m
         dimension = encoder.dimension
         matrix = np.zeros((len(chunks), dimension), dtype=np.float32)
         sentence_vectors: list[np.ndarray] = [np.zeros((0, dimension), dtype=np.float32)] * len(chunks)
+        self.per_node, self.in_flight, self.lost, self.seconds = Counter(), Counter(), [], {}
         progress("embedding", 0, len(chunks))
         if not chunks:
             return matrix, sentence_vectors
