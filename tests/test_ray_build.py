@@ -202,13 +202,29 @@ def test_losing_a_worker_node_mid_build_never_publishes_half_an_index(cluster, t
     cluster.wait_for_nodes()
     lines: list[str] = []
     embed = RayEmbedding(settings, cluster.address, status=lines.append, unit_texts=UNIT)
+
+    # A CPU held on each of the module's two nodes: the build starts on the doomed node alone, so it
+    # surely holds work when it goes; then they are freed, and the build must finish on them.
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    class Holder:
+        def ready(self) -> bool:
+            return True
+
+    holders = [ray.remote(num_cpus=1)(Holder).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+        for n in ray.nodes() if n["Alive"] and n["NodeID"] != doomed.node_id]
+    ray.get([h.ready.remote() for h in holders])
     removed = []
 
     def progress(phase: str, done: int, total: int) -> None:
         busy = [n for n, units in embed.in_flight.items() if units and n.endswith(doomed.node_id[:6])]
         if phase == "embedding" and busy and not removed:
-            cluster.remove_node(doomed)  # while it holds work
+            cluster.remove_node(doomed)  # it has encoded a unit and holds the next one
             removed.append(done)
+            for h in holders:
+                ray.kill(h)
 
     try:
         summary = build_index(settings, lambda: encoder, progress=progress, embed=embed)
@@ -217,6 +233,9 @@ def test_losing_a_worker_node_mid_build_never_publishes_half_an_index(cluster, t
         assert current_generation(settings.index_dir) == before
         assert not list(settings.index_dir.glob(".build-*"))
         return
+    finally:
+        for h in holders:
+            ray.kill(h)
     assert removed, "the doomed node never received work: the test did not remove it mid-build"
     assert any(n.endswith(doomed.node_id[:6]) for n in embed.lost), embed.describe()
     assert any("lost the encoder" in line for line in lines)
