@@ -146,7 +146,7 @@ def answers(assistant: Assistant) -> list:
             for a in (assistant.ask(q) for q in QUESTIONS)]
 
 
-def test_a_ray_build_is_the_local_build(cluster, tmp_path, encoder, local_build):
+def test_a_ray_build_is_the_local_build(cluster, tmp_path, encoder, local_build, record_property):
     settings = corpus(tmp_path, [*BASE, ADDED])
     assistant = Assistant(settings, encoder=encoder)
     embed = RayEmbedding(settings, cluster.address, unit_texts=UNIT)
@@ -155,7 +155,8 @@ def test_a_ray_build_is_the_local_build(cluster, tmp_path, encoder, local_build)
     assert sorted(summary.added) == sorted([f.name for f in [*BASE, ADDED]] + ["minutes.txt"])
     assert sum(embed.per_node.values()) == summary.chunks  # every passage was encoded on the cluster
     assert len(embed.per_node) == 2, embed.describe()  # by both nodes
-    assert_same_index(settings.index_dir, local_build.settings.index_dir)
+    record_property("max_abs_difference", assert_same_index(settings.index_dir, local_build.settings.index_dir))
+    record_property("per_node", embed.describe())
     assert answers(assistant) == answers(local_build)
 
 
