@@ -12,6 +12,8 @@ import os
 import random
 import re
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -190,6 +192,25 @@ def test_without_ray_the_flag_says_how_to_install_it(tmp_path, monkeypatch):
 
     assert result.exit_code == 1
     assert "pip install 'alliance-qa[ray]'" in result.stderr
+    assert current_generation(settings.index_dir) is None
+
+
+def test_an_address_nothing_answers_at_fails_before_the_build(tmp_path):
+    pytest.importorskip("ray")
+    settings = corpus(tmp_path, BASE[1:2], with_minutes=False)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # A process of its own: this one may be connected to the module's cluster already.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(Path(qa.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)}
+    result = subprocess.run([sys.executable, "-m", "qa.cli", "index", "--corpus", str(settings.corpus_dir),
+                             "--index", str(settings.index_dir), "--ray", f"127.0.0.1:{port}"],
+                            capture_output=True, text=True, env=env, timeout=120)
+
+    assert result.returncode == 1
+    assert f"cannot join the Ray cluster at '127.0.0.1:{port}': nothing answers there" in result.stderr
+    assert "ray start --head" in result.stderr
     assert current_generation(settings.index_dir) is None
 
 

@@ -103,8 +103,8 @@ class RayEmbedding:
     `address`: `local` starts a cluster in this process, `auto` joins the one this machine belongs
     to, anything else is passed to ray.init (host:port, ray://host:10001). An already connected
     process (tests, notebooks) is used as it is and left connected. Connecting waits for the first
-    build that has something to encode. `status` receives per-node progress lines. `unit_texts` (whole
-encoder batches) is the work a task: smaller units share a small build between more nodes.
+    build that has something to encode. `status` receives per-node progress lines. `unit_texts`
+    (whole encoder batches) is the work of a task: smaller units share a small build among more nodes.
     """
 
     def __init__(
@@ -121,6 +121,8 @@ encoder batches) is the work a task: smaller units share a small build between m
         self.lost: list[str] = []  # nodes whose encoders died during the build
         self.seconds: dict[str, float] = {}  # the last call's "starting" (to the first encoder up) and "encoding"
         self._connected_here = False
+        if not self.ray.is_initialized():
+            self._check_reachable()
 
     def __enter__(self) -> RayEmbedding:
         return self
@@ -148,6 +150,19 @@ encoder batches) is the work a task: smaller units share a small build between m
                 "and pass its address, use `--ray auto` on a machine that joined one, or `--ray local`"
             ) from exc
         self._connected_here = True
+
+    def _check_reachable(self) -> None:
+        """Fail in seconds on an address nothing listens at: ray.init retries for minutes."""
+        host, sep, port = self.address.removeprefix("ray://").rpartition(":")
+        if self.address in ("local", "auto") or not sep or not port.isdigit():
+            return
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as exc:
+            raise RayBuildError(
+                f"cannot join the Ray cluster at {self.address!r}: nothing answers there ({exc.strerror or exc}); "
+                "start one with `ray start --head` and pass the address it prints, or use `--ray local`"
+            ) from exc
 
     def _start_actors(self, wanted: int) -> list:
         """One actor per GPU of a node that has some, else per CPU; at most `wanted` in all."""
