@@ -43,12 +43,26 @@ def main() -> None:
 @common_options
 @click.option("--rebuild", is_flag=True, help="Re-embed every document instead of only what changed.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of exiting.")
-def index_command(settings: Settings, rebuild: bool, wait: bool) -> None:
+@click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
+              help="Encode on a Ray cluster: host:port, ray://host:10001, `auto` (the cluster this machine "
+              "joined) or `local` (one started here) [env QA_RAY_ADDRESS]. Needs: pip install 'alliance-qa[ray]'.")
+def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: str | None) -> None:
     """Build the index, or update it to match the corpus."""
     from .service import Assistant
 
-    summary = Assistant(settings).reindex(rebuild=rebuild, wait=wait, show_progress=sys.stderr.isatty())
-    click.echo(summary.describe())
+    address = ray_address or settings.ray_address
+    show = sys.stderr.isatty()
+    if not address:
+        summary = Assistant(settings).reindex(rebuild=rebuild, wait=wait, show_progress=show)
+        click.echo(summary.describe())
+    else:
+        from tqdm import tqdm
+
+        from .distributed import RayEmbedding
+
+        with RayEmbedding(settings, address, status=lambda line: tqdm.write(line, file=sys.stderr)) as embed:
+            summary = Assistant(settings).reindex(rebuild=rebuild, wait=wait, show_progress=show, embed=embed)
+        click.echo(summary.describe())
     if summary.skipped:
         sys.exit(EXIT_SKIPPED)
 

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         description="Optional cross-encoder (local folder or a model in the Hugging Face cache) that "
         "re-scores the best 20 passages; unset = off. None ships offline; its effect is unmeasured.",
     )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster `qa index` encodes on (needs the ray extra): host:port or ray://host:10001, "
+        "`auto` for the cluster this machine joined, `local` for one started in-process; unset = encode here.",
+    )
     admin_token: str | None = Field(None, description="Bearer token for write endpoints; unset = writes disabled.")
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted upload.")
     max_body_bytes: int = Field(64 * 1024, ge=64 * 1024, description="Largest accepted /ask body.")

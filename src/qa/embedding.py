@@ -104,8 +104,10 @@ class Encoder:
 
     def __init__(
         self, model: str = DEFAULT_MODEL, backend: Backend = "onnx", cache_dir: Path | None = None,
-        device: str = "cpu",
+        device: str = "cpu", threads: int | None = None,
     ) -> None:
+        """`threads` caps the ONNX runtime's threads (None: one per core), so one encoder per CPU of
+        a machine (distributed.py) does not oversubscribe it."""
         from .onnx_export import Unsupported, pipeline_of
 
         self.name = model
@@ -122,7 +124,7 @@ class Encoder:
             try:
                 if pipeline is None:
                     raise _Fallback(unsupported)
-                self._load_onnx(pipeline, cache_dir)
+                self._load_onnx(pipeline, cache_dir, threads)
             except _Fallback as exc:
                 log.warning("model %r: %s; using the torch backend instead of onnx", model, exc)
                 self.backend = "torch"
@@ -151,7 +153,7 @@ class Encoder:
         self.dimension: int = int(self._model.get_embedding_dimension())
         self.tokenizer = HFTokenizer(self._model.tokenizer)
 
-    def _load_onnx(self, pipeline, cache_dir: Path | None) -> None:
+    def _load_onnx(self, pipeline, cache_dir: Path | None, threads: int | None = None) -> None:
         from tokenizers import Tokenizer
 
         from .onnx_export import cached_export
@@ -165,6 +167,8 @@ class Encoder:
             # Idle threads sleep instead of spinning: spinning starved FAISS and the other
             # requests on 2 cores (in-process /ask p50 about halved without it).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            if threads:
+                options.intra_op_num_threads = options.inter_op_num_threads = threads
             self._session = onnxruntime.InferenceSession(
                 str(onnx_file), options, providers=["CPUExecutionProvider"]
             )

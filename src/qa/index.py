@@ -41,6 +41,10 @@ from .vector_index import empty_index, fit_to_size, remove
 
 ENCODE_SLICE = 256  # texts per progress step; the encoder batches within a slice
 
+# How a build turns chunks into (chunk vectors, sentence vectors per chunk): `_embed` in this process,
+# or distributed.RayEmbedding on a Ray cluster. Both must give the same vectors.
+Embed = Callable[[Encoder, list[Chunk], Progress], tuple[np.ndarray, list[np.ndarray]]]
+
 
 @dataclass
 class BuildSummary:
@@ -156,11 +160,13 @@ def build_index(
     progress: Progress | None = None,
     wait: bool = False,
     prepare: Callable[[], None] | None = None,
+    embed: Embed | None = None,
 ) -> BuildSummary:
     """Bring the index in line with the corpus; publish a new generation if anything changed.
 
     `prepare` runs under the writer lock before the corpus is scanned (an upload writes its file
-    there), so no other writer can build between a corpus change and its indexing.
+    there), so no other writer can build between a corpus change and its indexing. `embed` encodes
+    the new chunks (default: here, `_embed`); if it raises, nothing is published.
     """
     index_dir = settings.index_dir
     with writer_lock(index_dir, wait=wait):
@@ -169,7 +175,7 @@ def build_index(
             report("scanning", 0, 0)
             if prepare is not None:
                 prepare()
-            summary = _build_locked(settings, get_encoder, rebuild, report)
+            summary = _build_locked(settings, get_encoder, rebuild, report, embed)
         except BaseException as exc:
             report.finish(exc)
             raise
@@ -177,7 +183,9 @@ def build_index(
         return summary
 
 
-def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: ProgressFile) -> BuildSummary:
+def _build_locked(
+    settings: Settings, get_encoder, rebuild: bool, progress: ProgressFile, embed: Embed | None = None
+) -> BuildSummary:
     began = time.perf_counter()
     index_dir = settings.index_dir
     if not settings.corpus_dir.is_dir():
@@ -252,7 +260,7 @@ def _build_locked(settings: Settings, get_encoder, rebuild: bool, progress: Prog
             doc.doc_id, len(doc.text), len(chunks_of[doc.doc_id]), len(files[doc.doc_id][1])
         )
     all_chunks = [c for doc in documents for c in chunks_of[doc.doc_id]]
-    chunk_vectors, sentence_vectors = _embed(encoder, all_chunks, progress)
+    chunk_vectors, sentence_vectors = (embed or _embed)(encoder, all_chunks, progress)
     progress.mark([doc.doc_id for doc in documents], "embedded")
 
     progress("writing", 0, 1)

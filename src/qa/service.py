@@ -19,7 +19,7 @@ from .documents import SUPPORTED_SUFFIXES
 from .embedding import Encoder
 from .errors import DocumentError, IndexMismatch, IndexMissing, NameTaken, NotFound, QAError
 from .generations import current_generation, read_progress
-from .index import BuildSummary, build_index, check_compatible, load_document, reading_report
+from .index import BuildSummary, Embed, build_index, check_compatible, load_document, reading_report
 from .retrieval import Reranker, retrieve
 from .store import Generation, StoredDocument
 from .trash import Trash, TrashEntry
@@ -141,12 +141,13 @@ class Assistant:
     # -- writing ---------------------------------------------------------------------------
     def reindex(
         self, rebuild: bool = False, wait: bool = False, show_progress: bool = False,
-        prepare: Callable[[], None] | None = None,
+        prepare: Callable[[], None] | None = None, embed: Embed | None = None,
     ) -> BuildSummary:
         """Bring the index in line with the corpus folder; returns once the result is live.
 
         Another writer holding the index lock raises BuildInProgress (HTTP 409) unless `wait`.
-        `prepare` changes the corpus under the same lock (an upload, a delete)."""
+        `prepare` changes the corpus under the same lock (an upload, a delete); `embed` encodes
+        elsewhere than in this process (distributed.RayEmbedding)."""
         bar = None
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -159,7 +160,7 @@ class Assistant:
                 bar.update(done - bar.n)
 
         try:
-            summary = build_index(self.settings, lambda: self.encoder, rebuild, progress, wait, prepare)
+            summary = build_index(self.settings, lambda: self.encoder, rebuild, progress, wait, prepare, embed)
         finally:
             if bar is not None:
                 bar.close()
