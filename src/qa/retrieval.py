@@ -10,13 +10,14 @@ import numpy as np
 from .embedding import not_loadable
 from .store import Generation, StoredChunk
 
-# Fused score = (1 - LEXICAL_WEIGHT) x cosine + LEXICAL_WEIGHT x BM25, each min-max normalised over
-# the candidates (`fuse`): a scale-free average that neither method's range dominates. The weight was
-# chosen by leave-one-benchmark-out across WikiQA (dense wins), SQuAD (BM25 wins) and the report's dev
-# sets (bench/fusion_loo.py, docs/benchmarks.md); the old cosine + 0.1 x BM25/best lost to BM25 alone
-# on SQuAD.
+# Fused score = (1 - LEXICAL_WEIGHT - TERM_WEIGHT) x cosine + LEXICAL_WEIGHT x BM25, both min-max
+# normalised over the candidates, + TERM_WEIGHT x the share of the question's IDF the passage holds
+# (`fuse`): scale-free signals that make sense on any text. Chosen by leaving one benchmark out across
+# WikiQA (dense wins), SQuAD (BM25 wins) and the report's dev sets (bench/fusion_loo.py,
+# docs/benchmarks.md); the old cosine + 0.1 x BM25 / best BM25 lost to BM25 alone on SQuAD.
 FUSION = "minmax"
-LEXICAL_WEIGHT = 0.5
+LEXICAL_WEIGHT = 0.2
+TERM_WEIGHT = 0.2
 # Candidates per method: fixed (at least 4 x the largest k), so the ranking does not depend on k
 # and the first k passages for any k are the same.
 CANDIDATES = 80
@@ -57,7 +58,8 @@ def retrieve(
     missing = [i for i in lexical if i not in dense]
     if missing:
         dense.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
-    fused = fuse(dense, lexical)
+    ids = list(dense)
+    fused = fuse(dense, lexical, dict(zip(ids, gen.words.coverage(question, ids).tolist(), strict=True)))
     ranking = sorted(fused, key=lambda i: (-fused[i], i))
     pool = gen.chunks(ranking[:RERANK_DEPTH])  # MAX_K <= RERANK_DEPTH: the first k never depend on k
     order = _by_document(ranking[:RERANK_DEPTH], pool, fused)
@@ -73,14 +75,16 @@ def retrieve(
     return hits[:k]
 
 
-def fuse(dense: dict[int, float], lexical: dict[int, float], weight: float = LEXICAL_WEIGHT,
-         method: str = FUSION) -> dict[int, float]:
-    """One score a candidate from its cosine (`dense`, every candidate) and BM25 (`lexical`, those
-    BM25 found; the others count as its lowest).
+def fuse(dense: dict[int, float], lexical: dict[int, float], coverage: dict[int, float] | None = None,
+         weight: float = LEXICAL_WEIGHT, term_weight: float = TERM_WEIGHT, method: str = FUSION,
+         ) -> dict[int, float]:
+    """One score a candidate from its cosine (`dense`, every candidate), its BM25 (`lexical`, those
+    BM25 found; the others count as its lowest) and the share of the question's IDF it holds
+    (`coverage`, 0..1 already; missing counts 0).
 
-    "minmax": each method's scores mapped onto [0, 1] over the candidates, then averaged with
-    `weight` on BM25. "zscore": the same with (score - mean) / std. "rrf": reciprocal ranks, 1/(60 +
-    rank), weighted the same way. "legacy": cosine + weight x BM25 / best BM25 (before issue 10).
+    "minmax": cosine and BM25 each mapped onto [0, 1] over the candidates; "zscore": (score - mean)
+    / std; "rrf": 60 / (60 + rank). Then (1 - weight - term_weight) x cosine + weight x BM25 +
+    term_weight x coverage. "legacy": cosine + weight x BM25 / best BM25 (before issue 10).
     """
     ids = list(dense)
     cos = np.array([dense[i] for i in ids], dtype=np.float64)
@@ -88,14 +92,12 @@ def fuse(dense: dict[int, float], lexical: dict[int, float], weight: float = LEX
     bm25 = np.array([lexical.get(i, floor) for i in ids], dtype=np.float64)
     if method == "legacy":
         top = float(bm25.max(initial=0.0)) or 1.0
-        scores = cos + weight * bm25 / top
-    elif method == "rrf":
-        scores = (1 - weight) * _reciprocal_ranks(cos) + weight * _reciprocal_ranks(bm25)
-    elif method in ("minmax", "zscore"):
-        norm = _minmax if method == "minmax" else _zscore
-        scores = (1 - weight) * norm(cos) + weight * norm(bm25)
-    else:
+        return dict(zip(ids, (cos + weight * bm25 / top).tolist(), strict=True))
+    norm = {"minmax": _minmax, "zscore": _zscore, "rrf": _reciprocal_ranks}.get(method)
+    if norm is None:
         raise ValueError(f"fusion method {method!r}: use minmax, zscore, rrf or legacy")
+    cover = np.array([(coverage or {}).get(i, 0.0) for i in ids], dtype=np.float64)
+    scores = (1 - weight - term_weight) * norm(cos) + weight * norm(bm25) + term_weight * cover
     return dict(zip(ids, scores.tolist(), strict=True))
 
 
