@@ -75,7 +75,7 @@ def record(assistant: Assistant, cases: list[Case], by_document: bool) -> list[Q
         stored = gen.chunks(list(dense))
         wanted = [normalise(e) for e in case.evidence]
 
-        def holds(start: int, end: int, text: str, doc_id: str) -> bool:
+        def holds(start: int, end: int, text: str, doc_id: str, case: Case = case, wanted: list = wanted) -> bool:
             if case.spans:
                 return doc_id == case.doc_id and any(start <= a and b <= end for a, b in case.spans)
             return any(w in normalise(text) for w in wanted)
@@ -97,7 +97,8 @@ def record(assistant: Assistant, cases: list[Case], by_document: bool) -> list[Q
             cos = stored[best].sentence_vectors[keep] @ query
             cov = term_coverage(weights, texts)
             gold = np.array([holds(a, b, t, c.doc_id) for (a, b), t in zip(spans, texts, strict=True)])
-        out.append(Question(dense, lex, {i: s.chunk.doc_id for i, s in stored.items()}, hit, coverage_of, cos, cov, gold))
+        docs = {i: s.chunk.doc_id for i, s in stored.items()}
+        out.append(Question(dense, lex, docs, hit, coverage_of, cos, cov, gold))
     return out
 
 
@@ -171,8 +172,8 @@ def main() -> None:
     print("Single methods, hit@1 (WikiQA: document hit@1):")
     for n in names:
         print(f"  {n}: BM25 {table['singles'][n]['BM25 alone']:.3f}, dense {table['singles'][n]['dense alone']:.3f}")
-    print("\n| left out | chosen on the others (method, BM25 weight, term weight, document weight) | hit@1 on the left-out "
-          "| best single method there | margin |\n|---|---|---|---|---|")
+    print("\n| left out | chosen on the others (method, BM25 weight, term weight, document weight) "
+          "| hit@1 on the left-out | best single method there | margin |\n|---|---|---|---|---|")
     for left in names:
         s = choose(table["margin"], [n for n in names if n != left])
         best = max(table["singles"][left].values())

@@ -16,7 +16,7 @@ from .store import Generation, StoredChunk
 # WikiQA (dense wins), SQuAD (BM25 wins) and the report's dev sets (bench/fusion_loo.py,
 # docs/benchmarks.md); the old cosine + 0.1 x BM25 / best BM25 lost to BM25 alone on SQuAD.
 FUSION = "minmax"
-LEXICAL_WEIGHT = 0.2
+LEXICAL_WEIGHT = 0.1
 TERM_WEIGHT = 0.2
 # Candidates per method: fixed (at least 4 x the largest k), so the ranking does not depend on k
 # and the first k passages for any k are the same.
