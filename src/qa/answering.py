@@ -95,13 +95,16 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
     ("Toshiba", "lost decade") by a sentence of the first passages that holds all its words.
     The answer's sentences are chosen by `_answer_sentences`.
     """
+    kept = [[i for i in range(len(h.stored.chunk.sentences)) if not _is_title(h, i)] for h in hits]
+    coverage = term_coverage(term_weights or {}, [_sentence(h.stored.chunk, i) for h, keep in zip(
+        hits, kept, strict=True) for i in keep])
     ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
-    for hit in hits:
+    done = 0
+    for hit, keep in zip(hits, kept, strict=True):
         chunk = hit.stored.chunk
         sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
-        keep = [i for i in range(len(sims)) if not _is_title(hit, i)]
-        coverage = term_coverage(term_weights or {}, [_sentence(chunk, i) for i in keep])
-        order = [keep[j] for j in highlight_order(sims[keep], coverage)]
+        order = [keep[j] for j in highlight_order(sims[keep], coverage[done:done + len(keep)])]
+        done += len(keep)
         ranked.append((hit, sims, order))
     leading = ranked[:ANSWER_PASSAGES]
     best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
