@@ -16,8 +16,8 @@ from .store import Generation, StoredChunk
 # WikiQA (dense wins), SQuAD (BM25 wins) and the report's dev sets (bench/fusion_loo.py,
 # docs/benchmarks.md); the old cosine + 0.1 x BM25 / best BM25 lost to BM25 alone on SQuAD.
 FUSION = "minmax"
-LEXICAL_WEIGHT = 0.1
-TERM_WEIGHT = 0.2
+LEXICAL_WEIGHT = 0.3
+TERM_WEIGHT = 0.1
 # Candidates per method: fixed (at least 4 x the largest k), so the ranking does not depend on k
 # and the first k passages for any k are the same.
 CANDIDATES = 80
@@ -27,11 +27,15 @@ RERANK_DEPTH = 20
 # A question that names a numbered part ("recommendation 3", "the fourth recommendation") is
 # looked up in this many of the best-ranked documents.
 REFERENCE_DOCUMENTS = 3
-# Each of the best RERANK_DEPTH passages gains this much of its document's best fused score, so that
+# Each of the best RERANK_DEPTH passages gains DOCUMENT_WEIGHT x its document's best score, so that
 # with distractors the document that matches best keeps its other passages ahead ("after Abe came
-# back", report + WikiQA: the report's passage rose from 5th to 3rd). 0.25 and 0.5 measured the same
-# on the dev sets; 1.0 lowered WikiQA evidence@3 (docs/benchmarks.md).
-DOCUMENT_WEIGHT = 0.25
+# back", report + WikiQA: the report's passage rose from 5th to 3rd). Documents are compared on a
+# fusion of their own weights: which document a question is about is a matter of meaning (dense
+# wins on WikiQA's documents), which passage of it answers one of words (BM25 wins inside SQuAD's
+# long articles). All three chosen by leaving one benchmark out (bench/fusion_loo.py).
+DOCUMENT_WEIGHT = 1.0
+DOCUMENT_LEXICAL_WEIGHT = 0.0
+DOCUMENT_TERM_WEIGHT = 0.2
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,12 @@ def retrieve(
     if missing:
         dense.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
     ids = list(dense)
-    fused = fuse(dense, lexical, dict(zip(ids, gen.words.coverage(question, ids).tolist(), strict=True)))
+    coverage = dict(zip(ids, gen.words.coverage(question, ids).tolist(), strict=True))
+    fused = fuse(dense, lexical, coverage)
+    documents = fuse(dense, lexical, coverage, DOCUMENT_LEXICAL_WEIGHT, DOCUMENT_TERM_WEIGHT)
     ranking = sorted(fused, key=lambda i: (-fused[i], i))
     pool = gen.chunks(ranking[:RERANK_DEPTH])  # MAX_K <= RERANK_DEPTH: the first k never depend on k
-    order = _by_document(ranking[:RERANK_DEPTH], pool, fused)
+    order = _by_document(ranking[:RERANK_DEPTH], pool, fused, document_scores=documents)
     best = order[: RERANK_DEPTH if reranker else k]
     hits = [Hit(pool[i], dense[i], lexical.get(i, 0.0), fused[i]) for i in best if i in pool]
     if reranker is not None and hits:
@@ -118,15 +124,16 @@ def _reciprocal_ranks(x: np.ndarray) -> np.ndarray:
 
 
 def _by_document(ids: list[int], stored: dict[int, StoredChunk], fused: dict[int, float],
-                 weight: float = DOCUMENT_WEIGHT) -> list[int]:
-    """Re-rank `ids` with DOCUMENT_WEIGHT x the best score of each passage's document added (in place
+                 weight: float = DOCUMENT_WEIGHT, document_scores: dict[int, float] | None = None) -> list[int]:
+    """Re-rank `ids` with `weight` x the best score of each passage's document added (in place
     in `fused`): a passage of the document that best matches the question comes before a slightly
     closer passage of a document that matches it less. One document alone keeps its order."""
+    by = fused if document_scores is None else document_scores  # how documents are compared
     doc_best: dict[str, float] = {}
     for i in ids:
         if i in stored:
             doc = stored[i].chunk.doc_id
-            doc_best[doc] = max(doc_best.get(doc, fused[i]), fused[i])
+            doc_best[doc] = max(doc_best.get(doc, by[i]), by[i])
     for i in ids:
         if i in stored:
             fused[i] += weight * doc_best[stored[i].chunk.doc_id]
