@@ -16,8 +16,8 @@ from .store import Generation, StoredChunk
 # WikiQA (dense wins), SQuAD (BM25 wins) and the report's dev sets (bench/fusion_loo.py,
 # docs/benchmarks.md); the old cosine + 0.1 x BM25 / best BM25 lost to BM25 alone on SQuAD.
 FUSION = "minmax"
-LEXICAL_WEIGHT = 0.3
-TERM_WEIGHT = 0.1
+LEXICAL_WEIGHT = 0.1
+TERM_WEIGHT = 0.2
 # Candidates per method: fixed (at least 4 x the largest k), so the ranking does not depend on k
 # and the first k passages for any k are the same.
 CANDIDATES = 80
@@ -29,12 +29,13 @@ RERANK_DEPTH = 20
 REFERENCE_DOCUMENTS = 3
 # Each of the best RERANK_DEPTH passages gains DOCUMENT_WEIGHT x its document's best score, so that
 # with distractors the document that matches best keeps its other passages ahead ("after Abe came
-# back", report + WikiQA: the report's passage rose from 5th to 3rd). Documents are compared on a
-# fusion of their own weights: which document a question is about is a matter of meaning (dense
-# wins on WikiQA's documents), which passage of it answers one of words (BM25 wins inside SQuAD's
-# long articles). All three chosen by leaving one benchmark out (bench/fusion_loo.py).
-DOCUMENT_WEIGHT = 1.0
-DOCUMENT_LEXICAL_WEIGHT = 0.0
+# back", report + WikiQA: the report's passage rose from 5th to 3rd). Documents may be compared on a
+# fusion of their own weights (more meaning, for which document; more words, for which passage):
+# bench/fusion_loo.py searched that too. Its best settings on all three benchmarks tie on the worst
+# margin; of those, the shipped one keeps the paraphrased dev set's floors (the one with documents on
+# 0.8 cosine + 0.2 coverage and weight 1.0 lost one paraphrased question at hit@3).
+DOCUMENT_WEIGHT = 0.25
+DOCUMENT_LEXICAL_WEIGHT = 0.1
 DOCUMENT_TERM_WEIGHT = 0.2
 
 
