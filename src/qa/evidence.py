@@ -25,7 +25,23 @@ def term_coverage(weights: dict[str, float], texts: list[str]) -> np.ndarray:
     total = sum(weights.values())
     if total <= 0:
         return np.zeros(len(texts))
-    return np.array([sum(weights[t] for t in set(lexical.terms(x)) if t in weights) / total for x in texts])
+    return np.array([sum(weights[t] for t in _stems(x) if t in weights) / total for x in texts])
+
+
+# Stems of the words seen so far: stemming each sentence anew cost about 1 ms an answer (10 passages);
+# a corpus's vocabulary is small enough to keep, and the cache is dropped if it ever is not.
+_STEM_CACHE: dict[str, str] = {}
+_STEM_CACHE_MAX = 500_000
+
+
+def _stems(text: str) -> set[str]:
+    words = set(lexical.words(text))
+    missing = [w for w in words if w not in _STEM_CACHE]
+    if missing:
+        if len(_STEM_CACHE) > _STEM_CACHE_MAX:
+            _STEM_CACHE.clear()
+        _STEM_CACHE.update(zip(missing, lexical.stem_words(missing), strict=True))
+    return {_STEM_CACHE[w] for w in words}
 
 
 def sentence_scores(cosines: np.ndarray, coverage: np.ndarray, weight: float = TERM_WEIGHT) -> np.ndarray:

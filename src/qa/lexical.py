@@ -42,9 +42,18 @@ def _stem(words: list[str]) -> list[str]:
     return _local.stemmer.stemWords(words)
 
 
+def words(text: str) -> list[str]:
+    """The words of text, lower-cased, stopwords dropped, not yet stemmed (see `stem_words`)."""
+    return [w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS]
+
+
+def stem_words(words: list[str]) -> list[str]:
+    return _stem(words)
+
+
 def terms(text: str) -> list[str]:
     """The words of text as the index holds them: lower-cased, stopwords dropped, Porter-stemmed."""
-    return _stem([w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS])
+    return _stem(words(text))
 
 
 def _tokenize(texts: list[str], return_ids: bool):

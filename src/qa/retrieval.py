@@ -66,7 +66,8 @@ def retrieve(
     ids = list(dense)
     coverage = dict(zip(ids, gen.words.coverage(question, ids).tolist(), strict=True))
     fused = fuse(dense, lexical, coverage)
-    documents = fuse(dense, lexical, coverage, DOCUMENT_LEXICAL_WEIGHT, DOCUMENT_TERM_WEIGHT)
+    own = (DOCUMENT_LEXICAL_WEIGHT, DOCUMENT_TERM_WEIGHT) != (LEXICAL_WEIGHT, TERM_WEIGHT)
+    documents = fuse(dense, lexical, coverage, DOCUMENT_LEXICAL_WEIGHT, DOCUMENT_TERM_WEIGHT) if own else None
     ranking = sorted(fused, key=lambda i: (-fused[i], i))
     pool = gen.chunks(ranking[:RERANK_DEPTH])  # MAX_K <= RERANK_DEPTH: the first k never depend on k
     order = _by_document(ranking[:RERANK_DEPTH], pool, fused, document_scores=documents)
