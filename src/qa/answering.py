@@ -124,10 +124,10 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
     passages = []
     for rank, (hit, sims, order) in enumerate(ranked, start=1):
         chunk = hit.stored.chunk
-        chosen = [] if abstain else [
-            i for i in order[:MAX_HIGHLIGHTS]
+        chosen = [] if abstain else [  # the best two of the evidence order that reach the floor
+            i for i in order
             if sims[i] >= HIGHLIGHT_FLOOR or (anchor is not None and (rank - 1, i) == anchor)
-        ]
+        ][:MAX_HIGHLIGHTS]
         passages.append(
             Passage(
                 rank=rank, doc_id=chunk.doc_id, title=hit.stored.title, section=chunk.section,
@@ -165,7 +165,7 @@ def _answer_sentences(question: str, leading: list, best: float) -> list[tuple[i
     lead_strength = float(leading[0][1][leading[0][2][0]])
     out: list[tuple[int, int]] = []
     for rank, (hit, sims, order) in enumerate(leading, start=1):
-        picks = [i for i in order[:MAX_HIGHLIGHTS] if sims[i] >= HIGHLIGHT_FLOOR] or order[:1]
+        picks = [i for i in order if sims[i] >= HIGHLIGHT_FLOOR][:MAX_HIGHLIGHTS] or order[:1]
         for n, i in enumerate(picks):
             strong = sims[i] >= best - ANSWER_MARGIN
             if hit.stored.chunk.doc_id == lead_doc:
