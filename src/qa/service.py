@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from . import lexical
 from .answering import Answer, compose
 from .config import Settings
 from .document_questions import answer_about_document, attach_metadata
@@ -122,8 +123,9 @@ class Assistant:
         began = time.perf_counter()
         query = self.encoder.encode_query(question)
         hits = retrieve(gen, query, question, k, documents, self.reranker)
+        term_weights = gen.words.idf(list(dict.fromkeys(lexical.terms(question))))
         answer = answer_about_document(question, query, hits, gen, documents, k) or compose(
-            question, query, hits, self.settings.min_relevance
+            question, query, hits, self.settings.min_relevance, term_weights
         )
         attach_metadata(answer, gen)
         answer.took_ms = round((time.perf_counter() - began) * 1000, 2)
