@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import lexical
+from . import confidence, lexical
 from .chunking import Chunk
 from .lexical import STOPWORDS
 from .retrieval import Hit
@@ -24,24 +24,11 @@ MAX_ANSWER_SENTENCES = 3
 ANSWER_PASSAGES = 3
 # A sentence joins the answer only if it is nearly as relevant as the best one.
 ANSWER_MARGIN = 0.1
-# Abstain when the question names something (a capitalised name) that none of the answer passages
-# mentions, unless the best sentence is at least this similar. Chosen on the dev set: 0.5 wrongly
-# refused two answerable ones ("Beijing", "the American government": a name can be paraphrased).
-UNMATCHED_NAME_RELEVANCE = 0.45
-# A number or an acronym cannot be paraphrased the way a name can, so one that no answer passage
-# contains ("inflation in 2022", "a share of GDP") refuses up to this higher similarity. On the dev
-# sets such unanswerable questions reach 0.50 and no answerable question has such a token.
-UNMATCHED_EXACT_RELEVANCE = 0.55
-# Weak evidence (the best sentence below WEAK_RELEVANCE) is trusted only if the answer passages
-# contain at least WEAK_COVERAGE of the question's content words (stemmed): "symptoms of vitamin D
-# deficiency" against a kidney-disease passage at 0.37 shares one word in five.
-WEAK_RELEVANCE = 0.40
-WEAK_COVERAGE = 0.5
 # A question this short ("What is Article II?", "Toshiba") scores low against any sentence (0.11 to
 # 0.33 against the ones that answer them), so a sentence holding all its content words answers it.
 SHORT_QUESTION_WORDS = 3
-# A passage's best sentences are highlighted down to this cosine (the abstention threshold is
-# Settings.min_relevance): a lower floor than that raised dev evidence@3 from 0.76 to 0.78.
+# A passage's best sentences are highlighted down to this cosine: below the former abstention
+# threshold (0.35), it raised dev evidence@3 from 0.76 to 0.78.
 HIGHLIGHT_FLOOR = 0.25
 
 
@@ -64,6 +51,7 @@ class Answer:
     question: str
     answer: str
     abstained: bool
+    confidence: float  # estimated probability that the first passages answer the question (0..1)
     took_ms: float
     passages: list[Passage]
 
@@ -74,33 +62,36 @@ class Answer:
         return body
 
 
-def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: float) -> Answer:
+def compose(
+    question: str, query: np.ndarray, hits: list[Hit], min_confidence: float | None = None,
+    idf: confidence.IdfLookup | None = None,
+) -> Answer:
     """Highlight evidence sentences, write the answer with [rank] markers, or abstain.
 
     A passage's evidence is its two sentences most similar to the question (the contract allows
     two; on WikiQA the second raised evidence@1 from 0.54 to 0.77), never the document's title
-    line, which resembles every question about the document without answering any. The answer
-    abstains when the first passages do not support it (see `_unsupported`); an abstained answer
-    highlights nothing. Two questions that embeddings score low are answered by an *anchor*
-    sentence instead: one that only points at a numbered part ("what is recommendation 3?") by that
-    part's heading, and a short keyword question ("Toshiba", "lost decade") by a sentence of the
-    first passages that holds all its words.
+    line, which resembles every question about the document without answering any. The answer's
+    confidence is the shipped model's estimate that the first passages answer the question
+    (confidence.py); it abstains below one threshold (`min_confidence`, default the model's), and an
+    abstained answer highlights nothing. One documented override: two questions that embeddings
+    score low are answered by an *anchor* sentence instead, and their confidence raised to the
+    threshold: one that only points at a numbered part ("what is recommendation 3?") by that part's
+    heading, and a short keyword question ("Toshiba", "lost decade") by a sentence of the first
+    passages that holds all its words.
     """
-    ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
-    for hit in hits:
-        chunk = hit.stored.chunk
-        sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
-        order = [int(i) for i in np.argsort(-sims, kind="stable") if not _is_title(hit, int(i))]
-        ranked.append((hit, sims, order))
+    model = confidence.shipped()
+    threshold = model.threshold if min_confidence is None else min_confidence
+    ranked, features, pointed = assess(question, query, hits, idf)
     leading = ranked[:ANSWER_PASSAGES]
     best = max((float(sims[order[0]]) for _, sims, order in leading if order), default=-1.0)
-    pointed = bool(hits) and hits[0].referenced
-    anchor = _anchor(question, leading, pointed) if best < min_relevance else None
+    estimate = model.probability(features)
+    anchor = _anchor(question, leading, pointed) if estimate < threshold else None
     if anchor is not None:  # the anchor leads its passage's evidence
         hit, sims, order = ranked[anchor[0]]
         ranked[anchor[0]] = (hit, sims, [anchor[1]] + [i for i in order if i != anchor[1]])
-    leading_texts = [hit.stored.chunk.text for hit, _, _ in leading]
-    abstain = anchor is None and not pointed and _unsupported(question, best, leading_texts, min_relevance)
+    if anchor is not None or pointed:
+        estimate = max(estimate, threshold)
+    abstain = estimate < threshold
 
     passages = []
     for rank, (hit, sims, order) in enumerate(ranked, start=1):
@@ -117,7 +108,7 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
             )
         )
     if abstain:
-        return Answer(question, ABSTAIN_ANSWER, True, 0.0, passages)
+        return Answer(question, ABSTAIN_ANSWER, True, round(estimate, 4), 0.0, passages)
 
     if anchor is not None:
         candidates = [(1.0, anchor[0] + 1, anchor[1])]
@@ -135,7 +126,7 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
         if sentence.lower() not in seen:
             seen.add(sentence.lower())
             parts.append(f"{sentence} [{rank}]")
-    return Answer(question, " ".join(parts), False, 0.0, passages)
+    return Answer(question, " ".join(parts), False, round(estimate, 4), 0.0, passages)
 
 
 def _anchor(question: str, leading: list, pointed: bool) -> tuple[int, int] | None:
@@ -182,16 +173,35 @@ def _is_title(hit: Hit, i: int) -> bool:
     return _one_line(chunk.text[a:b]) == _one_line(hit.stored.title)
 
 
-def _unsupported(question: str, best: float, texts: list[str], min_relevance: float) -> bool:
-    """Whether the answer passages fail to support an answer to `question` (see the thresholds above)."""
-    if best < min_relevance:
-        return True
-    unmatched = unmatched_names(question, texts)
-    if best < UNMATCHED_EXACT_RELEVANCE and any(_is_exact(name) for name in unmatched):
-        return True
-    if best < UNMATCHED_NAME_RELEVANCE and unmatched:
-        return True
-    return best < WEAK_RELEVANCE and word_coverage(question, texts) < WEAK_COVERAGE
+def assess(
+    question: str, query: np.ndarray, hits: list[Hit], idf: confidence.IdfLookup | None = None,
+) -> tuple[list[tuple[Hit, np.ndarray, list[int]]], np.ndarray, bool]:
+    """Each passage's sentences ranked by cosine (title lines left out), the confidence model's
+    signals for the first passages, and whether the first passage is the numbered part the question
+    names. bench/fit_confidence.py fits the model on exactly these signals."""
+    ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
+    for hit in hits:
+        chunk = hit.stored.chunk
+        sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
+        order = [int(i) for i in np.argsort(-sims, kind="stable") if not _is_title(hit, int(i))]
+        ranked.append((hit, sims, order))
+    leading = [(hit, sims, order) for hit, sims, order in ranked[:ANSWER_PASSAGES] if order]
+    texts = [hit.stored.chunk.text for hit, _, _ in ranked[:ANSWER_PASSAGES]]
+    evidence = []
+    for hit, _, order in leading:
+        a, b = _relative(hit.stored.chunk, order[0])
+        evidence.append(hit.stored.chunk.text[a:b])
+    features = confidence.signals(
+        question,
+        sentence_best=[float(sims[order[0]]) for _, sims, order in leading],
+        passage_texts=texts,
+        evidence_texts=evidence,
+        scores=[hit.score for hit in hits[:ANSWER_PASSAGES]],
+        first_cosine=hits[0].dense if hits else 0.0,
+        unmatched=unmatched_names(question, texts),
+        idf=idf,
+    )
+    return ranked, features, bool(hits) and hits[0].referenced
 
 
 _NAME = re.compile(r"[A-Z][\w’'-]*|\d[\w-]*")
@@ -220,11 +230,6 @@ def unmatched_names(question: str, texts: list[str]) -> list[str]:
         if not found:
             names.append(word)
     return names
-
-
-def _is_exact(name: str) -> bool:
-    """A number or an acronym: a token a passage about it would contain as it is."""
-    return name[0].isdigit() or bool(_ACRONYM.fullmatch(name))
 
 
 def _acronym_in(acronym: str, text: str) -> bool:

@@ -42,6 +42,7 @@ class Outcome:
     doc_rank: int | None  # 1-based rank of the first passage from case.doc_id
     abstained: bool
     ms: float
+    confidence: float | None = None  # the answer's
 
 
 def normalise(text: str) -> str:
@@ -87,7 +88,7 @@ def judge(case: Case, answer: Answer, ms: float) -> Outcome:
             evidence_rank = p.rank
         if doc_rank is None and p.doc_id == case.doc_id:
             doc_rank = p.rank
-    return Outcome(case, hit_rank, evidence_rank, doc_rank, answer.abstained, ms)
+    return Outcome(case, hit_rank, evidence_rank, doc_rank, answer.abstained, ms, answer.confidence)
 
 
 def evaluate(assistant, cases: Iterable[Case], k: int = 5) -> list[Outcome]:

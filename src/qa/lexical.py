@@ -78,6 +78,13 @@ class LexicalIndex:
     def chunk_ids(self) -> list[int]:
         return self._arrays["ids"].tolist()
 
+    def idf(self, words: list[str]) -> list[float]:
+        """Lucene's BM25 idf of each term (as `terms` gives them) over this generation's chunks; a
+        term no chunk holds gets the largest value, since the corpus cannot answer about it."""
+        indptr, n = self._arrays["indptr"], len(self._arrays["ids"])
+        df = [int(indptr[t + 1] - indptr[t]) if (t := self._vocab.get(w)) is not None else 0 for w in words]
+        return [float(np.log1p((n - d + 0.5) / (d + 0.5))) for d in df]
+
     def search(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n (chunk id, BM25 score) by score then id; only chunks in `allowed` if it is given."""
         known = {self._vocab[t] for t in terms(question) if t in self._vocab}

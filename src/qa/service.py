@@ -115,7 +115,7 @@ class Assistant:
         began = time.perf_counter()
         query = self.encoder.encode_query(question)
         hits = retrieve(gen, query, question, k, documents, self.reranker)
-        answer = compose(question, query, hits, self.settings.min_relevance)
+        answer = compose(question, query, hits, self.settings.min_confidence, idf=gen.words.idf)
         answer.took_ms = round((time.perf_counter() - began) * 1000, 2)
         return answer
 
