@@ -6,7 +6,11 @@ product's own retrieval and `answering.assess`, with whether its first passages 
   questions of the 8 shared articles. A passage holds the answer when it is from the right document
   and its [start, end) contains a gold answer span. The held-out half (empty `qas`) is never read.
 - wikiqa: WikiQA-test, indexed and judged as bench/wikiqa.py does (a Label 1 sentence in the passage).
-- dev: the report's two dev sets (tests/data), on the report alone (an evidence string in the passage).
+- dev: the report's dev sets (tests/data/dev_*.jsonl: two with answerable and off-topic questions, one
+  of on-topic questions the report does not answer), on the report alone (an evidence string in the
+  passage).
+Each corpus is also asked some of the other sources' questions (`foreign-*`): questions it does not
+cover at all, as users ask too (the dev sets have such off-topic questions; SQuAD and WikiQA none).
 The label is 1 when the question is answerable and one of the first ANSWER_PASSAGES passages holds
 the answer: the confidence estimates exactly that.
 """
@@ -34,9 +38,11 @@ from qa.retrieval import retrieve  # noqa: E402
 from qa.service import Assistant  # noqa: E402
 
 DEFAULT_SQUAD = ROOT.parent / "shared" / "bench" / "squad" / "squad-v2.0-16-articles.json"
-DEV_FILES = [ROOT / "tests" / "data" / f"{name}.jsonl" for name in ("dev_questions", "dev_questions_paraphrased")]
+DEV_FILES = [ROOT / "tests" / "data" / f"{name}.jsonl" for name in (
+    "dev_questions", "dev_questions_paraphrased", "dev_unanswerable_on_topic")]
 ON_TOPIC = ROOT / "tests" / "data" / "unanswerable_on_topic.jsonl"
 RANKED = 10
+SOURCES = ("squad", "wikiqa", "dev")
 
 
 @dataclass
@@ -103,15 +109,14 @@ def _rows(source: str, assistant: Assistant, items: list[tuple[str, bool, callab
         hits = retrieve(gen, query, question, RANKED)
         ranked, signals, pointed = answering.assess(question, query, hits, gen.words.idf)
         leading = ranked[: answering.ANSWER_PASSAGES]
-        anchored = answering._anchor(question, leading, pointed) is not None
+        best = max((float(sims[order[0]]) for _, sims, order in leading if order), default=-1.0)
+        anchored = best < answering.ANCHOR_RELEVANCE and answering._anchor(question, leading, pointed) is not None
         features.append(signals)
         answerable.append(is_answerable)
         label.append(is_answerable and any(holds(h) for h in hits[: answering.ANSWER_PASSAGES]))
         override.append(pointed or anchored)
-        best = max((float(sims[order[0]]) for _, sims, order in leading if order), default=-1.0)
         texts = [h.stored.chunk.text for h in hits[: answering.ANSWER_PASSAGES]]
-        old_anchor = best < OLD_MIN_RELEVANCE and anchored
-        baseline.append(not (pointed or old_anchor) and _old_unsupported(question, best, texts))
+        baseline.append(not (pointed or anchored) and _old_unsupported(question, best, texts))
     return Rows(source, [q for q, _, _ in items], np.vstack(features), np.array(label, dtype=bool),
                 np.array(answerable, dtype=bool), np.array(override, dtype=bool), np.array(baseline, dtype=bool))
 
@@ -131,11 +136,23 @@ def _old_unsupported(question: str, best: float, texts: list[str]) -> bool:
     return best < OLD_WEAK and answering.word_coverage(question, texts) < OLD_COVERAGE
 
 
+def _foreign(source: str, assistant: Assistant, questions: list[str]) -> Rows:
+    """Another source's questions asked of this corpus: questions it does not cover, label 0."""
+    return _rows(source, assistant, [(q, False, lambda h: False) for q in questions])
+
+
+def joined(a: Rows, b: Rows) -> Rows:
+    """A source's own rows with its foreign questions."""
+    return Rows(a.source, a.questions + b.questions, *(
+        np.concatenate([getattr(a, f), getattr(b, f)]) for f in ("features", "label", "answerable", "override",
+                                                                "baseline")))
+
+
 def collect(workdir: Path, squad: Path, tsv: Path, encoder=None, fresh: bool = False) -> dict[str, Rows]:
     """Rows of every source, cached in workdir/rows-*.npz (delete them, or pass fresh, after the
     pipeline changes)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    cached = {s: workdir / f"rows-{s}.npz" for s in ("squad", "wikiqa", "dev", "on_topic")}
+    cached = {s: workdir / f"rows-{s}.npz" for s in (*SOURCES, *(f"foreign-{s}" for s in SOURCES), "on_topic")}
     if not fresh and all(p.is_file() for p in cached.values()):
         return {s: Rows.load(s, p) for s, p in cached.items()}
     from qa.embedding import Encoder
@@ -152,8 +169,11 @@ def collect(workdir: Path, squad: Path, tsv: Path, encoder=None, fresh: bool = F
 
     result["squad"] = _rows("squad", assistant, [
         (q, bool(spans), squad_holds(d, spans)) for q, d, spans in squad_questions])
-
     data = wikiqa.load(tsv)
+    wikiqa_questions = [c.question for c in wikiqa.cases_of(data)]
+    squad_only = [q for q, _, _ in squad_questions]
+    result["foreign-squad"] = _foreign("foreign-squad", assistant, wikiqa_questions)
+
     wikiqa.write_corpus(data, workdir / "wikiqa" / "corpus")
     assistant = _assistant(workdir, "wikiqa", encoder)
 
@@ -163,6 +183,7 @@ def collect(workdir: Path, squad: Path, tsv: Path, encoder=None, fresh: bool = F
 
     result["wikiqa"] = _rows("wikiqa", assistant, [
         (c.question, c.evidence is not None, text_holds(c.evidence or ())) for c in wikiqa.cases_of(data)])
+    result["foreign-wikiqa"] = _foreign("foreign-wikiqa", assistant, squad_only[::4])
 
     (workdir / "report" / "corpus").mkdir(parents=True, exist_ok=True)
     shutil.copy(wikiqa.REPORT, workdir / "report" / "corpus" / wikiqa.REPORT.name)
@@ -170,6 +191,7 @@ def collect(workdir: Path, squad: Path, tsv: Path, encoder=None, fresh: bool = F
     dev = [c for path in DEV_FILES for c in load_cases(path)]
     result["dev"] = _rows("dev", assistant, [
         (c.question, c.evidence is not None, text_holds(c.evidence or ())) for c in dev])
+    result["foreign-dev"] = _foreign("foreign-dev", assistant, wikiqa_questions[::8] + squad_only[::35])
     result["on_topic"] = _rows("on_topic", assistant, [  # held out: never fitted on
         (c.question, False, text_holds(())) for c in load_cases(ON_TOPIC)])
     for source, rows in result.items():

@@ -24,6 +24,9 @@ MAX_ANSWER_SENTENCES = 3
 ANSWER_PASSAGES = 3
 # A sentence joins the answer only if it is nearly as relevant as the best one.
 ANSWER_MARGIN = 0.1
+# Below this best-sentence cosine an anchor sentence, if there is one, leads the evidence and answers
+# (the former abstention threshold, under which both kinds of anchor were chosen).
+ANCHOR_RELEVANCE = 0.35
 # A question this short ("What is Article II?", "Toshiba") scores low against any sentence (0.11 to
 # 0.33 against the ones that answer them), so a sentence holding all its content words answers it.
 SHORT_QUESTION_WORDS = 3
@@ -74,10 +77,10 @@ def compose(
     confidence is the shipped model's estimate that the first passages answer the question
     (confidence.py); it abstains below one threshold (`min_confidence`, default the model's), and an
     abstained answer highlights nothing. One documented override: two questions that embeddings
-    score low are answered by an *anchor* sentence instead, and their confidence raised to the
-    threshold: one that only points at a numbered part ("what is recommendation 3?") by that part's
-    heading, and a short keyword question ("Toshiba", "lost decade") by a sentence of the first
-    passages that holds all its words.
+    score low (best sentence below ANCHOR_RELEVANCE) are answered by an *anchor* sentence instead,
+    and their confidence raised to at least the threshold: one that only points at a numbered part
+    ("what is recommendation 3?") by that part's heading, and a short keyword question ("Toshiba",
+    "lost decade") by a sentence of the first passages that holds all its words.
     """
     model = confidence.shipped()
     threshold = model.threshold if min_confidence is None else min_confidence
@@ -85,7 +88,7 @@ def compose(
     leading = ranked[:ANSWER_PASSAGES]
     best = max((float(sims[order[0]]) for _, sims, order in leading if order), default=-1.0)
     estimate = model.probability(features)
-    anchor = _anchor(question, leading, pointed) if estimate < threshold else None
+    anchor = _anchor(question, leading, pointed) if best < ANCHOR_RELEVANCE else None
     if anchor is not None:  # the anchor leads its passage's evidence
         hit, sims, order = ranked[anchor[0]]
         ranked[anchor[0]] = (hit, sims, [anchor[1]] + [i for i in order if i != anchor[1]])
@@ -194,10 +197,10 @@ def assess(
     features = confidence.signals(
         question,
         sentence_best=[float(sims[order[0]]) for _, sims, order in leading],
+        sentence_all=[float(sims[i]) for _, sims, order in leading for i in order],
         passage_texts=texts,
         evidence_texts=evidence,
         scores=[hit.score for hit in hits[:ANSWER_PASSAGES]],
-        first_cosine=hits[0].dense if hits else 0.0,
         unmatched=unmatched_names(question, texts),
         idf=idf,
     )

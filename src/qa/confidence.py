@@ -26,21 +26,25 @@ from . import lexical
 FEATURES = (
     "best_sentence",       # cosine of the best evidence sentence of the first passages
     "mean_sentence",       # mean over the first passages of each one's best sentence cosine
-    "passage_cosine",      # cosine of the first passage
+    "sentence_lift",       # best sentence cosine minus the mean of all the first passages' sentences:
+                           # on a topic the documents cover without answering, no sentence stands out
     "passage_margin",      # fused score of the first passage minus the second's
     "coverage_passages",   # IDF-weighted share of the question's terms in the first passages
     "coverage_first",      # ... in the first passage
-    "coverage_evidence",   # ... in the best sentence of each first passage
-    "rarest_missing",      # IDF of the rarest question term the first passages lack, over the largest IDF
     "missing_names",       # names of the question no first passage contains (at most 3)
     "missing_exact",       # numbers and acronyms of the question no first passage contains (at most 3)
     "kind_missing",        # it asks how much / when / who and no evidence sentence holds a number / date / name
     "kind_present",        # it asks so and an evidence sentence holds one
     "question_terms",      # log(1 + the question's content terms): short questions score low cosines
 )
+# Tried and left out (bench/fit_confidence.py, docs/benchmarks.md): the first passage's own cosine,
+# the gap to the second-best sentence, coverage within the evidence sentences, the rarest missing
+# term and the share of terms the corpus lacks. Collinear with the signals above, they took weights
+# of the wrong sign (a term the corpus lacks raising confidence) and did not raise held-out AUC.
 MAX_COUNT = 3
 MODEL_FILE = "confidence.json"
 
+# term -> its idf as a share of an unseen term's (LexicalIndex.idf); without one every term weighs 1.
 IdfLookup = Callable[[list[str]], list[float]]
 
 
@@ -85,16 +89,17 @@ def shipped() -> Model:
 def signals(
     question: str,
     sentence_best: Sequence[float],
+    sentence_all: Sequence[float],
     passage_texts: Sequence[str],
     evidence_texts: Sequence[str],
     scores: Sequence[float],
-    first_cosine: float,
     unmatched: Sequence[str],
     idf: IdfLookup | None = None,
 ) -> np.ndarray:
     """The FEATURES of one answer.
 
-    sentence_best: each first passage's best sentence cosine; passage_texts: the first passages;
+    sentence_best: each first passage's best sentence cosine; sentence_all: the cosines of all their
+    sentences (title lines aside); passage_texts: the first passages;
     evidence_texts: their best sentences; scores: the fused scores of the first passages in rank
     order; unmatched: the question's names and numbers no first passage contains; idf: the index's
     term weights (uniform without one).
@@ -103,21 +108,18 @@ def signals(
     weights = _weights(words, idf)
     passages = [set(lexical.terms(t)) for t in passage_texts]
     joined = set().union(*passages) if passages else set()
-    evidence = set().union(*(lexical.terms(t) for t in evidence_texts)) if evidence_texts else set()
-    largest = max(weights.values(), default=1.0) or 1.0
-    missing = [weights[w] for w in words if w not in joined]
     asked = asked_kind(question)
     held = asked is not None and any(holds_kind(t, asked) for t in evidence_texts)
     exact = sum(1 for name in unmatched if is_exact(name))
+    best = max(sentence_best, default=0.0)
+    ordered = sorted(sentence_all, reverse=True)
     values = [
-        max(sentence_best, default=0.0),
+        best,
         float(np.mean(sentence_best)) if len(sentence_best) else 0.0,
-        first_cosine,
+        best - float(np.mean(ordered)) if ordered else 0.0,
         (scores[0] - scores[1]) if len(scores) > 1 else (scores[0] if scores else 0.0),
         _coverage(words, weights, joined),
         _coverage(words, weights, passages[0] if passages else set()),
-        _coverage(words, weights, evidence),
-        max(missing, default=0.0) / largest if idf is not None else float(bool(missing)),
         min(len(unmatched) - exact, MAX_COUNT),
         min(exact, MAX_COUNT),
         float(asked is not None and not held),

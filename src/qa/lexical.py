@@ -79,11 +79,12 @@ class LexicalIndex:
         return self._arrays["ids"].tolist()
 
     def idf(self, words: list[str]) -> list[float]:
-        """Lucene's BM25 idf of each term (as `terms` gives them) over this generation's chunks; a
-        term no chunk holds gets the largest value, since the corpus cannot answer about it."""
+        """Lucene's BM25 idf of each term (as `terms` gives them) over this generation's chunks, as a
+        share of the idf of a term no chunk holds (1.0), so that it reads the same at any corpus size."""
         indptr, n = self._arrays["indptr"], len(self._arrays["ids"])
         df = [int(indptr[t + 1] - indptr[t]) if (t := self._vocab.get(w)) is not None else 0 for w in words]
-        return [float(np.log1p((n - d + 0.5) / (d + 0.5))) for d in df]
+        unseen = np.log1p((n + 0.5) / 0.5)
+        return [float(np.log1p((n - d + 0.5) / (d + 0.5)) / unseen) for d in df]
 
     def search(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n (chunk id, BM25 score) by score then id; only chunks in `allowed` if it is given."""
