@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import wikiqa  # noqa: E402
-from qa import answering  # noqa: E402
+from qa import answering, lexical  # noqa: E402
 from qa.confidence import is_exact  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluation import load_cases, normalise  # noqa: E402
@@ -107,9 +107,10 @@ def _rows(source: str, assistant: Assistant, items: list[tuple[str, bool, callab
     for question, is_answerable, holds in items:
         query = assistant.encoder.encode_query(question)
         hits = retrieve(gen, query, question, RANKED)
-        ranked, signals, pointed = answering.assess(question, query, hits, gen.words.idf)
+        weights = gen.words.idf(list(dict.fromkeys(lexical.terms(question))))
+        ranked, signals, pointed = answering.assess(question, query, hits, weights)
         leading = ranked[: answering.ANSWER_PASSAGES]
-        best = max((float(sims[order[0]]) for _, sims, order in leading if order), default=-1.0)
+        best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
         anchored = best < answering.ANCHOR_RELEVANCE and answering._anchor(question, leading, pointed) is not None
         features.append(signals)
         answerable.append(is_answerable)

@@ -111,21 +111,18 @@ def test_holds_kind():
     assert not confidence.holds_kind("Trade tensions grew worse.", "date")
 
 
-def test_idf_reads_the_same_at_any_corpus_size_and_is_1_for_an_unseen_term(tmp_path):
+def test_a_term_no_chunk_holds_weighs_most(tmp_path):
     texts = ["japan trade", "japan tariffs", "japan rice"]
     write(tmp_path, np.arange(3, dtype=np.int64), texts)
-    japan, rice, unseen = LexicalIndex(tmp_path).idf(["japan", "rice", "semiconductor"])
-    assert 0 < japan < rice < unseen == 1.0
+    idf = LexicalIndex(tmp_path).idf(["japan", "rice", "semiconductor"])
+    assert 0 < idf["japan"] < idf["rice"] < idf["semiconductor"]
 
 
 def test_a_rare_missing_term_lowers_coverage_more_than_a_common_one():
     weights = {"japan": 0.1, "rice": 0.9}
 
-    def idf(words):
-        return [weights[w] for w in words]
-
     def coverage(text):
-        x = confidence.signals("Japan rice", [0.5], [0.5], [text], [text], [1.0], [], idf)
+        x = confidence.signals("Japan rice", [0.5], [0.5], [text], [text], [1.0], [], weights)
         return x[confidence.FEATURES.index("coverage_passages")]
 
     assert coverage("Japan exports cars.") == pytest.approx(0.1)

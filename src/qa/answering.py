@@ -13,6 +13,7 @@ import numpy as np
 
 from . import confidence, lexical
 from .chunking import Chunk
+from .evidence import highlight_order, term_coverage
 from .lexical import STOPWORDS
 from .retrieval import Hit
 
@@ -33,6 +34,12 @@ SHORT_QUESTION_WORDS = 3
 # A passage's best sentences are highlighted down to this cosine: below the former abstention
 # threshold (0.35), it raised dev evidence@3 from 0.76 to 0.78.
 HIGHLIGHT_FLOOR = 0.25
+# A sentence of another document than the first passage's joins the answer only when its evidence
+# is about as strong: its cosine at most this far below the first passage's evidence.
+OTHER_DOCUMENT_MARGIN = 0.02
+# A how/why/what-should question is answered by the first passage's best sentence that says how, why
+# or what should be done, looked for among its this many best evidence sentences.
+CUE_DEPTH = 4
 
 
 @dataclass
@@ -67,31 +74,37 @@ class Answer:
 
 def compose(
     question: str, query: np.ndarray, hits: list[Hit], min_confidence: float | None = None,
-    idf: confidence.IdfLookup | None = None,
+    term_weights: dict[str, float] | None = None,
 ) -> Answer:
     """Highlight evidence sentences, write the answer with [rank] markers, or abstain.
 
-    A passage's evidence is its two sentences most similar to the question (the contract allows
-    two; on WikiQA the second raised evidence@1 from 0.54 to 0.77), never the document's title
-    line, which resembles every question about the document without answering any. The answer's
-    confidence is the shipped model's estimate that the first passages answer the question
-    (confidence.py); it abstains below one threshold (`min_confidence`, default the model's), and an
-    abstained answer highlights nothing. One documented override: two questions that embeddings
-    score low (best sentence below ANCHOR_RELEVANCE) are answered by an *anchor* sentence instead,
-    and their confidence raised to at least the threshold: one that only points at a numbered part
-    ("what is recommendation 3?") by that part's heading, and a short keyword question ("Toshiba",
-    "lost decade") by a sentence of the first passages that holds all its words.
+    A passage's evidence is two sentences (the contract allows two): the one that holds most of the
+    question's words (IDF-weighted, `term_weights`; ties by cosine), then the one closest in meaning
+    (evidence.py), never the document's title line, which resembles every question about the
+    document without answering any. The answer's confidence is the shipped model's estimate that
+    the first passages answer the question (confidence.py); it abstains below one threshold
+    (`min_confidence`, default the model's), and an abstained answer highlights nothing. One
+    documented override: two questions that embeddings score low (best sentence below
+    ANCHOR_RELEVANCE) are answered by an *anchor* sentence instead, and their confidence raised to at
+    least the threshold: one that only points at a numbered part ("what is recommendation 3?") by
+    that part's heading, and a short keyword question ("Toshiba", "lost decade") by a sentence of the
+    first passages that holds all its words. The answer's sentences are chosen by `_answer_sentences`.
     """
     model = confidence.shipped()
     threshold = model.threshold if min_confidence is None else min_confidence
-    ranked, features, pointed = assess(question, query, hits, idf)
+    ranked, features, pointed = assess(question, query, hits, term_weights)
     leading = ranked[:ANSWER_PASSAGES]
-    best = max((float(sims[order[0]]) for _, sims, order in leading if order), default=-1.0)
+    best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
     estimate = model.probability(features)
     anchor = _anchor(question, leading, pointed) if best < ANCHOR_RELEVANCE else None
     if anchor is not None:  # the anchor leads its passage's evidence
         hit, sims, order = ranked[anchor[0]]
         ranked[anchor[0]] = (hit, sims, [anchor[1]] + [i for i in order if i != anchor[1]])
+    saying = _saying(question, ranked[0]) if ranked and anchor is None and not pointed else None
+    if saying is not None:  # it leads the first passage's evidence, as an anchor does
+        hit, sims, order = ranked[0]
+        ranked[0] = (hit, sims, [saying] + [i for i in order if i != saying])
+        leading = ranked[:ANSWER_PASSAGES]
     if anchor is not None or pointed:
         estimate = max(estimate, threshold)
     abstain = estimate < threshold
@@ -114,22 +127,121 @@ def compose(
         return Answer(question, ABSTAIN_ANSWER, True, round(estimate, 4), 0.0, passages)
 
     if anchor is not None:
-        candidates = [(1.0, anchor[0] + 1, anchor[1])]
+        candidates = [(anchor[0] + 1, anchor[1])]
     else:  # a question about a numbered part is answered from that part
-        candidates = [
-            (float(sims[order[0]]), rank, order[0])
-            for rank, (_, sims, order) in enumerate(leading[:1] if pointed else leading, start=1)
-            if order and sims[order[0]] >= best - ANSWER_MARGIN
-        ]
+        candidates = _answer_sentences(question, leading[:1] if pointed else leading, best)
     parts, seen = [], set()
-    for _, rank, i in sorted(candidates, key=lambda c: (-c[0], c[1]))[:MAX_ANSWER_SENTENCES]:
-        passage = passages[rank - 1]
-        a, b = _relative(hits[rank - 1].stored.chunk, i)
-        sentence = _one_line(passage.text[a:b])
+    for rank, i in _completed(candidates, ranked)[:MAX_ANSWER_SENTENCES]:
+        sentence = _one_line(_sentence(hits[rank - 1].stored.chunk, i))
         if sentence.lower() not in seen:
             seen.add(sentence.lower())
             parts.append(f"{sentence} [{rank}]")
     return Answer(question, " ".join(parts), False, round(estimate, 4), 0.0, passages)
+
+
+def _answer_sentences(question: str, leading: list, best: float) -> list[tuple[int, int]]:
+    """(rank, sentence index) of the sentences that answer, in the order the answer quotes them.
+
+    The first passage's evidence comes first (retrieval ranks passages better than one sentence's
+    cosine does), then its document's other evidence within ANSWER_MARGIN of the best; a sentence of
+    another document only when it is about as strong as the first passage's. For a how, why or
+    what-should question, a sentence of the evidence that says how, why or what should be done
+    comes before one that restates the topic (`_saying` put it first)."""
+    if not leading or not leading[0][2]:
+        return []
+    lead_doc = leading[0][0].stored.chunk.doc_id
+    lead_strength = float(leading[0][1][leading[0][2][0]])
+    out: list[tuple[int, int]] = []
+    for rank, (hit, sims, order) in enumerate(leading, start=1):
+        picks = [i for i in order[:MAX_HIGHLIGHTS] if sims[i] >= HIGHLIGHT_FLOOR] or order[:1]
+        for n, i in enumerate(picks):
+            strong = sims[i] >= best - ANSWER_MARGIN
+            if hit.stored.chunk.doc_id == lead_doc:
+                if rank == 1 and n == 0 or strong:
+                    out.append((rank, i))
+            elif strong and sims[i] >= lead_strength - OTHER_DOCUMENT_MARGIN:
+                out.append((rank, i))
+    return out
+
+
+# Words a sentence that says how, why or what should be done tends to hold.
+_CUES = {
+    "how": {"by", "through", "should", "must", "need", "needs", "can", "could", "would", "via", "using"},
+    "why": {"because", "due", "reason", "reasons", "result", "order", "caused", "led", "aim", "response"},
+    "should": {"should", "must", "need", "needs", "recommend", "recommends", "ought", "urge", "call"},
+}
+_WORDS = re.compile(r"[a-z']+")
+
+
+def _saying(question: str, first: tuple) -> int | None:
+    """For a how, why or what-should question, the first passage's best evidence sentence (among its
+    CUE_DEPTH best) that says how, why or what should be done, when a sentence before it does not."""
+    cue = _cue_words(question)
+    hit, _, order = first
+    if not cue:
+        return None
+    for i in order[:CUE_DEPTH]:
+        text = _sentence(hit.stored.chunk, i)
+        if _has_cue(text, cue) and not _incomplete(text, hit.stored.chunk):
+            return i
+    return None
+
+
+def _cue_words(question: str) -> set[str]:
+    words = _WORDS.findall(question.lower())
+    cues: set[str] = set()
+    if words and words[0] in ("how", "why"):
+        cues |= _CUES[words[0]]
+    if "should" in words or "recommend" in words or "recommendations" in words:
+        cues |= _CUES["should"]
+    return cues
+
+
+def _has_cue(sentence: str, cues: set[str]) -> bool:
+    return bool(cues & set(_WORDS.findall(sentence.lower())))
+
+
+def _completed(candidates: list[tuple[int, int]], ranked: list) -> list[tuple[int, int]]:
+    """The candidates, an incomplete first one followed by what it introduces: a heading, a lead-in
+    ending in a colon or a lone table cell is followed by the passage's next sentences (its body or
+    its items, up to a complete sentence; all the items a colon introduces, within the answer's
+    length). An incomplete sentence elsewhere adds nothing to the sentences around it: dropped."""
+    out: list[tuple[int, int]] = []
+    for n, (rank, i) in enumerate(candidates):
+        chunk = ranked[rank - 1][0].stored.chunk
+        if not _incomplete(_sentence(chunk, i), chunk):
+            out.append((rank, i))
+            continue
+        if n > 0 or i + 1 >= len(chunk.sentences):
+            continue
+        lead_in = _sentence(chunk, i).rstrip().endswith(":")
+        out.append((rank, i))
+        for j in range(i + 1, len(chunk.sentences)):
+            if len(out) >= MAX_ANSWER_SENTENCES:
+                break
+            out.append((rank, j))
+            if not lead_in and not _incomplete(_sentence(chunk, j), chunk):
+                break
+    return [c for n, c in enumerate(out) if c not in out[:n]] or candidates[:1]
+
+
+_CELL = re.compile(r"[\W\d_]*")
+
+
+def _incomplete(sentence: str, chunk: Chunk) -> bool:
+    """A heading (the section's title line, or a short line without a verb's full stop), a lead-in
+    that ends in a colon, or a lone table cell (a number, or a few words without punctuation)."""
+    text = _one_line(sentence)
+    if text.endswith(":") or _CELL.fullmatch(text):
+        return True
+    if chunk.section and _one_line(chunk.section).startswith(text):
+        return True
+    return len(text.split()) <= 6 and text[-1:] not in ".!?\"'”’)"
+
+
+def _sentence(chunk: Chunk, i: int) -> str:
+    a, b = _relative(chunk, i)
+    return chunk.text[a:b]
 
 
 def _anchor(question: str, leading: list, pointed: bool) -> tuple[int, int] | None:
@@ -177,32 +289,33 @@ def _is_title(hit: Hit, i: int) -> bool:
 
 
 def assess(
-    question: str, query: np.ndarray, hits: list[Hit], idf: confidence.IdfLookup | None = None,
+    question: str, query: np.ndarray, hits: list[Hit], term_weights: dict[str, float] | None = None,
 ) -> tuple[list[tuple[Hit, np.ndarray, list[int]]], np.ndarray, bool]:
-    """Each passage's sentences ranked by cosine (title lines left out), the confidence model's
-    signals for the first passages, and whether the first passage is the numbered part the question
-    names. bench/fit_confidence.py fits the model on exactly these signals."""
+    """Each passage's sentences in evidence order (title lines left out; see compose), the confidence
+    model's signals for the first passages, and whether the first passage is the numbered part the
+    question names. bench/fit_confidence.py fits the model on exactly these signals."""
+    kept = [[i for i in range(len(h.stored.chunk.sentences)) if not _is_title(h, i)] for h in hits]
+    coverage = term_coverage(term_weights or {}, [_sentence(h.stored.chunk, i) for h, keep in zip(
+        hits, kept, strict=True) for i in keep])
     ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
-    for hit in hits:
+    done = 0
+    for hit, keep in zip(hits, kept, strict=True):
         chunk = hit.stored.chunk
         sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
-        order = [int(i) for i in np.argsort(-sims, kind="stable") if not _is_title(hit, int(i))]
+        order = [keep[j] for j in highlight_order(sims[keep], coverage[done:done + len(keep)])]
+        done += len(keep)
         ranked.append((hit, sims, order))
     leading = [(hit, sims, order) for hit, sims, order in ranked[:ANSWER_PASSAGES] if order]
     texts = [hit.stored.chunk.text for hit, _, _ in ranked[:ANSWER_PASSAGES]]
-    evidence = []
-    for hit, _, order in leading:
-        a, b = _relative(hit.stored.chunk, order[0])
-        evidence.append(hit.stored.chunk.text[a:b])
     features = confidence.signals(
         question,
-        sentence_best=[float(sims[order[0]]) for _, sims, order in leading],
+        sentence_best=[float(sims[order].max()) for _, sims, order in leading],
         sentence_all=[float(sims[i]) for _, sims, order in leading for i in order],
         passage_texts=texts,
-        evidence_texts=evidence,
+        evidence_texts=[_sentence(hit.stored.chunk, i) for hit, _, order in leading for i in order[:MAX_HIGHLIGHTS]],
         scores=[hit.score for hit in hits[:ANSWER_PASSAGES]],
         unmatched=unmatched_names(question, texts),
-        idf=idf,
+        weights=term_weights,
     )
     return ranked, features, bool(hits) and hits[0].referenced
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -44,8 +44,6 @@ FEATURES = (
 MAX_COUNT = 3
 MODEL_FILE = "confidence.json"
 
-# term -> its idf as a share of an unseen term's (LexicalIndex.idf); without one every term weighs 1.
-IdfLookup = Callable[[list[str]], list[float]]
 
 
 @dataclass(frozen=True)
@@ -94,18 +92,18 @@ def signals(
     evidence_texts: Sequence[str],
     scores: Sequence[float],
     unmatched: Sequence[str],
-    idf: IdfLookup | None = None,
+    weights: dict[str, float] | None = None,
 ) -> np.ndarray:
     """The FEATURES of one answer.
 
     sentence_best: each first passage's best sentence cosine; sentence_all: the cosines of all their
     sentences (title lines aside); passage_texts: the first passages;
     evidence_texts: their best sentences; scores: the fused scores of the first passages in rank
-    order; unmatched: the question's names and numbers no first passage contains; idf: the index's
-    term weights (uniform without one).
+    order; unmatched: the question's names and numbers no first passage contains; weights: each of the
+    question's terms' IDF in the index (LexicalIndex.idf; every term weighs 1 without them).
     """
     words = list(dict.fromkeys(lexical.terms(question)))
-    weights = _weights(words, idf)
+    weights = {w: (weights or {}).get(w, 1.0) for w in words}
     passages = [set(lexical.terms(t)) for t in passage_texts]
     joined = set().union(*passages) if passages else set()
     asked = asked_kind(question)
@@ -127,12 +125,6 @@ def signals(
         math.log1p(len(words)),
     ]
     return np.asarray(values, dtype=np.float64)
-
-
-def _weights(words: list[str], idf: IdfLookup | None) -> dict[str, float]:
-    if idf is None or not words:
-        return dict.fromkeys(words, 1.0)
-    return dict(zip(words, idf(words), strict=True))
 
 
 def _coverage(words: list[str], weights: dict[str, float], have: set[str]) -> float:

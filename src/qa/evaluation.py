@@ -3,7 +3,10 @@
 A question set is JSON Lines, one `{"question": str, "evidence": str | [str] | null}` per line;
 null means the corpus does not answer the question. A passage is a *hit* when its text contains an
 evidence string, and the evidence is *found* when an evidence string lies inside one highlighted
-sentence; both comparisons ignore case and runs of whitespace.
+sentence; both comparisons ignore case and runs of whitespace. A case may instead carry gold
+character spans in its document (SQuAD): a hit is then a passage of that document whose [start, end)
+holds a span, evidence a highlight that holds one, and the answer *has gold* when its text, [n]
+markers removed, holds a gold answer as whole words after SQuAD's normalisation.
 
 Each question is asked once, with max(k, 10) passages so that MRR@10 is defined. That is the same
 call /ask makes: retrieval ranks a candidate pool that does not depend on k, and the answer (and so
@@ -14,6 +17,8 @@ the abstention) reads only the top passages, so the first k passages of that cal
 from __future__ import annotations
 
 import json
+import re
+import string
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +37,7 @@ class Case:
     question: str
     evidence: tuple[str, ...] | None  # None: the corpus does not answer it
     doc_id: str | None = None  # optional: the document that answers it (benchmarks)
+    spans: tuple[tuple[int, int], ...] = ()  # optional: gold answers' [start, end) in doc_id's text
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class Outcome:
     abstained: bool
     ms: float
     confidence: float | None = None  # the answer's
+    answer_has_gold: bool | None = None  # judged only for cases with gold spans
 
 
 def normalise(text: str) -> str:
@@ -74,8 +81,42 @@ def load_cases(path: Path) -> list[Case]:
     return cases
 
 
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_MARKER = re.compile(r"\[\d+\]")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def squad_normalise(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, punctuation and a/an/the removed, spaces collapsed."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+
+
+def has_gold(answer_text: str, golds: tuple[str, ...]) -> bool:
+    """Whether the answer, its [n] markers removed, holds a gold answer as whole words."""
+    said = f" {squad_normalise(_MARKER.sub(' ', answer_text))} "
+    return any(f" {g} " in said for g in map(squad_normalise, golds) if g)
+
+
+def _judge_spans(case: Case, answer: Answer, ms: float) -> Outcome:
+    hit_rank = evidence_rank = doc_rank = None
+    for p in answer.passages:
+        if p.doc_id != case.doc_id:
+            continue
+        doc_rank = doc_rank or p.rank
+        if hit_rank is None and any(p.start <= a and b <= p.end for a, b in case.spans):
+            hit_rank = p.rank
+        if evidence_rank is None and any(
+            p.start + x <= a and b <= p.start + y for x, y in p.highlights for a, b in case.spans
+        ):
+            evidence_rank = p.rank
+    gold = not answer.abstained and has_gold(answer.answer, case.evidence or ())
+    return Outcome(case, hit_rank, evidence_rank, doc_rank, answer.abstained, ms, answer.confidence, gold)
+
+
 def judge(case: Case, answer: Answer, ms: float) -> Outcome:
     """Where in the ranked passages the evidence (and the document) first appears."""
+    if case.spans:
+        return _judge_spans(case, answer, ms)
     hit_rank = evidence_rank = doc_rank = None
     wanted = [normalise(e) for e in case.evidence or ()]
     for p in answer.passages:
@@ -102,18 +143,22 @@ def evaluate(assistant, cases: Iterable[Case], k: int = 5) -> list[Outcome]:
     return outcomes
 
 
+def share(ranks: list[int | None], n: int) -> float | None:
+    """Share of the ranks that are at most n (None: not found)."""
+    return round(sum(r is not None and r <= n for r in ranks) / len(ranks), 4) if ranks else None
+
+
+def mrr(ranks: list[int | None]) -> float | None:
+    """Mean reciprocal rank over the first RANKED (None or below: 0)."""
+    if not ranks:
+        return None
+    return round(sum(1 / r for r in ranks if r is not None and r <= RANKED) / len(ranks), 4)
+
+
 def summarise(outcomes: list[Outcome], k: int = 5) -> dict:
     """Metrics over answerable cases (hits, evidence, false abstention) and unanswerable ones."""
     answerable = [o for o in outcomes if o.case.evidence is not None]
     unanswerable = [o for o in outcomes if o.case.evidence is None]
-
-    def share(ranks: list[int | None], n: int) -> float | None:
-        return round(sum(r is not None and r <= n for r in ranks) / len(ranks), 4) if ranks else None
-
-    def mrr(ranks: list[int | None]) -> float | None:
-        if not ranks:
-            return None
-        return round(sum(1 / r for r in ranks if r is not None and r <= RANKED) / len(ranks), 4)
 
     hits = [o.hit_rank for o in answerable]
     found = [o.evidence_rank for o in answerable]
@@ -145,6 +190,9 @@ def summarise(outcomes: list[Outcome], k: int = 5) -> dict:
             or (o.case.evidence is not None and o.evidence_rank != 1)
         ],
     }
+    judged = [o.answer_has_gold for o in answerable if o.answer_has_gold is not None]
+    if judged:
+        metrics["answer_has_gold"] = round(sum(judged) / len(judged), 4)
     if any(o.case.doc_id for o in answerable):
         docs = [o.doc_rank for o in answerable]
         metrics.update({"doc_hit@1": share(docs, 1), "doc_hit@5": share(docs, 5), "doc_mrr@10": mrr(docs)})

@@ -78,13 +78,32 @@ class LexicalIndex:
     def chunk_ids(self) -> list[int]:
         return self._arrays["ids"].tolist()
 
-    def idf(self, words: list[str]) -> list[float]:
-        """Lucene's BM25 idf of each term (as `terms` gives them) over this generation's chunks, as a
-        share of the idf of a term no chunk holds (1.0), so that it reads the same at any corpus size."""
+    def idf(self, words: list[str]) -> dict[str, float]:
+        """Lucene's IDF of each term (as `terms` gives them) over the indexed chunks; a term no chunk
+        holds gets the largest IDF there is."""
         indptr, n = self._arrays["indptr"], len(self._arrays["ids"])
-        df = [int(indptr[t + 1] - indptr[t]) if (t := self._vocab.get(w)) is not None else 0 for w in words]
-        unseen = np.log1p((n + 0.5) / 0.5)
-        return [float(np.log1p((n - d + 0.5) / (d + 0.5)) / unseen) for d in df]
+        out = {}
+        for w in words:
+            t = self._vocab.get(w)
+            df = int(indptr[t + 1] - indptr[t]) if t is not None and t + 1 < len(indptr) else 0
+            out[w] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return out
+
+    def coverage(self, question: str, chunk_ids: list[int]) -> np.ndarray:
+        """For each chunk, the share of the question's IDF (its distinct stemmed content words) that
+        the chunk holds, read off the postings: no chunk text is needed."""
+        weights = self.idf(list(dict.fromkeys(terms(question))))
+        total = sum(weights.values())
+        out = np.zeros(len(chunk_ids))
+        if total <= 0 or not chunk_ids:
+            return out
+        wanted = np.asarray(chunk_ids, dtype=np.int64)
+        indices, indptr, ids = (self._arrays[k] for k in ("indices", "indptr", "ids"))
+        for word, weight in weights.items():
+            t = self._vocab.get(word)
+            if t is not None and t + 1 < len(indptr):
+                out += weight * np.isin(wanted, ids[indices[indptr[t]:indptr[t + 1]]])
+        return out / total
 
     def search(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n (chunk id, BM25 score) by score then id; only chunks in `allowed` if it is given."""

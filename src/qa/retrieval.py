@@ -10,11 +10,14 @@ import numpy as np
 from .embedding import not_loadable
 from .store import Generation, StoredChunk
 
-# Fused score = cosine + LEXICAL_WEIGHT * BM25 / best BM25 among the candidates. Cosine carries
-# most of the ranking (it was far better than BM25 alone); BM25 breaks ties on rare exact terms.
-# Weights 0.2+ and adding the best sentence's cosine were worse on the dev set and no better on
-# WikiQA (docs/benchmarks.md); plain reciprocal-rank fusion was worse than dense alone.
+# Fused score = (1 - LEXICAL_WEIGHT - TERM_WEIGHT) x cosine + LEXICAL_WEIGHT x BM25, both min-max
+# normalised over the candidates, + TERM_WEIGHT x the share of the question's IDF the passage holds
+# (`fuse`): scale-free signals that make sense on any text. Chosen by leaving one benchmark out across
+# WikiQA (dense wins), SQuAD (BM25 wins) and the report's dev sets (bench/fusion_loo.py,
+# docs/benchmarks.md); the old cosine + 0.1 x BM25 / best BM25 lost to BM25 alone on SQuAD.
+FUSION = "minmax"
 LEXICAL_WEIGHT = 0.1
+TERM_WEIGHT = 0.2
 # Candidates per method: fixed (at least 4 x the largest k), so the ranking does not depend on k
 # and the first k passages for any k are the same.
 CANDIDATES = 80
@@ -55,8 +58,8 @@ def retrieve(
     missing = [i for i in lexical if i not in dense]
     if missing:
         dense.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
-    top_lexical = max(lexical.values(), default=0.0) or 1.0
-    fused = {i: d + LEXICAL_WEIGHT * lexical.get(i, 0.0) / top_lexical for i, d in dense.items()}
+    ids = list(dense)
+    fused = fuse(dense, lexical, dict(zip(ids, gen.words.coverage(question, ids).tolist(), strict=True)))
     ranking = sorted(fused, key=lambda i: (-fused[i], i))
     pool = gen.chunks(ranking[:RERANK_DEPTH])  # MAX_K <= RERANK_DEPTH: the first k never depend on k
     order = _by_document(ranking[:RERANK_DEPTH], pool, fused)
@@ -72,7 +75,50 @@ def retrieve(
     return hits[:k]
 
 
-def _by_document(ids: list[int], stored: dict[int, StoredChunk], fused: dict[int, float]) -> list[int]:
+def fuse(dense: dict[int, float], lexical: dict[int, float], coverage: dict[int, float] | None = None,
+         weight: float = LEXICAL_WEIGHT, term_weight: float = TERM_WEIGHT, method: str = FUSION,
+         ) -> dict[int, float]:
+    """One score a candidate from its cosine (`dense`, every candidate), its BM25 (`lexical`, those
+    BM25 found; the others count as its lowest) and the share of the question's IDF it holds
+    (`coverage`, 0..1 already; missing counts 0).
+
+    "minmax": cosine and BM25 each mapped onto [0, 1] over the candidates; "zscore": (score - mean)
+    / std; "rrf": 60 / (60 + rank). Then (1 - weight - term_weight) x cosine + weight x BM25 +
+    term_weight x coverage. "legacy": cosine + weight x BM25 / best BM25 (before issue 10).
+    """
+    ids = list(dense)
+    cos = np.array([dense[i] for i in ids], dtype=np.float64)
+    floor = min(lexical.values(), default=0.0)
+    bm25 = np.array([lexical.get(i, floor) for i in ids], dtype=np.float64)
+    if method == "legacy":
+        top = float(bm25.max(initial=0.0)) or 1.0
+        return dict(zip(ids, (cos + weight * bm25 / top).tolist(), strict=True))
+    norm = {"minmax": _minmax, "zscore": _zscore, "rrf": _reciprocal_ranks}.get(method)
+    if norm is None:
+        raise ValueError(f"fusion method {method!r}: use minmax, zscore, rrf or legacy")
+    cover = np.array([(coverage or {}).get(i, 0.0) for i in ids], dtype=np.float64)
+    scores = (1 - weight - term_weight) * norm(cos) + weight * norm(bm25) + term_weight * cover
+    return dict(zip(ids, scores.tolist(), strict=True))
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    span = float(x.max() - x.min()) if len(x) else 0.0
+    return (x - x.min()) / span if span > 0 else np.ones_like(x)
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    std = float(x.std()) if len(x) else 0.0
+    return (x - x.mean()) / std if std > 0 else np.zeros_like(x)
+
+
+def _reciprocal_ranks(x: np.ndarray) -> np.ndarray:
+    ranks = np.empty(len(x))
+    ranks[np.argsort(-x, kind="stable")] = np.arange(1, len(x) + 1)
+    return 60.0 / (60.0 + ranks)  # x 60: on the scale of the other methods (1 for the best)
+
+
+def _by_document(ids: list[int], stored: dict[int, StoredChunk], fused: dict[int, float],
+                 weight: float = DOCUMENT_WEIGHT) -> list[int]:
     """Re-rank `ids` with DOCUMENT_WEIGHT x the best score of each passage's document added (in place
     in `fused`): a passage of the document that best matches the question comes before a slightly
     closer passage of a document that matches it less. One document alone keeps its order."""
@@ -83,7 +129,7 @@ def _by_document(ids: list[int], stored: dict[int, StoredChunk], fused: dict[int
             doc_best[doc] = max(doc_best.get(doc, fused[i]), fused[i])
     for i in ids:
         if i in stored:
-            fused[i] += DOCUMENT_WEIGHT * doc_best[stored[i].chunk.doc_id]
+            fused[i] += weight * doc_best[stored[i].chunk.doc_id]
     return sorted(ids, key=lambda i: (-fused[i], i))
 
 

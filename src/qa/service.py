@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from . import lexical
 from .answering import Answer, compose
 from .config import Settings
 from .documents import SUPPORTED_SUFFIXES
@@ -115,7 +116,8 @@ class Assistant:
         began = time.perf_counter()
         query = self.encoder.encode_query(question)
         hits = retrieve(gen, query, question, k, documents, self.reranker)
-        answer = compose(question, query, hits, self.settings.min_confidence, idf=gen.words.idf)
+        answer = compose(question, query, hits, self.settings.min_confidence,
+                         gen.words.idf(list(dict.fromkeys(lexical.terms(question)))))
         answer.took_ms = round((time.perf_counter() - began) * 1000, 2)
         return answer
 
