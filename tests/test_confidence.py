@@ -66,8 +66,7 @@ def test_every_abstained_dev_answer_is_less_confident_than_every_answered_one(de
     abstained = [o.confidence for o in dev_outcomes if o.abstained]
     answered = [o.confidence for o in dev_outcomes if not o.abstained]
     assert abstained and answered
-    assert max(abstained) < min(answered)
-    assert max(abstained) < confidence.shipped().threshold
+    assert max(abstained) < confidence.shipped().threshold <= min(answered)
 
 
 def test_answerable_dev_questions_are_more_confident_than_unanswerable_ones(dev_outcomes):

@@ -124,7 +124,7 @@ def compose(
             )
         )
     if abstain:
-        return Answer(question, ABSTAIN_ANSWER, True, round(estimate, 4), 0.0, passages)
+        return Answer(question, ABSTAIN_ANSWER, True, estimate, 0.0, passages)
 
     if anchor is not None:
         candidates = [(anchor[0] + 1, anchor[1])]
@@ -136,7 +136,7 @@ def compose(
         if sentence.lower() not in seen:
             seen.add(sentence.lower())
             parts.append(f"{sentence} [{rank}]")
-    return Answer(question, " ".join(parts), False, round(estimate, 4), 0.0, passages)
+    return Answer(question, " ".join(parts), False, estimate, 0.0, passages)
 
 
 def _answer_sentences(question: str, leading: list, best: float) -> list[tuple[int, int]]:
