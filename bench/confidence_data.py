@@ -57,17 +57,19 @@ class Rows:
     answerable: np.ndarray
     override: np.ndarray
     baseline: np.ndarray  # whether the hand-set chain this model replaces abstained
+    candidates: np.ndarray  # the CANDIDATES signals, one row a question (0 columns in an older cache)
 
     def save(self, path: Path) -> None:
         np.savez(path, features=self.features, label=self.label, answerable=self.answerable,
-                 override=self.override, baseline=self.baseline,
+                 override=self.override, baseline=self.baseline, candidates=self.candidates,
                  questions=np.array(self.questions, dtype=object))
 
     @classmethod
     def load(cls, source: str, path: Path) -> Rows:
         data = np.load(path, allow_pickle=True)
+        extra = data["candidates"] if "candidates" in data.files else np.zeros((len(data["label"]), 0))
         return cls(source, data["questions"].tolist(), data["features"], data["label"], data["answerable"],
-                   data["override"], data["baseline"])
+                   data["override"], data["baseline"], extra)
 
 
 def squad_corpus(path: Path, corpus_dir: Path) -> list[tuple[str, str, list[tuple[int, int]]]]:
@@ -103,11 +105,12 @@ def _assistant(workdir: Path, name: str, encoder) -> Assistant:
 def _rows(source: str, assistant: Assistant, items: list[tuple[str, bool, callable]]) -> Rows:
     """items: (question, answerable, holds(hit) -> bool)."""
     gen = assistant.generation()
-    features, label, answerable, override, baseline = [], [], [], [], []
+    features, label, answerable, override, baseline, extra = [], [], [], [], [], []
     for question, is_answerable, holds in items:
         query = assistant.encoder.encode_query(question)
         hits = retrieve(gen, query, question, RANKED)
-        weights = gen.words.idf(list(dict.fromkeys(lexical.terms(question))))
+        words = list(dict.fromkeys(lexical.terms(question)))
+        weights = gen.words.idf(words)
         ranked, signals, pointed = answering.assess(question, query, hits, weights)
         leading = ranked[: answering.ANSWER_PASSAGES]
         best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
@@ -118,8 +121,39 @@ def _rows(source: str, assistant: Assistant, items: list[tuple[str, bool, callab
         override.append(pointed or anchored)
         texts = [h.stored.chunk.text for h in hits[: answering.ANSWER_PASSAGES]]
         baseline.append(not (pointed or anchored) and _old_unsupported(question, best, texts))
+        evidence = [answering._sentence(h.stored.chunk, i) for h, _, order in leading
+                    for i in order[: answering.MAX_HIGHLIGHTS]]
+        extra.append(candidates(words, weights, gen.words.absent(words), texts, evidence))
     return Rows(source, [q for q, _, _ in items], np.vstack(features), np.array(label, dtype=bool),
-                np.array(answerable, dtype=bool), np.array(override, dtype=bool), np.array(baseline, dtype=bool))
+                np.array(answerable, dtype=bool), np.array(override, dtype=bool), np.array(baseline, dtype=bool),
+                np.vstack(extra))
+
+
+# Signals tried beside the model's (bench/confidence_candidates.py compares them by leaving one
+# source out); not in qa.confidence.FEATURES because they did not help there (docs/benchmarks.md).
+CANDIDATES = (
+    "absent_terms",         # IDF-weighted share of the question's terms that no chunk of the corpus holds
+    "any_absent",           # at least one of the question's terms is in no chunk of the corpus
+    "rarest_missing",       # the question's rarest term the corpus holds is in no first passage
+    "rarest_off_evidence",  # ... is in no evidence sentence
+)
+
+
+def candidates(words: list[str], weights: dict[str, float], absent: frozenset[str], passage_texts: list[str],
+               evidence_texts: list[str]) -> np.ndarray:
+    """The CANDIDATES of one question (words: its distinct terms; weights: their IDF; absent: those
+    the index lacks, LexicalIndex.absent)."""
+    total = sum(weights[w] for w in words)
+    held = [w for w in words if w not in absent]
+    rarest = max(held, key=lambda w: weights[w], default=None)
+    passages = set(lexical.terms(" ".join(passage_texts)))
+    evidence = set(lexical.terms(" ".join(evidence_texts)))
+    return np.array([
+        sum(weights[w] for w in absent) / total if total else 0.0,
+        float(bool(absent)),
+        float(rarest is not None and rarest not in passages),
+        float(rarest is not None and rarest not in evidence),
+    ])
 
 
 # The hand-set chain the model replaces (main at 20bb4e2), kept here as the same-run baseline.
@@ -146,7 +180,7 @@ def joined(a: Rows, b: Rows) -> Rows:
     """A source's own rows with its foreign questions."""
     return Rows(a.source, a.questions + b.questions, *(
         np.concatenate([getattr(a, f), getattr(b, f)]) for f in ("features", "label", "answerable", "override",
-                                                                "baseline")))
+                                                                "baseline", "candidates")))
 
 
 def collect(workdir: Path, squad: Path, tsv: Path, encoder=None, fresh: bool = False) -> dict[str, Rows]:
