@@ -117,6 +117,14 @@ def test_a_term_no_chunk_holds_weighs_most(tmp_path):
     assert 0 < idf["japan"] < idf["rice"] < idf["semiconductor"]
 
 
+def test_the_terms_no_chunk_holds_are_the_absent_ones(tmp_path):
+    # The candidate signal bench/confidence_candidates.py weighs (not in the shipped model).
+    write(tmp_path, np.arange(3, dtype=np.int64), ["japan trade", "japan tariffs", "rice imports"])
+    index = LexicalIndex(tmp_path)
+    assert index.absent(["japan", "rice", "semiconductor", "import"]) == {"semiconductor"}
+    assert index.absent([]) == frozenset()
+
+
 def test_a_rare_missing_term_lowers_coverage_more_than_a_common_one():
     weights = {"japan": 0.1, "rice": 0.9}
 
