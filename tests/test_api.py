@@ -23,7 +23,7 @@ def test_ask_returns_the_contract_shape_with_cited_passages(client, report_assis
     r = client.post("/ask", json={"question": QUESTION, "k": 3})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"question", "answer", "abstained", "took_ms", "passages"}
+    assert set(body) == {"question", "answer", "abstained", "confidence", "took_ms", "passages"}
     assert body["question"] == QUESTION and body["abstained"] is False
     assert [p["rank"] for p in body["passages"]] == [1, 2, 3]
     first = body["passages"][0]

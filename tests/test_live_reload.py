@@ -27,7 +27,7 @@ UPLOADS = ["shipbuilding-notes.html", "trade-fact-sheet.md", "export-controls.pd
 def problems_with(body: dict) -> list[str]:
     """What would make an answer half-answered: missing parts, or citations that point at nothing."""
     problems = []
-    if set(body) != {"question", "answer", "abstained", "took_ms", "passages"}:
+    if set(body) != {"question", "answer", "abstained", "confidence", "took_ms", "passages"}:
         return [f"fields {sorted(body)}"]
     if not body["answer"].strip():
         problems.append("empty answer")

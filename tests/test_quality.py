@@ -292,7 +292,7 @@ def _answer(texts: list[str], highlights: list[list[tuple[int, int]]], abstained
     passages = [Passage(rank=i, doc_id=f"d{i}.txt", title="", section=None, page=None, start=0, end=len(t),
                         text=t, score=0.0, highlights=h)
                 for i, (t, h) in enumerate(zip(texts, highlights, strict=True), start=1)]
-    return Answer("q", "", abstained, 0.0, passages)
+    return Answer("q", "", abstained, 0.0 if abstained else 1.0, 0.0, passages)
 
 
 def test_judge_is_case_and_whitespace_insensitive():

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from . import lexical
+from . import confidence, lexical
 from .chunking import Chunk
 from .evidence import highlight_order, term_coverage
 from .lexical import STOPWORDS
@@ -26,24 +26,14 @@ MAX_ANSWER_SENTENCES = 3
 ANSWER_PASSAGES = 3
 # A sentence joins the answer only if it is nearly as relevant as the best one.
 ANSWER_MARGIN = 0.1
-# Abstain when the question names something (a capitalised name) that none of the answer passages
-# mentions, unless the best sentence is at least this similar. Chosen on the dev set: 0.5 wrongly
-# refused two answerable ones ("Beijing", "the American government": a name can be paraphrased).
-UNMATCHED_NAME_RELEVANCE = 0.45
-# A number or an acronym cannot be paraphrased the way a name can, so one that no answer passage
-# contains ("inflation in 2022", "a share of GDP") refuses up to this higher similarity. On the dev
-# sets such unanswerable questions reach 0.50 and no answerable question has such a token.
-UNMATCHED_EXACT_RELEVANCE = 0.55
-# Weak evidence (the best sentence below WEAK_RELEVANCE) is trusted only if the answer passages
-# contain at least WEAK_COVERAGE of the question's content words (stemmed): "symptoms of vitamin D
-# deficiency" against a kidney-disease passage at 0.37 shares one word in five.
-WEAK_RELEVANCE = 0.40
-WEAK_COVERAGE = 0.5
+# Below this best-sentence cosine an anchor sentence, if there is one, leads the evidence and answers
+# (the former abstention threshold, under which both kinds of anchor were chosen).
+ANCHOR_RELEVANCE = 0.35
 # A question this short ("What is Article II?", "Toshiba") scores low against any sentence (0.11 to
 # 0.33 against the ones that answer them), so a sentence holding all its content words answers it.
 SHORT_QUESTION_WORDS = 3
-# A passage's best sentences are highlighted down to this cosine (the abstention threshold is
-# Settings.min_relevance): a lower floor than that raised dev evidence@3 from 0.76 to 0.78.
+# A passage's best sentences are highlighted down to this cosine: below the former abstention
+# threshold (0.35), it raised dev evidence@3 from 0.76 to 0.78.
 HIGHLIGHT_FLOOR = 0.25
 # A sentence of another document than the first passage's joins the answer only when its evidence
 # is about as strong: its cosine at most this far below the first passage's evidence.
@@ -80,6 +70,7 @@ class Answer:
     question: str
     answer: str
     abstained: bool
+    confidence: float  # estimated probability that the first passages answer the question (0..1)
     took_ms: float
     passages: list[Passage]
 
@@ -90,35 +81,31 @@ class Answer:
         return body
 
 
-def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: float,
-            term_weights: dict[str, float] | None = None) -> Answer:
+def compose(
+    question: str, query: np.ndarray, hits: list[Hit], min_confidence: float | None = None,
+    term_weights: dict[str, float] | None = None,
+) -> Answer:
     """Highlight evidence sentences, write the answer with [rank] markers, or abstain.
 
     A passage's evidence is two sentences (the contract allows two): the one that holds most of the
     question's words (IDF-weighted, `term_weights`; ties by cosine), then the one closest in meaning
     (evidence.py), never the document's title line, which resembles every question about the
-    document without answering any. The answer abstains when the first passages do not support it
-    (see `_unsupported`, on cosine); an abstained answer highlights nothing. Two questions that
-    embeddings score low are answered by an *anchor* sentence instead: one that only points at a
-    numbered part ("what is recommendation 3?") by that part's heading, and a short keyword question
-    ("Toshiba", "lost decade") by a sentence of the first passages that holds all its words.
-    The answer's sentences are chosen by `_answer_sentences`.
+    document without answering any. The answer's confidence is the shipped model's estimate that
+    the first passages answer the question (confidence.py); it abstains below one threshold
+    (`min_confidence`, default the model's), and an abstained answer highlights nothing. One
+    documented override: two questions that embeddings score low (best sentence below
+    ANCHOR_RELEVANCE) are answered by an *anchor* sentence instead, and their confidence raised to at
+    least the threshold: one that only points at a numbered part ("what is recommendation 3?") by
+    that part's heading, and a short keyword question ("Toshiba", "lost decade") by a sentence of the
+    first passages that holds all its words. The answer's sentences are chosen by `_answer_sentences`.
     """
-    kept = [[i for i in range(len(h.stored.chunk.sentences)) if not _is_title(h, i)] for h in hits]
-    coverage = term_coverage(term_weights or {}, [_sentence(h.stored.chunk, i) for h, keep in zip(
-        hits, kept, strict=True) for i in keep])
-    ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
-    done = 0
-    for hit, keep in zip(hits, kept, strict=True):
-        chunk = hit.stored.chunk
-        sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
-        order = [keep[j] for j in highlight_order(sims[keep], coverage[done:done + len(keep)])]
-        done += len(keep)
-        ranked.append((hit, sims, order))
+    model = confidence.shipped()
+    threshold = model.threshold if min_confidence is None else min_confidence
+    ranked, features, pointed = assess(question, query, hits, term_weights)
     leading = ranked[:ANSWER_PASSAGES]
     best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
-    pointed = bool(hits) and hits[0].referenced
-    anchor = _anchor(question, leading, pointed) if best < min_relevance else None
+    estimate = model.probability(features)
+    anchor = _anchor(question, leading, pointed) if best < ANCHOR_RELEVANCE else None
     if anchor is not None:  # the anchor leads its passage's evidence
         hit, sims, order = ranked[anchor[0]]
         ranked[anchor[0]] = (hit, sims, [anchor[1]] + [i for i in order if i != anchor[1]])
@@ -127,8 +114,9 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
         hit, sims, order = ranked[0]
         ranked[0] = (hit, sims, [saying] + [i for i in order if i != saying])
         leading = ranked[:ANSWER_PASSAGES]
-    leading_texts = [hit.stored.chunk.text for hit, _, _ in leading]
-    abstain = anchor is None and not pointed and _unsupported(question, best, leading_texts, min_relevance)
+    if anchor is not None or pointed:
+        estimate = max(estimate, threshold)
+    abstain = estimate < threshold
 
     passages = []
     for rank, (hit, sims, order) in enumerate(ranked, start=1):
@@ -146,7 +134,7 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
         )
         passages[-1].semantic = round(hit.dense, 4)
     if abstain:
-        return Answer(question, ABSTAIN_ANSWER, True, 0.0, passages)
+        return Answer(question, ABSTAIN_ANSWER, True, estimate, 0.0, passages)
 
     if anchor is not None:
         candidates = [(anchor[0] + 1, anchor[1])]
@@ -158,7 +146,7 @@ def compose(question: str, query: np.ndarray, hits: list[Hit], min_relevance: fl
         if sentence.lower() not in seen:
             seen.add(sentence.lower())
             parts.append(f"{sentence} [{rank}]")
-    return Answer(question, " ".join(parts), False, 0.0, passages)
+    return Answer(question, " ".join(parts), False, estimate, 0.0, passages)
 
 
 def _answer_sentences(question: str, leading: list, best: float) -> list[tuple[int, int]]:
@@ -310,16 +298,36 @@ def _is_title(hit: Hit, i: int) -> bool:
     return _one_line(chunk.text[a:b]) == _one_line(hit.stored.title)
 
 
-def _unsupported(question: str, best: float, texts: list[str], min_relevance: float) -> bool:
-    """Whether the answer passages fail to support an answer to `question` (see the thresholds above)."""
-    if best < min_relevance:
-        return True
-    unmatched = unmatched_names(question, texts)
-    if best < UNMATCHED_EXACT_RELEVANCE and any(_is_exact(name) for name in unmatched):
-        return True
-    if best < UNMATCHED_NAME_RELEVANCE and unmatched:
-        return True
-    return best < WEAK_RELEVANCE and word_coverage(question, texts) < WEAK_COVERAGE
+def assess(
+    question: str, query: np.ndarray, hits: list[Hit], term_weights: dict[str, float] | None = None,
+) -> tuple[list[tuple[Hit, np.ndarray, list[int]]], np.ndarray, bool]:
+    """Each passage's sentences in evidence order (title lines left out; see compose), the confidence
+    model's signals for the first passages, and whether the first passage is the numbered part the
+    question names. bench/fit_confidence.py fits the model on exactly these signals."""
+    kept = [[i for i in range(len(h.stored.chunk.sentences)) if not _is_title(h, i)] for h in hits]
+    coverage = term_coverage(term_weights or {}, [_sentence(h.stored.chunk, i) for h, keep in zip(
+        hits, kept, strict=True) for i in keep])
+    ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
+    done = 0
+    for hit, keep in zip(hits, kept, strict=True):
+        chunk = hit.stored.chunk
+        sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
+        order = [keep[j] for j in highlight_order(sims[keep], coverage[done:done + len(keep)])]
+        done += len(keep)
+        ranked.append((hit, sims, order))
+    leading = [(hit, sims, order) for hit, sims, order in ranked[:ANSWER_PASSAGES] if order]
+    texts = [hit.stored.chunk.text for hit, _, _ in ranked[:ANSWER_PASSAGES]]
+    features = confidence.signals(
+        question,
+        sentence_best=[float(sims[order].max()) for _, sims, order in leading],
+        sentence_all=[float(sims[i]) for _, sims, order in leading for i in order],
+        passage_texts=texts,
+        evidence_texts=[_sentence(hit.stored.chunk, i) for hit, _, order in leading for i in order[:MAX_HIGHLIGHTS]],
+        scores=[hit.score for hit in hits[:ANSWER_PASSAGES]],
+        unmatched=unmatched_names(question, texts),
+        weights=term_weights,
+    )
+    return ranked, features, bool(hits) and hits[0].referenced
 
 
 _NAME = re.compile(r"[A-Z][\w’'-]*|\d[\w-]*")
@@ -348,11 +356,6 @@ def unmatched_names(question: str, texts: list[str]) -> list[str]:
         if not found:
             names.append(word)
     return names
-
-
-def _is_exact(name: str) -> bool:
-    """A number or an acronym: a token a passage about it would contain as it is."""
-    return name[0].isdigit() or bool(_ACRONYM.fullmatch(name))
 
 
 def _acronym_in(acronym: str, text: str) -> bool:

@@ -81,6 +81,7 @@ def ask_command(settings: Settings, question: str, k: int, as_json: bool) -> Non
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return
     click.echo(answer.answer)
+    click.echo(f"confidence {answer.confidence:.2f}")
     click.echo()
     for p in answer.passages:
         where = " · ".join(x for x in (p.section and f"§ {p.section}", p.page and f"p. {p.page}") if x)

@@ -38,9 +38,10 @@ class Settings(BaseSettings):
         200, ge=32, le=8192,
         description="Target chunk size in model tokens; never above the model's max_seq_length.",
     )
-    min_relevance: float = Field(
-        0.35, ge=-1.0, le=1.0,
-        description="Cosine similarity of the best evidence sentence below which the answer abstains.",
+    min_confidence: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Confidence below which the answer abstains; unset = the threshold shipped with the "
+        "confidence model (chosen for at most 2% false abstentions, docs/benchmarks.md).",
     )
     reranker: str | None = Field(
         None,

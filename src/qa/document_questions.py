@@ -64,6 +64,11 @@ PATTERNS: dict[str, list[re.Pattern]] = {
         r"(?:the )?(?:publication|release) date(?: of (?P<obj>.+))?",
     )],
 }
+# Not fitted like the passages' confidence (confidence.py): the first passage holds the very line the
+# value was read from, or, for HTML <meta> and PDF information, the value is the document's own word
+# but no passage shows it.
+CITED_LINE_CONFIDENCE = 1.0
+METADATA_CONFIDENCE = 0.9
 # A question about "the report" or "this paper" is about a document without naming it.
 GENERIC = frozenset(
     "it this that report document paper article study book text piece memo memorandum brief publication "
@@ -135,7 +140,8 @@ def answer_about_document(
     if source == METADATA:
         sentence = "According to the document's metadata, " + sentence
     others = [_passage(h.stored, h.score, []) for h in hits if h.stored.id != cited.id]
-    return _answer(question, sentence, False, [first, *others], k)
+    confidence = METADATA_CONFIDENCE if source == METADATA else CITED_LINE_CONFIDENCE
+    return _answer(question, sentence, confidence, [first, *others], k)
 
 
 def attach_metadata(answer: Answer, gen: Generation) -> Answer:
@@ -226,8 +232,9 @@ def _passage(stored: StoredChunk, score: float, highlights: list[tuple[int, int]
                    end=c.end, text=c.text, score=round(score, 4), highlights=highlights)
 
 
-def _answer(question: str, text: str, abstained: bool, passages: list[Passage], k: int) -> Answer:
+def _answer(question: str, text: str, confidence: float, passages: list[Passage], k: int) -> Answer:
     passages = passages[:k]
     for rank, p in enumerate(passages, start=1):
         p.rank = rank
-    return Answer(question=question, answer=text, abstained=abstained, took_ms=0.0, passages=passages)
+    return Answer(question=question, answer=text, abstained=False, confidence=confidence, took_ms=0.0,
+                  passages=passages)

@@ -48,6 +48,7 @@ class Outcome:
     doc_rank: int | None  # 1-based rank of the first passage from case.doc_id
     abstained: bool
     ms: float
+    confidence: float | None = None  # the answer's
     answer_has_gold: bool | None = None  # judged only for cases with gold spans
 
 
@@ -109,7 +110,7 @@ def _judge_spans(case: Case, answer: Answer, ms: float) -> Outcome:
         ):
             evidence_rank = p.rank
     gold = not answer.abstained and has_gold(answer.answer, case.evidence or ())
-    return Outcome(case, hit_rank, evidence_rank, doc_rank, answer.abstained, ms, gold)
+    return Outcome(case, hit_rank, evidence_rank, doc_rank, answer.abstained, ms, answer.confidence, gold)
 
 
 def judge(case: Case, answer: Answer, ms: float) -> Outcome:
@@ -128,7 +129,7 @@ def judge(case: Case, answer: Answer, ms: float) -> Outcome:
             evidence_rank = p.rank
         if doc_rank is None and p.doc_id == case.doc_id:
             doc_rank = p.rank
-    return Outcome(case, hit_rank, evidence_rank, doc_rank, answer.abstained, ms)
+    return Outcome(case, hit_rank, evidence_rank, doc_rank, answer.abstained, ms, answer.confidence)
 
 
 def evaluate(assistant, cases: Iterable[Case], k: int = 5) -> list[Outcome]:

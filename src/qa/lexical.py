@@ -98,6 +98,13 @@ class LexicalIndex:
             out[w] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
         return out
 
+    def absent(self, words: list[str]) -> frozenset[str]:
+        """The terms (as `terms` gives them) that no indexed chunk holds: a question whose focal term
+        the corpus never uses cannot be answered by it, however close its passages come in meaning."""
+        indptr = self._arrays["indptr"]
+        return frozenset(w for w in words if (t := self._vocab.get(w)) is None or t + 1 >= len(indptr)
+                         or indptr[t + 1] == indptr[t])
+
     def coverage(self, question: str, chunk_ids: list[int]) -> np.ndarray:
         """For each chunk, the share of the question's IDF (its distinct stemmed content words) that
         the chunk holds, read off the postings: no chunk text is needed."""

@@ -125,7 +125,7 @@ class Assistant:
         hits = retrieve(gen, query, question, k, documents, self.reranker)
         term_weights = gen.words.idf(list(dict.fromkeys(lexical.terms(question))))
         answer = answer_about_document(question, query, hits, gen, documents, k) or compose(
-            question, query, hits, self.settings.min_relevance, term_weights
+            question, query, hits, self.settings.min_confidence, term_weights
         )
         attach_metadata(answer, gen)
         answer.took_ms = round((time.perf_counter() - began) * 1000, 2)

@@ -1,0 +1,136 @@
+"""The confidence of every answer (issue 11): one shipped logistic model, one abstention threshold.
+
+Measured with the real model on the report; the numbers behind the thresholds are in
+docs/benchmarks.md ("A calibrated confidence (issue 11)").
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from qa import confidence
+from qa.api import create_app
+from qa.evaluation import evaluate, load_cases
+from qa.lexical import LexicalIndex, write
+
+DATA = Path(__file__).resolve().parent / "data"
+DEV_SETS = [DATA / "dev_questions.jsonl", DATA / "dev_questions_paraphrased.jsonl"]
+ON_TOPIC = DATA / "unanswerable_on_topic.jsonl"  # held out: never fitted on
+
+
+@pytest.fixture(scope="module")
+def dev_outcomes(report_assistant):
+    return [o for path in DEV_SETS for o in evaluate(report_assistant, load_cases(path))]
+
+
+# -- the shipped model -----------------------------------------------------------------------------
+def test_the_shipped_coefficients_load_and_match_the_features_the_code_computes():
+    model = confidence.shipped()
+    assert model.features == confidence.FEATURES
+    assert model.coef.shape == model.mean.shape == model.scale.shape == (len(confidence.FEATURES),)
+    assert 0 < model.threshold < 1 and np.all(model.scale > 0)
+    stored = json.loads(resources.files("qa").joinpath(confidence.MODEL_FILE).read_text(encoding="utf-8"))
+    assert stored["features"] == list(confidence.FEATURES)
+
+
+def test_a_model_fitted_on_other_features_is_refused_with_the_fix():
+    stored = json.loads(resources.files("qa").joinpath(confidence.MODEL_FILE).read_text(encoding="utf-8"))
+    stored["features"] = stored["features"][:-1]
+    with pytest.raises(ValueError, match="fit_confidence.py"):
+        confidence.model_from(stored)
+
+
+# -- what a caller sees -----------------------------------------------------------------------------
+def test_ask_carries_a_confidence_between_0_and_1(report_assistant):
+    with TestClient(create_app(assistant=report_assistant)) as client:
+        strong = client.post("/ask", json={"question": "Why did members of Congress smash a Toshiba radio?"}).json()
+        weak = client.get("/ask", params={"q": "How do I repot an orchid?"}).json()
+    assert 0 <= weak["confidence"] < strong["confidence"] <= 1
+    assert weak["abstained"] and not strong["abstained"]
+
+
+def test_the_answer_page_shows_the_confidence(report_assistant):
+    with TestClient(create_app(assistant=report_assistant)) as client:
+        page = client.get("/", params={"q": "Why did members of Congress smash a Toshiba radio?"}).text
+    answer = report_assistant.ask("Why did members of Congress smash a Toshiba radio?")
+    assert f"confidence {answer.confidence:.2f}" in page
+
+
+def test_every_abstained_dev_answer_is_less_confident_than_every_answered_one(dev_outcomes):
+    abstained = [o.confidence for o in dev_outcomes if o.abstained]
+    answered = [o.confidence for o in dev_outcomes if not o.abstained]
+    assert abstained and answered
+    assert max(abstained) < confidence.shipped().threshold <= min(answered)
+
+
+def test_answerable_dev_questions_are_more_confident_than_unanswerable_ones(dev_outcomes):
+    answerable = [o.confidence for o in dev_outcomes if o.case.evidence is not None]
+    unanswerable = [o.confidence for o in dev_outcomes if o.case.evidence is None]
+    pairs = [a > u for a in answerable for u in unanswerable]
+    assert sum(pairs) / len(pairs) >= 0.85  # the AUC over the two dev sets
+
+
+# -- on-topic questions the report does not answer ----------------------------------------------------
+def _on_topic_abstained(assistant) -> float:
+    cases = load_cases(ON_TOPIC)
+    assert len(cases) >= 15 and all(c.evidence is None for c in cases)
+    return sum(assistant.ask(c.question).abstained for c in cases) / len(cases)
+
+
+def test_on_topic_unanswerable_questions_abstain_at_least_as_often_as_before(report_assistant):
+    # The hand-set chain this model replaced abstained on 11 of the 22; the model on 13 (59 %).
+    assert _on_topic_abstained(report_assistant) >= 13 / 22
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 target not reached: 59 % abstained (docs/benchmarks.md)")
+def test_on_topic_unanswerable_questions_meet_the_issue_target(report_assistant):
+    assert _on_topic_abstained(report_assistant) >= 0.8
+
+
+# -- the signals ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("question", "kind"), [
+    ("How much did Japan invest?", "number"), ("What share of exports go to the US?", "number"),
+    ("When was TPP signed?", "date"), ("In what year did the bubble burst?", "date"),
+    ("Who wrote the report?", "name"), ("What does the report recommend?", None),
+])
+def test_asked_kind(question, kind):
+    assert confidence.asked_kind(question) == kind
+
+
+def test_holds_kind():
+    assert confidence.holds_kind("Signing TPP in February 2016 brought them closer.", "date")
+    assert confidence.holds_kind("It offers 10 recommendations.", "number")
+    assert confidence.holds_kind("The report is by Yoichi Funabashi.", "name")
+    assert not confidence.holds_kind("Trade tensions grew worse.", "date")
+
+
+def test_a_term_no_chunk_holds_weighs_most(tmp_path):
+    texts = ["japan trade", "japan tariffs", "japan rice"]
+    write(tmp_path, np.arange(3, dtype=np.int64), texts)
+    idf = LexicalIndex(tmp_path).idf(["japan", "rice", "semiconductor"])
+    assert 0 < idf["japan"] < idf["rice"] < idf["semiconductor"]
+
+
+def test_the_terms_no_chunk_holds_are_the_absent_ones(tmp_path):
+    # The candidate signal bench/confidence_candidates.py weighs (not in the shipped model).
+    write(tmp_path, np.arange(3, dtype=np.int64), ["japan trade", "japan tariffs", "rice imports"])
+    index = LexicalIndex(tmp_path)
+    assert index.absent(["japan", "rice", "semiconductor", "import"]) == {"semiconductor"}
+    assert index.absent([]) == frozenset()
+
+
+def test_a_rare_missing_term_lowers_coverage_more_than_a_common_one():
+    weights = {"japan": 0.1, "rice": 0.9}
+
+    def coverage(text):
+        x = confidence.signals("Japan rice", [0.5], [0.5], [text], [text], [1.0], [], weights)
+        return x[confidence.FEATURES.index("coverage_passages")]
+
+    assert coverage("Japan exports cars.") == pytest.approx(0.1)
+    assert coverage("Rice imports grew.") == pytest.approx(0.9)
