@@ -156,7 +156,8 @@ def test_a_ray_build_is_the_local_build(cluster, tmp_path, encoder, local_build,
 
     assert sorted(summary.added) == sorted([f.name for f in [*BASE, ADDED]] + ["minutes.txt"])
     assert sum(embed.per_node.values()) == summary.chunks  # every passage was encoded on the cluster
-    assert len(embed.per_node) == 2, embed.describe()  # by both nodes
+    # Which nodes took work depends on when each encoder finished loading (on an idle machine the first
+    # may do it all); sharing between nodes is shown by the lost-node test, which forces it.
     record_property("max_abs_difference", assert_same_index(settings.index_dir, local_build.settings.index_dir))
     record_property("per_node", embed.describe())
     assert answers(assistant) == answers(local_build)
