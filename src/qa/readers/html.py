@@ -12,6 +12,8 @@ import re
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
 
+from . import join_blocks
+
 HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 # Elements a browser lays out as blocks: their content starts and ends a paragraph.
 BLOCKS = frozenset({
@@ -37,13 +39,7 @@ def html_text(html: str) -> tuple[str, list[tuple[int, str]], str]:
     title_tag = soup.find("title")
     page_title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
     blocks = _Walker().blocks(soup)
-    parts, sections, pos = [], [], 0
-    for kind, words in blocks:
-        if kind == "heading":
-            sections.append((pos, words))
-        parts.append(words)
-        pos += len(words) + 2
-    text = "\n\n".join(parts)
+    text, sections = join_blocks(blocks)
     first_heading = next((w for k, w in blocks if k == "heading"), "")
     first_line = text.split("\n", 1)[0].strip()[:200]
     return text, sections, page_title or first_heading or first_line

@@ -11,6 +11,7 @@ import re
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from . import join_blocks
 from .html import CELL_SEPARATOR, html_text
 
 _FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
@@ -22,13 +23,7 @@ def markdown_text(source: str) -> tuple[str, list[tuple[int, str]], str]:
     table one line a row, list items each a paragraph (an ordered item keeps its number)."""
     source = _FRONT_MATTER.sub("", source, count=1)
     blocks = list(_blocks(_PARSER.parse(source)))
-    parts, sections, pos = [], [], 0
-    for kind, words in blocks:
-        if kind == "heading":
-            sections.append((pos, words))
-        parts.append(words)
-        pos += len(words) + 2
-    text = "\n\n".join(parts)
+    text, sections = join_blocks(blocks)
     title = sections[0][1] if sections else text.split("\n", 1)[0].strip()[:200]
     return text, sections, title
 
