@@ -34,6 +34,16 @@ def make_settings(root: Path, **overrides) -> Settings:
     return Settings(corpus_dir=root / "corpus", index_dir=root / "index", **overrides)
 
 
+def indexed_assistant(root: Path, encoder: Encoder, files: list[Path], **overrides) -> Assistant:
+    """An Assistant over copies of `files` in root/corpus, indexed, for tests that write to it."""
+    (root / "corpus").mkdir()
+    for f in files:
+        shutil.copy(f, root / "corpus")
+    assistant = Assistant(make_settings(root, **overrides), encoder=encoder)
+    assistant.reindex()
+    return assistant
+
+
 @pytest.fixture(scope="session")
 def report_assistant(tmp_path_factory, encoder) -> Assistant:
     """The report alone, indexed once for the whole session. Read-only: tests must not write to it."""

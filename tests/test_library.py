@@ -12,7 +12,7 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import FIXTURES, make_settings
+from conftest import FIXTURES, indexed_assistant, make_settings
 from qa.api import create_app
 from qa.generations import ProgressFile, read_last_build
 from qa.service import Assistant
@@ -27,12 +27,8 @@ MEMO = b"# Harbour memo\n\nThe allies will inspect container cranes built abroad
 
 @pytest.fixture
 def assistant(tmp_path, encoder) -> Assistant:
-    (tmp_path / "corpus").mkdir()
-    for name in ("joint-statement.txt", "trade-fact-sheet.md"):
-        shutil.copy(DOCS / name, tmp_path / "corpus")
-    a = Assistant(make_settings(tmp_path, admin_token=TOKEN), encoder=encoder)
-    a.reindex()
-    return a
+    files = [DOCS / "joint-statement.txt", DOCS / "trade-fact-sheet.md"]
+    return indexed_assistant(tmp_path, encoder, files, admin_token=TOKEN)
 
 
 @pytest.fixture

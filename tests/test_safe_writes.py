@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from conftest import FIXTURES, REPORT, make_settings
+from conftest import FIXTURES, REPORT, indexed_assistant
 from qa.api import create_app
 from qa.cli import main
 from qa.service import Assistant, InvalidRequest, sanitise_filename
@@ -24,11 +24,7 @@ CHINA_NOTE = b"China memo\n\nThe rare earth export licences are reviewed every q
 
 @pytest.fixture
 def assistant(tmp_path, encoder) -> Assistant:
-    (tmp_path / "corpus").mkdir()
-    shutil.copy(FIXTURES / "incremental" / "joint-statement.txt", tmp_path / "corpus")
-    a = Assistant(make_settings(tmp_path, admin_token=TOKEN), encoder=encoder)
-    a.reindex()
-    return a
+    return indexed_assistant(tmp_path, encoder, [FIXTURES / "incremental" / "joint-statement.txt"], admin_token=TOKEN)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import FIXTURES, make_settings
+from conftest import FIXTURES, indexed_assistant, make_settings
 from qa.api import create_app
 from qa.config import Settings
 from qa.generations import current_generation, writer_lock
@@ -42,11 +42,8 @@ def cited_docs(client, question: str, **body) -> set[str]:
 
 @pytest.fixture
 def assistant(tmp_path, encoder) -> Assistant:
-    (tmp_path / "corpus").mkdir()
-    shutil.copy(DOCS / "joint-statement.txt", tmp_path / "corpus")
-    a = Assistant(make_settings(tmp_path, admin_token=TOKEN, max_upload_bytes=4096), encoder=encoder)
-    a.reindex()
-    return a
+    files = [DOCS / "joint-statement.txt"]
+    return indexed_assistant(tmp_path, encoder, files, admin_token=TOKEN, max_upload_bytes=4096)
 
 
 @pytest.fixture

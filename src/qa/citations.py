@@ -65,13 +65,13 @@ def citation(passage: Passage, markdown: bool = False) -> str:
     """A Chicago-style note: authors, title (publisher, year), section, page, then the quotation.
 
     Authors, publisher and date are used when the document's metadata has them and left out when not."""
-    publisher = getattr(passage, "publisher", None) or ""
-    year = year_of(getattr(passage, "date", None))
+    publisher = passage.publisher or ""
+    year = year_of(passage.date)
     title = f"*{passage.title}*" if markdown else passage.title
     imprint = ", ".join(part for part in (publisher, year) if part)
     section = one_line(passage.section or "").rstrip(".:;,")
     parts = [
-        _authors(getattr(passage, "authors", None)),
+        _authors(passage.authors),
         f"{title} ({imprint})" if imprint else title,
         f"“{section}”" if section and one_line(section) != one_line(passage.title) else "",
         f"p. {passage.page}" if passage.page else "",

@@ -114,11 +114,11 @@ def _rows(request: Request, progress: dict) -> tuple[list[dict], str]:
     rows = []
     for d in docs:
         path = corpus_path(a.settings.corpus_dir, d.doc_id)
-        meta = getattr(d, "metadata", None)  # authors, publisher, date: the metadata issue (i11) adds them
+        meta = d.metadata
         state = progress["documents"].get(d.doc_id, {})
         rows.append({
-            "doc_id": d.doc_id, "title": d.title, "authors": ", ".join(getattr(meta, "authors", None) or []),
-            "publisher": getattr(meta, "publisher", None) or "", "date": getattr(meta, "date", None) or "",
+            "doc_id": d.doc_id, "title": d.title, "authors": ", ".join(meta.authors or []),
+            "publisher": meta.publisher or "", "date": meta.date or "",
             "format": PurePosixPath(d.doc_id).suffix.lstrip(".").upper(),
             "pages": pages.get(d.doc_id), "passages": d.chunks,
             "size": path.stat().st_size if path and path.is_file() else None,
