@@ -12,6 +12,10 @@ best 20; the numbered-part lookup aside). A setting's score on a set of benchmar
 margin over the best single method (BM25 alone or dense alone) among them: the aim is to be at least
 as good as the best single method everywhere, not to win big on one.
 
+Best sentences (`--sentences` table): with the passages' fusion fixed at the shipped weights, each
+of the best 20 gains a x its best sentence's cosine + b x the largest share of the question's IDF one
+sentence holds (`retrieval.add_best_sentences`), chosen the same way, by hit@1 (hit@3 shown).
+
 Evidence: for each answerable question, the best-ranked candidate passage that holds the answer;
 its sentences (the title line aside) are scored by `evidence.sentence_scores` for each term weight,
 and one of the best 1 (the first highlight) or 2 (the two the contract allows) must hold the answer.
@@ -38,8 +42,17 @@ import wikiqa  # noqa: E402
 from qa import lexical  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluation import Case, load_cases, normalise  # noqa: E402
-from qa.evidence import highlight_order, sentence_scores, term_coverage  # noqa: E402
-from qa.retrieval import CANDIDATES, RERANK_DEPTH, fuse  # noqa: E402
+from qa.evidence import best_sentence, highlight_order, sentence_scores, term_coverage  # noqa: E402
+from qa.retrieval import (  # noqa: E402
+    CANDIDATES,
+    DOCUMENT_WEIGHT,
+    LEXICAL_WEIGHT,
+    RERANK_DEPTH,
+    SENTENCE_COSINE_WEIGHT,
+    SENTENCE_TERM_WEIGHT,
+    TERM_WEIGHT,
+    fuse,
+)
 from qa.service import Assistant  # noqa: E402
 
 METHODS = ("minmax", "zscore", "rrf")
@@ -47,6 +60,7 @@ LEXICAL_WEIGHTS = tuple(round(float(x), 2) for x in np.arange(0.0, 0.61, 0.1))
 COVERAGE_WEIGHTS = (0.0, 0.1, 0.2, 0.3)
 DOCUMENT_FUSIONS = ((0.0, 0.0), (0.1, 0.0), (0.0, 0.1), (0.1, 0.1), (0.1, 0.2), (0.2, 0.1), (0.2, 0.2), (0.0, 0.2))
 TERM_WEIGHTS = tuple(round(float(x), 2) for x in np.arange(0.0, 1.01, 0.1))
+SENTENCE_WEIGHTS = tuple(product((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), (0.0, 0.1, 0.2, 0.3, 0.4)))  # (cosine, terms)
 
 
 @dataclass
@@ -59,6 +73,8 @@ class Question:
     cosines: np.ndarray  # sentences of the best-ranked hitting passage (None when no candidate hits)
     coverage: np.ndarray
     gold: np.ndarray  # bool, a sentence holds the answer
+    sentence_cosine: dict[int, float]  # candidate -> its best sentence's cosine (title line aside)
+    sentence_terms: dict[int, float]  # candidate -> the largest share of the question's IDF one sentence holds
 
 
 def record(assistant: Assistant, cases: list[Case], by_document: bool) -> list[Question]:
@@ -99,7 +115,9 @@ def record(assistant: Assistant, cases: list[Case], by_document: bool) -> list[Q
             cov = term_coverage(weights, texts)
             gold = np.array([holds(a, b, t, c.doc_id) for (a, b), t in zip(spans, texts, strict=True)])
         docs = {i: s.chunk.doc_id for i, s in stored.items()}
-        out.append(Question(dense, lex, docs, hit, coverage_of, cos, cov, gold))
+        best = {i: best_sentence(s, query, weights) for i, s in stored.items()}
+        out.append(Question(dense, lex, docs, hit, coverage_of, cos, cov, gold,
+                            {i: b[0] for i, b in best.items()}, {i: b[1] for i, b in best.items()}))
     return out
 
 
@@ -110,6 +128,29 @@ def top_hit(q: Question, passages: dict[int, float], documents: dict[int, float]
     for i in ranking:
         best[q.doc[i]] = max(best.get(q.doc[i], documents[i]), documents[i])
     return min(ranking, key=lambda i: (-(passages[i] + doc_weight * best[q.doc[i]]), i)) in q.hit
+
+
+def sentence_ranking(q: Question, cosine_weight: float, term_weight: float) -> list[int]:
+    """The first passages `retrieve` returns with the shipped fusion and these best-sentence weights."""
+    fused = fuse(q.dense, q.lexical, q.coverage_of, LEXICAL_WEIGHT, TERM_WEIGHT)
+    ranking = sorted(fused, key=lambda i: (-fused[i], i))[:RERANK_DEPTH]
+    score = {i: fused[i] + cosine_weight * q.sentence_cosine[i] + term_weight * q.sentence_terms[i] for i in ranking}
+    best: dict[str, float] = {}
+    for i in ranking:
+        best[q.doc[i]] = max(best.get(q.doc[i], score[i]), score[i])
+    return sorted(ranking, key=lambda i: (-(score[i] + DOCUMENT_WEIGHT * best[q.doc[i]]), i))
+
+
+def sentence_table(benchmarks: dict[str, list[Question]]) -> dict:
+    """hit@1 and hit@3 of every SENTENCE_WEIGHTS setting on every benchmark."""
+    out = {}
+    for s in SENTENCE_WEIGHTS:
+        out[s] = {}
+        for name, qs in benchmarks.items():
+            ranked = [sentence_ranking(q, *s) for q in qs]
+            out[s][name] = (np.mean([r[0] in q.hit for r, q in zip(ranked, qs, strict=True)]),
+                            np.mean([any(i in q.hit for i in r[:3]) for r, q in zip(ranked, qs, strict=True)]))
+    return out
 
 
 def single(q: Question, scores: dict[int, float]) -> bool:
@@ -210,6 +251,22 @@ def main() -> None:
             print(f"  {w:.1f}: " + "; ".join(
                 f"{c:.1f} " + " ".join(f"{table['scores'][(method, w, c, w, c, 0.25)][n]:.3f}" for n in names)
                 for c in COVERAGE_WEIGHTS))
+
+    best_single = {n: max(table["singles"][n].values()) for n in names}
+    sentences = sentence_table(benchmarks)
+    margins = {s: {n: row[n][0] - best_single[n] for n in names} for s, row in sentences.items()}
+    shipped = (SENTENCE_COSINE_WEIGHT, SENTENCE_TERM_WEIGHT)
+    print("\nBest sentences, with the shipped fusion: hit@1 / hit@3 by (cosine weight, term weight):")
+    for s, row in sentences.items():
+        print(f"  {s}{'  <- shipped' if s == shipped else ''}: " + ", ".join(
+            f"{n} {row[n][0]:.3f} / {row[n][1]:.3f}" for n in names))
+    print("\n| left out | (cosine, terms) chosen on the others | hit@1 / hit@3 on the left-out "
+          "| best single method there (hit@1) |\n|---|---|---|---|")
+    for left in names:
+        s = choose(margins, [n for n in names if n != left])
+        print(f"| {left} | {s} | {sentences[s][left][0]:.3f} / {sentences[s][left][1]:.3f} | {best_single[left]:.3f} |")
+    s = choose(margins, names)
+    print(f"\nChosen on all three: {s}: " + ", ".join(f"{n} {sentences[s][n][0]:.3f}" for n in names))
 
     for top, pair in ((1, False), (2, False), (2, True)):
         ev = evidence_table(benchmarks, top, pair)

@@ -18,12 +18,22 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from qa import lexical
 from qa.answering import Answer, Passage, unmatched_names, word_coverage
-from qa.chunking import split_sentences
+from qa.chunking import Chunk, split_sentences
 from qa.errors import ModelError, QAError
 from qa.evaluation import Case, format_report, has_gold, judge, load_cases, run_eval, summarise
-from qa.evidence import highlight_order, term_coverage
-from qa.retrieval import DOCUMENT_WEIGHT, Reranker, _by_document, fuse, numbered_reference, retrieve
+from qa.evidence import best_sentence, highlight_order, term_coverage
+from qa.retrieval import (
+    DOCUMENT_WEIGHT,
+    Reranker,
+    _by_document,
+    add_best_sentences,
+    fuse,
+    numbered_reference,
+    retrieve,
+)
+from qa.store import StoredChunk
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV_SET = DATA / "dev_questions.jsonl"
@@ -355,3 +365,40 @@ def test_evidence_pairs_the_sentence_with_the_question_words_and_the_closest_in_
     coverage = term_coverage(weights, texts)
     assert coverage.tolist() == [1.0, 0.0, 0.0]
     assert highlight_order(np.array([0.5, 0.1, 0.7]), coverage)[:2] == [0, 2]
+
+
+def _stored(cid: int, encoder, title: str, sentences: list[str], ordinal: int = 1) -> StoredChunk:
+    text = " ".join(sentences)
+    spans, at = [], 0
+    for s in sentences:
+        spans.append((at, at + len(s)))
+        at += len(s) + 1
+    chunk = Chunk("doc.txt", ordinal, 0, len(text), text, None, None, tuple(spans))
+    return StoredChunk(cid, chunk, title, encoder.encode(sentences))
+
+
+def test_a_passage_whose_one_sentence_answers_gains_on_one_that_is_only_near_on_average(encoder):
+    question = "In what year did Japan first run a bilateral trade surplus with the United States?"
+    weights = dict.fromkeys(lexical.terms(question), 1.0)
+    answering = _stored(1, encoder, "Report", [
+        "The committee met in Geneva to discuss fisheries.",
+        "Japan ran its first bilateral trade surplus with the United States in 1965.",
+        "Weather delayed several flights that autumn.",
+    ])
+    near = _stored(2, encoder, "Report", [
+        "Trade between Japan and the United States grew steadily.",
+        "Both economies relied on exports and on each other's markets.",
+        "Officials on both sides often spoke of economic partnership.",
+    ])
+    fused = {1: 0.50, 2: 0.55}  # the passage near on average leads before its sentences are looked at
+    add_best_sentences(fused, None, {1: answering, 2: near}, encoder.encode_query(question), weights)
+    assert fused[1] > fused[2]
+    cosine, share = best_sentence(answering, encoder.encode_query(question), weights)
+    assert cosine > 0.6 and share > 0.7
+
+
+def test_the_title_line_is_not_a_passages_best_sentence(encoder):
+    query = encoder.encode_query("What is the Article II mandate?")
+    first = _stored(1, encoder, "The Article II Mandate", ["The Article II Mandate", "Cats sleep a lot."], ordinal=0)
+    cosine, share = best_sentence(first, query, dict.fromkeys(lexical.terms("What is the Article II mandate?"), 1.0))
+    assert cosine < 0.3 and share == 0.0

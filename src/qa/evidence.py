@@ -8,9 +8,12 @@ across passages, so the answer can weigh a sentence of one passage against anoth
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from . import lexical
+from .store import StoredChunk
 
 # Score = (1 - TERM_WEIGHT) x cosine + TERM_WEIGHT x the share of the question's IDF that the
 # sentence holds. Chosen by leave-one-benchmark-out (bench/fusion_loo.py, docs/benchmarks.md).
@@ -60,3 +63,30 @@ def highlight_order(cosines: np.ndarray, coverage: np.ndarray, weight: float = T
         return []
     first = int(np.lexsort((-cosines, -sentence_scores(cosines, coverage, weight)))[0])  # ties: cosine
     return [first] + [int(i) for i in np.argsort(-cosines, kind="stable") if i != first]
+
+
+def is_title_line(stored: StoredChunk, i: int) -> bool:
+    """Whether sentence `i` of the passage is its document's title line (which resembles every
+    question about the document without answering any)."""
+    chunk = stored.chunk
+    if chunk.ordinal != 0:
+        return False
+    a, b = chunk.sentences[i]
+    return _one_line(chunk.text[a - chunk.start:b - chunk.start]) == _one_line(stored.title)
+
+
+def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, float]) -> tuple[float, float]:
+    """(best cosine, best share of the question's IDF) among the passage's sentences, the title line
+    aside: a long passage is as close to a question as its closest sentence, which its own vector,
+    an average over all of them, hides. 0 for a passage with no other sentence."""
+    keep = [i for i in range(len(stored.chunk.sentences)) if not is_title_line(stored, i)]
+    if not keep:
+        return 0.0, 0.0
+    chunk = stored.chunk
+    cosines = stored.sentence_vectors[keep] @ query
+    texts = [chunk.text[a - chunk.start:b - chunk.start] for a, b in (chunk.sentences[i] for i in keep)]
+    return float(cosines.max()), float(term_coverage(weights, texts).max())
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
