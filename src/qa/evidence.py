@@ -81,13 +81,19 @@ def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, flo
     aside: a long passage is as close to a question as its closest sentence, which its own vector,
     an average over all of them, hides. 0 for a passage with no other sentence."""
     keep = [i for i in range(len(stored.chunk.sentences)) if not is_title_line(stored, i)]
-    total = sum(weights.values())
     if not keep:
         return 0.0, 0.0
+    return float((stored.sentence_vectors[keep] @ query).max()), float(sentence_coverage(stored, weights)[keep].max())
+
+
+def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndarray:
+    """`term_coverage` of each of the passage's sentences, from cached stems."""
     chunk = stored.chunk
+    total = sum(weights.values())
+    if total <= 0:
+        return np.zeros(len(chunk.sentences))
     stems = _sentence_stems(chunk.text, tuple((a - chunk.start, b - chunk.start) for a, b in chunk.sentences))
-    share = max(sum(w for t, w in weights.items() if t in stems[i]) for i in keep) / total if total > 0 else 0.0
-    return float((stored.sentence_vectors[keep] @ query).max()), share
+    return np.array([sum(w for t, w in weights.items() if t in held) for held in stems]) / total
 
 
 # Retrieval looks at the sentences of its best 20 passages for every question: the stems of each
