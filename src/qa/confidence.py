@@ -36,6 +36,8 @@ FEATURES = (
     "kind_missing",        # it asks how much / when / who and no evidence sentence holds a number / date / name
     "kind_present",        # it asks so and an evidence sentence holds one
     "question_terms",      # log(1 + the question's content terms): short questions score low cosines
+    "unsupported",         # (MEANING_KNOT - mean_sentence)+ x (WORDS_KNOT - coverage_passages)+: passages
+                           # about something else are far in meaning AND lack the question's words
 )
 # Tried and left out (bench/fit_confidence.py, docs/benchmarks.md): the first passage's own cosine,
 # the gap to the second-best sentence, coverage within the evidence sentences, the rarest missing
@@ -43,7 +45,14 @@ FEATURES = (
 # of the wrong sign (a term the corpus lacks raising confidence) and did not raise held-out AUC.
 MAX_COUNT = 3
 MODEL_FILE = "confidence.json"
-
+# The knots of `unsupported`. Either signal alone is weak where the other is strong: a paraphrase
+# lacks the question's words but means the same, a short question ("Who was Margaret's brother?")
+# scores a low cosine on the passage that holds all its words. Off-topic passages, which a large
+# corpus always offers some of ("cast iron skillet" -> "Jersey Shore" at cosine 0.30), show both.
+# Chosen on a grid (0.4-0.6 x 0.5-0.8) by the share refused at 2 % false abstentions with each
+# source left out, plus the off-topic questions refused (bench/fit_confidence.py, docs/benchmarks.md).
+MEANING_KNOT = 0.45
+WORDS_KNOT = 0.7
 
 
 @dataclass(frozen=True)
@@ -110,19 +119,22 @@ def signals(
     held = asked is not None and any(holds_kind(t, asked) for t in evidence_texts)
     exact = sum(1 for name in unmatched if is_exact(name))
     best = max(sentence_best, default=0.0)
+    mean = float(np.mean(sentence_best)) if len(sentence_best) else 0.0
+    coverage = _coverage(words, weights, joined)
     ordered = sorted(sentence_all, reverse=True)
     values = [
         best,
-        float(np.mean(sentence_best)) if len(sentence_best) else 0.0,
+        mean,
         best - float(np.mean(ordered)) if ordered else 0.0,
         (scores[0] - scores[1]) if len(scores) > 1 else (scores[0] if scores else 0.0),
-        _coverage(words, weights, joined),
+        coverage,
         _coverage(words, weights, passages[0] if passages else set()),
         min(len(unmatched) - exact, MAX_COUNT),
         min(exact, MAX_COUNT),
         float(asked is not None and not held),
         float(held),
         math.log1p(len(words)),
+        max(0.0, MEANING_KNOT - mean) * max(0.0, WORDS_KNOT - coverage),
     ]
     return np.asarray(values, dtype=np.float64)
 
