@@ -33,8 +33,8 @@ import wikiqa  # noqa: E402
 from qa import answering, lexical  # noqa: E402
 from qa.confidence import is_exact  # noqa: E402
 from qa.config import Settings  # noqa: E402
+from qa.document_questions import answer_about_document  # noqa: E402
 from qa.evaluation import load_cases, normalise  # noqa: E402
-from qa.evidence import term_coverage  # noqa: E402
 from qa.retrieval import retrieve  # noqa: E402
 from qa.service import Assistant  # noqa: E402
 
@@ -49,7 +49,8 @@ SOURCES = ("squad", "wikiqa", "dev")
 @dataclass
 class Rows:
     """One row a question: its signals, label, whether it is answerable, and whether an override
-    (an anchor sentence or a numbered part) answers it whatever its confidence."""
+    (an anchor sentence, a numbered part, or the metadata of the document a question is about)
+    answers it whatever its confidence."""
 
     source: str
     questions: list[str]
@@ -112,45 +113,46 @@ def _rows(source: str, assistant: Assistant, items: list[tuple[str, bool, callab
         hits = retrieve(gen, query, question, RANKED)
         words = list(dict.fromkeys(lexical.terms(question)))
         weights = gen.words.idf(words)
-        ranked, signals, pointed = answering.assess(question, query, hits, weights)
+        absent = gen.words.absent(words)
+        ranked, signals, pointed = answering.assess(question, query, hits, weights, absent)
         leading = ranked[: answering.ANSWER_PASSAGES]
         best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
         anchored = best < answering.ANCHOR_RELEVANCE and answering._anchor(question, leading, pointed) is not None
         features.append(signals)
         answerable.append(is_answerable)
         label.append(is_answerable and any(holds(h) for h in hits[: answering.ANSWER_PASSAGES]))
-        override.append(pointed or anchored)
+        # a question about a document itself (who wrote it ...) is answered from its metadata instead
+        about = answer_about_document(question, query, hits, gen, None, RANKED) is not None
+        override.append(pointed or anchored or about)
         texts = [h.stored.chunk.text for h in hits[: answering.ANSWER_PASSAGES]]
-        baseline.append(not (pointed or anchored) and _old_unsupported(question, best, texts))
-        chosen = [(h, sims, i) for h, sims, order in leading for i in order[: answering.MAX_HIGHLIGHTS]]
-        evidence = [answering._sentence(h.stored.chunk, i) for h, _, i in chosen]
-        extra.append(candidates(words, weights, gen.words.absent(words), hits[: answering.ANSWER_PASSAGES],
-                                evidence, [float(sims[i]) for _, sims, i in chosen], gen, query))
+        baseline.append(not (pointed or anchored or about) and _old_unsupported(question, best, texts))
+        evidence = [answering._sentence(h.stored.chunk, i) for h, _, order in leading
+                    for i in order[: answering.MAX_HIGHLIGHTS]]
+        extra.append(candidates(words, weights, absent, hits[: answering.ANSWER_PASSAGES], evidence, gen, query))
     return Rows(source, [q for q, _, _ in items], np.vstack(features), np.array(label, dtype=bool),
                 np.array(answerable, dtype=bool), np.array(override, dtype=bool), np.array(baseline, dtype=bool),
                 np.vstack(extra))
 
 
 # Signals tried beside the model's (bench/confidence_candidates.py compares them by leaving one
-# source out); not in qa.confidence.FEATURES unless they helped there (docs/benchmarks.md).
+# source out); not in qa.confidence.FEATURES, where the two that helped went (rarest_off_evidence,
+# sentence_joint; docs/benchmarks.md).
 CANDIDATES = (
     "absent_terms",         # IDF-weighted share of the question's terms that no chunk of the corpus holds
     "any_absent",           # at least one of the question's terms is in no chunk of the corpus
     "rarest_missing",       # the question's rarest term the corpus holds is in no first passage
-    "rarest_off_evidence",  # ... is in no evidence sentence
     "lexical_first",        # the first passage's BM25 over the question's summed IDF (0 if BM25 missed it)
     "lexical_best",         # ... the best of the first passages'
     "same_document",        # share of the 2nd and 3rd passages from the first passage's document
     "document_cosine",      # cosine of the question with the first passage's document (mean of its chunks)
     "dense_first",          # the first passage's own cosine
     "rare_coverage",        # share of the question's two rarest terms (by IDF) the first passages hold
-    "sentence_joint",       # best over the evidence sentences of cosine x the sentence's IDF coverage
     "evidence_coverage",    # IDF coverage of the question's terms in the evidence sentences together
 )
 
 
 def candidates(words: list[str], weights: dict[str, float], absent: frozenset[str], hits: list,
-               evidence_texts: list[str], evidence_cosines: list[float], gen, query: np.ndarray) -> np.ndarray:
+               evidence_texts: list[str], gen, query: np.ndarray) -> np.ndarray:
     """The CANDIDATES of one question (words: its distinct terms; weights: their IDF; absent: those
     the index lacks, LexicalIndex.absent; hits: the first passages; evidence: their best sentences)."""
     total = sum(weights[w] for w in words)
@@ -167,19 +169,16 @@ def candidates(words: list[str], weights: dict[str, float], absent: frozenset[st
     else:
         document_cosine = 0.0
     rare = sorted(words, key=lambda w: -weights[w])[:2]
-    per_sentence = term_coverage({w: weights[w] for w in words}, evidence_texts)
     return np.array([
         sum(weights[w] for w in absent) / total if total else 0.0,
         float(bool(absent)),
         float(rarest is not None and rarest not in passages),
-        float(rarest is not None and rarest not in evidence),
         lexical_scores[0] if hits else 0.0,
         max(lexical_scores, default=0.0),
         float(np.mean([h.stored.chunk.doc_id == first_doc for h in hits[1:]])) if len(hits) > 1 else 1.0,
         document_cosine,
         hits[0].dense if hits else 0.0,
         sum(weights[w] for w in rare if w in passages) / sum(weights[w] for w in rare) if rare else 1.0,
-        max((c * v for c, v in zip(evidence_cosines, per_sentence, strict=True)), default=0.0),
         sum(weights[w] for w in words if w in evidence) / total if total else 1.0,
     ])
 

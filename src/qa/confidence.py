@@ -21,6 +21,7 @@ from importlib import resources
 import numpy as np
 
 from . import lexical
+from .evidence import term_coverage
 
 # The signals, in the order the model's coefficients are stored. Each makes sense on any text.
 FEATURES = (
@@ -38,6 +39,10 @@ FEATURES = (
     "question_terms",      # log(1 + the question's content terms): short questions score low cosines
     "unsupported",         # (MEANING_KNOT - mean_sentence)+ x (WORDS_KNOT - coverage_passages)+: passages
                            # about something else are far in meaning AND lack the question's words
+    "rarest_off_evidence", # the question's rarest term that the corpus uses is in no evidence sentence:
+                           # the passages hold the topic's common words but not the one that says what
+    "sentence_joint",      # best over the evidence sentences of cosine x that sentence's IDF coverage:
+                           # one sentence that both means and says what is asked
 )
 # Tried and left out (bench/fit_confidence.py, docs/benchmarks.md): the first passage's own cosine,
 # the gap to the second-best sentence, coverage within the evidence sentences, the rarest missing
@@ -102,14 +107,18 @@ def signals(
     scores: Sequence[float],
     unmatched: Sequence[str],
     weights: dict[str, float] | None = None,
+    evidence_cosines: Sequence[float] = (),
+    absent: frozenset[str] = frozenset(),
 ) -> np.ndarray:
     """The FEATURES of one answer.
 
     sentence_best: each first passage's best sentence cosine; sentence_all: the cosines of all their
     sentences (title lines aside); passage_texts: the first passages;
-    evidence_texts: their best sentences; scores: the fused scores of the first passages in rank
-    order; unmatched: the question's names and numbers no first passage contains; weights: each of the
-    question's terms' IDF in the index (LexicalIndex.idf; every term weighs 1 without them).
+    evidence_texts: their best sentences, and evidence_cosines their cosines; scores: the fused scores
+    of the first passages in rank order; unmatched: the question's names and numbers no first passage
+    contains; weights: each of the question's terms' IDF in the index (LexicalIndex.idf; every term
+    weighs 1 without them); absent: the question's terms no chunk of the index holds
+    (LexicalIndex.absent).
     """
     words = list(dict.fromkeys(lexical.terms(question)))
     weights = {w: (weights or {}).get(w, 1.0) for w in words}
@@ -121,6 +130,9 @@ def signals(
     best = max(sentence_best, default=0.0)
     mean = float(np.mean(sentence_best)) if len(sentence_best) else 0.0
     coverage = _coverage(words, weights, joined)
+    rarest = max((w for w in words if w not in absent), key=lambda w: weights[w], default=None)
+    said = set(lexical.terms(" ".join(evidence_texts)))
+    per_sentence = term_coverage(weights, list(evidence_texts)) if evidence_cosines else []
     ordered = sorted(sentence_all, reverse=True)
     values = [
         best,
@@ -135,6 +147,8 @@ def signals(
         float(held),
         math.log1p(len(words)),
         max(0.0, MEANING_KNOT - mean) * max(0.0, WORDS_KNOT - coverage),
+        float(rarest is not None and rarest not in said),
+        max((c * v for c, v in zip(evidence_cosines, per_sentence, strict=True)), default=0.0),
     ]
     return np.asarray(values, dtype=np.float64)
 
