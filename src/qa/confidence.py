@@ -21,7 +21,7 @@ from importlib import resources
 import numpy as np
 
 from . import lexical
-from .evidence import term_coverage
+from .evidence import stems, term_coverage
 
 # The signals, in the order the model's coefficients are stored. Each makes sense on any text.
 FEATURES = (
@@ -131,7 +131,7 @@ def signals(
     mean = float(np.mean(sentence_best)) if len(sentence_best) else 0.0
     coverage = _coverage(words, weights, joined)
     rarest = max((w for w in words if w not in absent), key=lambda w: weights[w], default=None)
-    said = set(lexical.terms(" ".join(evidence_texts)))
+    said = set().union(*map(stems, evidence_texts))
     per_sentence = term_coverage(weights, list(evidence_texts)) if evidence_cosines else []
     ordered = sorted(sentence_all, reverse=True)
     values = [
