@@ -35,6 +35,7 @@ FIT_SOURCES = ("squad", "wikiqa", "dev")
 TARGET_FALSE = 0.02
 C = 1.0  # sklearn's default L2 strength on standardised signals
 BINS = np.linspace(0, 1, 11)
+DIGITS = 10  # of the written coefficients
 CURVE = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
 
 
@@ -182,8 +183,10 @@ def main() -> None:
 
     if args.write:
         path = ROOT / "src" / "qa" / MODEL_FILE
-        body = model.to_dict() | {"fitted_on": {r.source: len(r.label) for r in sources},
-                                  "refit": "bench/fit_confidence.py --write"}
+        # rounded: the solver's last digits vary between runs, the written file should not
+        body = {k: np.round(v, DIGITS).tolist() if isinstance(v, list) else v for k, v in model.to_dict().items()}
+        body |= {"intercept": round(model.intercept, DIGITS), "fitted_on": {r.source: len(r.label) for r in sources},
+                 "refit": "bench/fit_confidence.py --write"}
         path.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
         print(f"\nwrote {path}")
 
