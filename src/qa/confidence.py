@@ -48,6 +48,9 @@ FEATURES = (
 # the gap to the second-best sentence, coverage within the evidence sentences, the rarest missing
 # term and the share of terms the corpus lacks. Collinear with the signals above, they took weights
 # of the wrong sign (a term the corpus lacks raising confidence) and did not raise held-out AUC.
+# Session 3 (bench/confidence_candidates.py): whether the first passages share a document, the
+# question's cosine to the first passage's whole document, BM25 over the question's IDF, the share of
+# its two rarest terms held; none refused more across sources left out ("Confidence, session 3").
 MAX_COUNT = 3
 MODEL_FILE = "confidence.json"
 # The knots of `unsupported`. Either signal alone is weak where the other is strong: a paraphrase
@@ -55,7 +58,7 @@ MODEL_FILE = "confidence.json"
 # scores a low cosine on the passage that holds all its words. Off-topic passages, which a large
 # corpus always offers some of ("cast iron skillet" -> "Jersey Shore" at cosine 0.30), show both.
 # Chosen on a grid (0.4-0.6 x 0.5-0.8) by the share refused at 2 % false abstentions with each
-# source left out, plus the off-topic questions refused (bench/fit_confidence.py, docs/benchmarks.md).
+# source left out, plus the off-topic questions refused (bench/confidence_candidates.py --knots).
 MEANING_KNOT = 0.45
 WORDS_KNOT = 0.7
 
