@@ -50,7 +50,8 @@ FEATURES = (
 # of the wrong sign (a term the corpus lacks raising confidence) and did not raise held-out AUC.
 # Session 3 (bench/confidence_candidates.py): whether the first passages share a document, the
 # question's cosine to the first passage's whole document, BM25 over the question's IDF, the share of
-# its two rarest terms held; none refused more across sources left out ("Confidence, session 3").
+# its two rarest terms held. None kept: within noise of the model, or (the shared document) better on
+# off-topic questions but tied to how documents are cut ("Confidence, session 3").
 MAX_COUNT = 3
 MODEL_FILE = "confidence.json"
 # The knots of `unsupported`. Either signal alone is weak where the other is strong: a paraphrase
