@@ -33,6 +33,7 @@ import wikiqa  # noqa: E402
 from qa import answering, lexical  # noqa: E402
 from qa.confidence import is_exact  # noqa: E402
 from qa.config import Settings  # noqa: E402
+from qa.document_questions import answer_about_document  # noqa: E402
 from qa.evaluation import load_cases, normalise  # noqa: E402
 from qa.retrieval import retrieve  # noqa: E402
 from qa.service import Assistant  # noqa: E402
@@ -48,7 +49,8 @@ SOURCES = ("squad", "wikiqa", "dev")
 @dataclass
 class Rows:
     """One row a question: its signals, label, whether it is answerable, and whether an override
-    (an anchor sentence or a numbered part) answers it whatever its confidence."""
+    (an anchor sentence, a numbered part, or the metadata of the document a question is about)
+    answers it whatever its confidence."""
 
     source: str
     questions: list[str]
@@ -111,48 +113,73 @@ def _rows(source: str, assistant: Assistant, items: list[tuple[str, bool, callab
         hits = retrieve(gen, query, question, RANKED)
         words = list(dict.fromkeys(lexical.terms(question)))
         weights = gen.words.idf(words)
-        ranked, signals, pointed = answering.assess(question, query, hits, weights)
+        absent = gen.words.absent(words)
+        ranked, signals, pointed = answering.assess(question, query, hits, weights, absent)
         leading = ranked[: answering.ANSWER_PASSAGES]
         best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
         anchored = best < answering.ANCHOR_RELEVANCE and answering._anchor(question, leading, pointed) is not None
         features.append(signals)
         answerable.append(is_answerable)
         label.append(is_answerable and any(holds(h) for h in hits[: answering.ANSWER_PASSAGES]))
-        override.append(pointed or anchored)
+        # a question about a document itself (who wrote it ...) is answered from its metadata instead
+        about = answer_about_document(question, query, hits, gen, None, RANKED) is not None
+        override.append(pointed or anchored or about)
         texts = [h.stored.chunk.text for h in hits[: answering.ANSWER_PASSAGES]]
-        baseline.append(not (pointed or anchored) and _old_unsupported(question, best, texts))
+        baseline.append(not (pointed or anchored or about) and _old_unsupported(question, best, texts))
         evidence = [answering._sentence(h.stored.chunk, i) for h, _, order in leading
                     for i in order[: answering.MAX_HIGHLIGHTS]]
-        extra.append(candidates(words, weights, gen.words.absent(words), texts, evidence))
+        extra.append(candidates(words, weights, absent, hits[: answering.ANSWER_PASSAGES], evidence, gen, query))
     return Rows(source, [q for q, _, _ in items], np.vstack(features), np.array(label, dtype=bool),
                 np.array(answerable, dtype=bool), np.array(override, dtype=bool), np.array(baseline, dtype=bool),
                 np.vstack(extra))
 
 
 # Signals tried beside the model's (bench/confidence_candidates.py compares them by leaving one
-# source out); not in qa.confidence.FEATURES because they did not help there (docs/benchmarks.md).
+# source out); not in qa.confidence.FEATURES, where the two that helped went (rarest_off_evidence,
+# sentence_joint; docs/benchmarks.md).
 CANDIDATES = (
     "absent_terms",         # IDF-weighted share of the question's terms that no chunk of the corpus holds
     "any_absent",           # at least one of the question's terms is in no chunk of the corpus
     "rarest_missing",       # the question's rarest term the corpus holds is in no first passage
-    "rarest_off_evidence",  # ... is in no evidence sentence
+    "lexical_first",        # the first passage's BM25 over the question's summed IDF (0 if BM25 missed it)
+    "lexical_best",         # ... the best of the first passages'
+    "same_document",        # share of the 2nd and 3rd passages from the first passage's document
+    "document_cosine",      # cosine of the question with the first passage's document (mean of its chunks)
+    "dense_first",          # the first passage's own cosine
+    "rare_coverage",        # share of the question's two rarest terms (by IDF) the first passages hold
+    "evidence_coverage",    # IDF coverage of the question's terms in the evidence sentences together
 )
 
 
-def candidates(words: list[str], weights: dict[str, float], absent: frozenset[str], passage_texts: list[str],
-               evidence_texts: list[str]) -> np.ndarray:
+def candidates(words: list[str], weights: dict[str, float], absent: frozenset[str], hits: list,
+               evidence_texts: list[str], gen, query: np.ndarray) -> np.ndarray:
     """The CANDIDATES of one question (words: its distinct terms; weights: their IDF; absent: those
-    the index lacks, LexicalIndex.absent)."""
+    the index lacks, LexicalIndex.absent; hits: the first passages; evidence: their best sentences)."""
     total = sum(weights[w] for w in words)
     held = [w for w in words if w not in absent]
     rarest = max(held, key=lambda w: weights[w], default=None)
-    passages = set(lexical.terms(" ".join(passage_texts)))
+    passages = set(lexical.terms(" ".join(h.stored.chunk.text for h in hits)))
     evidence = set(lexical.terms(" ".join(evidence_texts)))
+    lexical_scores = [h.lexical / total if total else 0.0 for h in hits]
+    first_doc = hits[0].stored.chunk.doc_id if hits else None
+    if hits:
+        vectors = gen.chunk_vectors([int(i) for i in gen.chunk_ids_of([first_doc])])
+        centre = vectors.mean(axis=0)
+        document_cosine = float(centre @ query / (np.linalg.norm(centre) or 1.0))
+    else:
+        document_cosine = 0.0
+    rare = sorted(words, key=lambda w: -weights[w])[:2]
     return np.array([
         sum(weights[w] for w in absent) / total if total else 0.0,
         float(bool(absent)),
         float(rarest is not None and rarest not in passages),
-        float(rarest is not None and rarest not in evidence),
+        lexical_scores[0] if hits else 0.0,
+        max(lexical_scores, default=0.0),
+        float(np.mean([h.stored.chunk.doc_id == first_doc for h in hits[1:]])) if len(hits) > 1 else 1.0,
+        document_cosine,
+        hits[0].dense if hits else 0.0,
+        sum(weights[w] for w in rare if w in passages) / sum(weights[w] for w in rare) if rare else 1.0,
+        sum(weights[w] for w in words if w in evidence) / total if total else 1.0,
     ])
 
 
@@ -187,7 +214,8 @@ def collect(workdir: Path, squad: Path, tsv: Path, encoder=None, fresh: bool = F
     """Rows of every source, cached in workdir/rows-*.npz (delete them, or pass fresh, after the
     pipeline changes)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    cached = {s: workdir / f"rows-{s}.npz" for s in (*SOURCES, *(f"foreign-{s}" for s in SOURCES), "on_topic")}
+    names = (*SOURCES, *(f"foreign-{s}" for s in SOURCES), "on_topic", "dev-mixed", "foreign-mixed")
+    cached = {s: workdir / f"rows-{s}.npz" for s in names}
     if not fresh and all(p.is_file() for p in cached.values()):
         return {s: Rows.load(s, p) for s, p in cached.items()}
     from qa.embedding import Encoder
@@ -229,6 +257,15 @@ def collect(workdir: Path, squad: Path, tsv: Path, encoder=None, fresh: bool = F
     result["foreign-dev"] = _foreign("foreign-dev", assistant, wikiqa_questions[::8] + squad_only[::35])
     result["on_topic"] = _rows("on_topic", assistant, [  # held out: never fitted on
         (c.question, False, text_holds(())) for c in load_cases(ON_TOPIC)])
+
+    mixed = workdir / "mixed"  # the report beside WikiQA's documents: built from the WikiQA index
+    if not (mixed / "index").is_dir():
+        shutil.copytree(workdir / "wikiqa", mixed)
+        shutil.copy(wikiqa.REPORT, mixed / "corpus" / wikiqa.REPORT.name)
+    assistant = _assistant(workdir, "mixed", encoder)
+    result["dev-mixed"] = _rows("dev-mixed", assistant, [
+        (c.question, c.evidence is not None, text_holds(c.evidence or ())) for c in dev])
+    result["foreign-mixed"] = _foreign("foreign-mixed", assistant, squad_only[2::35])
     for source, rows in result.items():
         rows.save(cached[source])
     return result

@@ -7,6 +7,7 @@ docs/benchmarks.md ("A calibrated confidence (issue 11)").
 from __future__ import annotations
 
 import json
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -14,12 +15,16 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import REPORT, make_settings
 from qa import confidence
 from qa.api import create_app
 from qa.evaluation import evaluate, load_cases
 from qa.lexical import LexicalIndex, write
+from qa.lexical import terms as lexical_terms
+from qa.service import Assistant
 
 DATA = Path(__file__).resolve().parent / "data"
+DISTRACTORS = Path(__file__).resolve().parent / "fixtures" / "distractors"
 DEV_SETS = [DATA / "dev_questions.jsonl", DATA / "dev_questions_paraphrased.jsonl"]
 ON_TOPIC = DATA / "unanswerable_on_topic.jsonl"  # held out: never fitted on
 
@@ -84,13 +89,66 @@ def _on_topic_abstained(assistant) -> float:
 
 
 def test_on_topic_unanswerable_questions_abstain_at_least_as_often_as_before(report_assistant):
-    # The hand-set chain this model replaced abstained on 11 of the 22; the model on 13 (59 %).
-    assert _on_topic_abstained(report_assistant) >= 13 / 22
+    # The hand-set chain this model replaced abstained on 11 of the 22; the first fitted model on 13
+    # (59 %); with the signals of session 3 (unsupported, rarest_off_evidence, sentence_joint) on 14.
+    assert _on_topic_abstained(report_assistant) >= 14 / 22
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 target not reached: 59 % abstained (docs/benchmarks.md)")
+@pytest.mark.xfail(strict=True, reason="issue 11 target not reached: 64 % abstained (docs/benchmarks.md)")
 def test_on_topic_unanswerable_questions_meet_the_issue_target(report_assistant):
     assert _on_topic_abstained(report_assistant) >= 0.8
+
+
+# -- off-topic questions beside documents about something else ---------------------------------------
+@pytest.fixture(scope="module")
+def report_with_distractors(tmp_path_factory, encoder) -> Assistant:
+    """The report beside four short articles on unrelated topics (vanilla, basketball, circumpolar
+    stars, reality television), as a library of mixed documents has."""
+    root = tmp_path_factory.mktemp("distractors")
+    (root / "corpus").mkdir()
+    for path in [REPORT, *DISTRACTORS.iterdir()]:
+        shutil.copy(path, root / "corpus" / path.name)
+    assistant = Assistant(make_settings(root), encoder=encoder)
+    assistant.reindex()
+    return assistant
+
+
+# Written for this test, never fitted on. Each lands on the nearest distractor (an ice cream recipe on
+# vanilla, a telescope on the stars, swimming medals on basketball) without being answered there. Under
+# the model before `unsupported` three of these were answered (confidence 0.066 to 0.151), as 6 of the 15
+# unanswerable dev questions were with WikiQA's 619 documents beside the report (docs/benchmarks.md).
+OFF_TOPIC = [
+    "How long should I boil an egg?", "What is the best fertiliser for tomatoes?",
+    "How do I change a flat bicycle tyre?", "Which telescope should a beginner buy to see Saturn?",
+    "How do I make vanilla ice cream at home?", "Who won the most Olympic gold medals in swimming?",
+    "What time does the sun set in Reykjavik in June?", "How do I get rid of mould in the shower?",
+    "How tall is the average NBA player?", "How much does a kilo of saffron cost?",
+    "Where can I see the aurora in Canada?",
+]
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_off_topic_questions_abstain_beside_documents_about_something_else(report_with_distractors, question):
+    answer = report_with_distractors.ask(question)
+    assert answer.abstained, (question, answer.confidence, answer.passages[0].doc_id)
+
+
+def test_the_distractors_do_not_make_report_questions_abstain(report_with_distractors):
+    outcomes = evaluate(report_with_distractors, load_cases(DEV_SETS[0]))
+    answerable = [o for o in outcomes if o.case.evidence is not None]
+    assert sum(o.abstained for o in answerable) <= 1  # at most one in 45, as on the report alone
+
+
+def test_meaning_and_words_both_missing_weigh_more_than_either_alone():
+    weights = {"skillet": 1.0, "season": 1.0}
+
+    def unsupported(cosine, text):
+        x = confidence.signals("season a skillet", [cosine], [cosine], [text], [text], [1.0], [], weights)
+        return x[confidence.FEATURES.index("unsupported")]
+
+    assert unsupported(0.30, "A reality show filmed on the shore.") > 0
+    assert unsupported(0.30, "Season the skillet with oil.") == 0  # the words are there
+    assert unsupported(0.60, "A reality show filmed on the shore.") == 0  # the meaning is there
 
 
 # -- the signals ------------------------------------------------------------------------------------
@@ -134,3 +192,29 @@ def test_a_rare_missing_term_lowers_coverage_more_than_a_common_one():
 
     assert coverage("Japan exports cars.") == pytest.approx(0.1)
     assert coverage("Rice imports grew.") == pytest.approx(0.9)
+
+
+def test_the_rarest_word_missing_from_the_evidence_is_flagged_unless_the_corpus_never_uses_it():
+    question = "What tariffs on automobiles does the report recommend?"
+    weights = {t: 1.0 for t in lexical_terms(question)} | {lexical_terms("automobiles")[0]: 5.0}
+
+    def flagged(evidence, absent=frozenset()):
+        x = confidence.signals(question, [0.5], [0.5], [evidence], [evidence], [1.0], [], weights, [0.5], absent)
+        return x[confidence.FEATURES.index("rarest_off_evidence")]
+
+    assert flagged("The report recommends lower tariffs on steel.") == 1
+    assert flagged("The report recommends lower tariffs on automobiles.") == 0
+    # a word no passage of the corpus holds says nothing about these passages: the next rarest counts
+    assert flagged("The report recommends lower tariffs on steel.", frozenset(lexical_terms("automobiles"))) == 0
+
+
+def test_one_sentence_that_means_and_says_what_is_asked_scores_its_cosine():
+    weights = {t: 1.0 for t in lexical_terms("rice tariffs")}
+
+    def joint(evidence, cosines):
+        x = confidence.signals("rice tariffs", [max(cosines)], cosines, evidence, evidence, [1.0], [], weights,
+                               cosines)
+        return x[confidence.FEATURES.index("sentence_joint")]
+
+    assert joint(["Japan cut its rice tariffs."], [0.6]) == pytest.approx(0.6)
+    assert joint(["Japan cut its rice imports.", "Tariffs rose."], [0.6, 0.4]) == pytest.approx(0.3)

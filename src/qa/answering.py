@@ -83,7 +83,7 @@ class Answer:
 
 def compose(
     question: str, query: np.ndarray, hits: list[Hit], min_confidence: float | None = None,
-    term_weights: dict[str, float] | None = None,
+    term_weights: dict[str, float] | None = None, absent_terms: frozenset[str] = frozenset(),
 ) -> Answer:
     """Highlight evidence sentences, write the answer with [rank] markers, or abstain.
 
@@ -101,7 +101,7 @@ def compose(
     """
     model = confidence.shipped()
     threshold = model.threshold if min_confidence is None else min_confidence
-    ranked, features, pointed = assess(question, query, hits, term_weights)
+    ranked, features, pointed = assess(question, query, hits, term_weights, absent_terms)
     leading = ranked[:ANSWER_PASSAGES]
     best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
     estimate = model.probability(features)
@@ -300,10 +300,13 @@ def _is_title(hit: Hit, i: int) -> bool:
 
 def assess(
     question: str, query: np.ndarray, hits: list[Hit], term_weights: dict[str, float] | None = None,
+    absent_terms: frozenset[str] = frozenset(),
 ) -> tuple[list[tuple[Hit, np.ndarray, list[int]]], np.ndarray, bool]:
     """Each passage's sentences in evidence order (title lines left out; see compose), the confidence
     model's signals for the first passages, and whether the first passage is the numbered part the
-    question names. bench/fit_confidence.py fits the model on exactly these signals."""
+    question names. bench/fit_confidence.py fits the model on exactly these signals. term_weights:
+    the IDF of each of the question's terms (LexicalIndex.idf); absent_terms: those no chunk holds
+    (LexicalIndex.absent)."""
     kept = [[i for i in range(len(h.stored.chunk.sentences)) if not _is_title(h, i)] for h in hits]
     coverage = term_coverage(term_weights or {}, [_sentence(h.stored.chunk, i) for h, keep in zip(
         hits, kept, strict=True) for i in keep])
@@ -317,15 +320,18 @@ def assess(
         ranked.append((hit, sims, order))
     leading = [(hit, sims, order) for hit, sims, order in ranked[:ANSWER_PASSAGES] if order]
     texts = [hit.stored.chunk.text for hit, _, _ in ranked[:ANSWER_PASSAGES]]
+    evidence = [(hit, sims, i) for hit, sims, order in leading for i in order[:MAX_HIGHLIGHTS]]
     features = confidence.signals(
         question,
         sentence_best=[float(sims[order].max()) for _, sims, order in leading],
         sentence_all=[float(sims[i]) for _, sims, order in leading for i in order],
         passage_texts=texts,
-        evidence_texts=[_sentence(hit.stored.chunk, i) for hit, _, order in leading for i in order[:MAX_HIGHLIGHTS]],
+        evidence_texts=[_sentence(hit.stored.chunk, i) for hit, _, i in evidence],
         scores=[hit.score for hit in hits[:ANSWER_PASSAGES]],
         unmatched=unmatched_names(question, texts),
         weights=term_weights,
+        evidence_cosines=[float(sims[i]) for _, sims, i in evidence],
+        absent=absent_terms,
     )
     return ranked, features, bool(hits) and hits[0].referenced
 

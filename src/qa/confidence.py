@@ -21,6 +21,7 @@ from importlib import resources
 import numpy as np
 
 from . import lexical
+from .evidence import stems, term_coverage
 
 # The signals, in the order the model's coefficients are stored. Each makes sense on any text.
 FEATURES = (
@@ -36,14 +37,31 @@ FEATURES = (
     "kind_missing",        # it asks how much / when / who and no evidence sentence holds a number / date / name
     "kind_present",        # it asks so and an evidence sentence holds one
     "question_terms",      # log(1 + the question's content terms): short questions score low cosines
+    "unsupported",         # (MEANING_KNOT - mean_sentence)+ x (WORDS_KNOT - coverage_passages)+: passages
+                           # about something else are far in meaning AND lack the question's words
+    "rarest_off_evidence", # the question's rarest term that the corpus uses is in no evidence sentence:
+                           # the passages hold the topic's common words but not the one that says what
+    "sentence_joint",      # best over the evidence sentences of cosine x that sentence's IDF coverage:
+                           # one sentence that both means and says what is asked
 )
 # Tried and left out (bench/fit_confidence.py, docs/benchmarks.md): the first passage's own cosine,
 # the gap to the second-best sentence, coverage within the evidence sentences, the rarest missing
 # term and the share of terms the corpus lacks. Collinear with the signals above, they took weights
 # of the wrong sign (a term the corpus lacks raising confidence) and did not raise held-out AUC.
+# Session 3 (bench/confidence_candidates.py): whether the first passages share a document, the
+# question's cosine to the first passage's whole document, BM25 over the question's IDF, the share of
+# its two rarest terms held. None kept: within noise of the model, or (the shared document) better on
+# off-topic questions but tied to how documents are cut ("Confidence, session 3").
 MAX_COUNT = 3
 MODEL_FILE = "confidence.json"
-
+# The knots of `unsupported`. Either signal alone is weak where the other is strong: a paraphrase
+# lacks the question's words but means the same, a short question ("Who was Margaret's brother?")
+# scores a low cosine on the passage that holds all its words. Off-topic passages, which a large
+# corpus always offers some of ("cast iron skillet" -> "Jersey Shore" at cosine 0.30), show both.
+# Chosen on a grid (0.4-0.6 x 0.5-0.8) by the share refused at 2 % false abstentions with each
+# source left out, plus the off-topic questions refused (bench/confidence_candidates.py --knots).
+MEANING_KNOT = 0.45
+WORDS_KNOT = 0.7
 
 
 @dataclass(frozen=True)
@@ -93,14 +111,18 @@ def signals(
     scores: Sequence[float],
     unmatched: Sequence[str],
     weights: dict[str, float] | None = None,
+    evidence_cosines: Sequence[float] = (),
+    absent: frozenset[str] = frozenset(),
 ) -> np.ndarray:
     """The FEATURES of one answer.
 
     sentence_best: each first passage's best sentence cosine; sentence_all: the cosines of all their
     sentences (title lines aside); passage_texts: the first passages;
-    evidence_texts: their best sentences; scores: the fused scores of the first passages in rank
-    order; unmatched: the question's names and numbers no first passage contains; weights: each of the
-    question's terms' IDF in the index (LexicalIndex.idf; every term weighs 1 without them).
+    evidence_texts: their best sentences, and evidence_cosines their cosines; scores: the fused scores
+    of the first passages in rank order; unmatched: the question's names and numbers no first passage
+    contains; weights: each of the question's terms' IDF in the index (LexicalIndex.idf; every term
+    weighs 1 without them); absent: the question's terms no chunk of the index holds
+    (LexicalIndex.absent).
     """
     words = list(dict.fromkeys(lexical.terms(question)))
     weights = {w: (weights or {}).get(w, 1.0) for w in words}
@@ -110,19 +132,27 @@ def signals(
     held = asked is not None and any(holds_kind(t, asked) for t in evidence_texts)
     exact = sum(1 for name in unmatched if is_exact(name))
     best = max(sentence_best, default=0.0)
+    mean = float(np.mean(sentence_best)) if len(sentence_best) else 0.0
+    coverage = _coverage(words, weights, joined)
+    rarest = max((w for w in words if w not in absent), key=lambda w: weights[w], default=None)
+    said = set().union(*map(stems, evidence_texts))
+    per_sentence = term_coverage(weights, list(evidence_texts)) if evidence_cosines else []
     ordered = sorted(sentence_all, reverse=True)
     values = [
         best,
-        float(np.mean(sentence_best)) if len(sentence_best) else 0.0,
+        mean,
         best - float(np.mean(ordered)) if ordered else 0.0,
         (scores[0] - scores[1]) if len(scores) > 1 else (scores[0] if scores else 0.0),
-        _coverage(words, weights, joined),
+        coverage,
         _coverage(words, weights, passages[0] if passages else set()),
         min(len(unmatched) - exact, MAX_COUNT),
         min(exact, MAX_COUNT),
         float(asked is not None and not held),
         float(held),
         math.log1p(len(words)),
+        max(0.0, MEANING_KNOT - mean) * max(0.0, WORDS_KNOT - coverage),
+        float(rarest is not None and rarest not in said),
+        max((c * v for c, v in zip(evidence_cosines, per_sentence, strict=True)), default=0.0),
     ]
     return np.asarray(values, dtype=np.float64)
 

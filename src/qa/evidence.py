@@ -29,7 +29,7 @@ def term_coverage(weights: dict[str, float], texts: list[str]) -> np.ndarray:
     total = sum(weights.values())
     if total <= 0:
         return np.zeros(len(texts))
-    return np.array([sum(weights[t] for t in _stems(x) if t in weights) / total for x in texts])
+    return np.array([sum(weights[t] for t in stems(x) if t in weights) / total for x in texts])
 
 
 # Stems of the words seen so far: stemming each sentence anew cost about 1 ms an answer (10 passages);
@@ -38,7 +38,7 @@ _STEM_CACHE: dict[str, str] = {}
 _STEM_CACHE_MAX = 500_000
 
 
-def _stems(text: str) -> set[str]:
+def stems(text: str) -> set[str]:
     words = set(lexical.words(text))
     missing = [w for w in words if w not in _STEM_CACHE]
     if missing:

@@ -123,9 +123,10 @@ class Assistant:
         began = time.perf_counter()
         query = self.encoder.encode_query(question)
         hits = retrieve(gen, query, question, k, documents, self.reranker)
-        term_weights = gen.words.idf(list(dict.fromkeys(lexical.terms(question))))
+        words = list(dict.fromkeys(lexical.terms(question)))
+        term_weights = gen.words.idf(words)
         answer = answer_about_document(question, query, hits, gen, documents, k) or compose(
-            question, query, hits, self.settings.min_confidence, term_weights
+            question, query, hits, self.settings.min_confidence, term_weights, gen.words.absent(words)
         )
         attach_metadata(answer, gen)
         answer.took_ms = round((time.perf_counter() - began) * 1000, 2)
