@@ -77,15 +77,27 @@ def test_a_how_question_is_still_answered_by_what_is_done(assistant):
     assert any(h.startswith("The plunger works by pulling") for h in _highlighted(answer))
 
 
-def test_of_sentences_holding_the_same_question_words_the_earliest_is_highlighted_first():
+def test_of_sentences_holding_the_same_question_words_a_document_s_first_one_is_highlighted_first():
     weights = {"tibia": 5.0}
     texts = ["The tibia is the larger bone of the lower leg.", "The tibia is named after a flute.",
              "It bears most of the body's weight."]
     coverage = term_coverage(weights, texts)
     assert coverage.tolist() == [1.0, 1.0, 0.0]
-    # the second sentence is a little closer in meaning; the first introduces the subject
-    order = highlight_order(np.array([0.60, 0.62, 0.40]), coverage)
-    assert order[:2] == [0, 1]
+    cosines = np.array([0.60, 0.62, 0.40])  # the second is a little closer in meaning
+    # the passage that opens the document: its first sentence says what the subject is
+    assert highlight_order(cosines, coverage, opening=True)[:2] == [0, 1]
+    # further in, position says nothing: the closer in meaning
+    assert highlight_order(cosines, coverage)[:2] == [1, 0]
+
+
+def test_a_heading_holding_the_same_words_as_a_sentence_is_not_the_first_highlight():
+    texts = ["7. Respond to economic coercion.", "Economic coercion is growing.", "Nothing else."]
+    coverage = term_coverage({"coercion": 4.0, "econom": 1.0}, texts)
+    assert coverage[0] == coverage[1] > 0
+    complete = [False, True, True]
+    for opening in (True, False):
+        order = highlight_order(np.array([0.7, 0.5, 0.1]), coverage, complete=complete.__getitem__, opening=opening)
+        assert order[:2] == [1, 0]
 
 
 def test_with_none_of_the_question_words_the_closest_in_meaning_comes_first():

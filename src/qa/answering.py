@@ -88,8 +88,8 @@ def compose(
     """Highlight evidence sentences, write the answer with [rank] markers, or abstain.
 
     A passage's evidence is two sentences (the contract allows two): the one that holds most of the
-    question's words (IDF-weighted, `term_weights`; ties by cosine), then the one closest in meaning
-    (evidence.py), never the document's title line, which resembles every question about the
+    question's words (IDF-weighted, `term_weights`; ties: evidence.highlight_order), then the one
+    closest in meaning, never the document's title line, which resembles every question about the
     document without answering any. The answer's confidence is the shipped model's estimate that
     the first passages answer the question (confidence.py); it abstains below one threshold
     (`min_confidence`, default the model's), and an abstained answer highlights nothing. One
@@ -319,7 +319,10 @@ def assess(
     for hit, keep in zip(hits, kept, strict=True):
         chunk = hit.stored.chunk
         sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
-        order = [keep[j] for j in highlight_order(sims[keep], coverage[done:done + len(keep)])]
+        order = [keep[j] for j in highlight_order(
+            sims[keep], coverage[done:done + len(keep)], opening=chunk.ordinal == 0,
+            complete=lambda j, chunk=chunk, keep=keep: not _incomplete(_sentence(chunk, keep[j]), chunk),
+        )]
         done += len(keep)
         ranked.append((hit, sims, order))
     leading = [(hit, sims, order) for hit, sims, order in ranked[:ANSWER_PASSAGES] if order]

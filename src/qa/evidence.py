@@ -8,6 +8,8 @@ across passages, so the answer can weigh a sentence of one passage against anoth
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import lexical
@@ -49,19 +51,31 @@ def sentence_scores(cosines: np.ndarray, coverage: np.ndarray, weight: float = T
     return (1 - weight) * cosines + weight * coverage
 
 
-def highlight_order(cosines: np.ndarray, coverage: np.ndarray, weight: float = TERM_WEIGHT) -> list[int]:
+def highlight_order(
+    cosines: np.ndarray, coverage: np.ndarray, weight: float = TERM_WEIGHT,
+    complete: Callable[[int], bool] | None = None, opening: bool = False,
+) -> list[int]:
     """Sentence indices (in passage order), best first: the best by `sentence_scores`, then the rest
     by cosine.
 
     The contract's two highlights then give each view its own pick: the sentence that holds the
     question's words, and the one closest in meaning (a paraphrase). On all three benchmarks this
-    pair holds the answer more often than either view's top two (bench/fusion_loo.py). Sentences
-    that hold the same words tie; the earliest wins, as a text takes a subject up before it
-    elaborates on it (WikiQA evidence@1 +0.012 against ties by cosine, SQuAD and the report's dev
-    sets the same within one question). With none of the question's words anywhere, cosine picks."""
+    pair holds the answer more often than either view's top two (bench/fusion_loo.py).
+
+    Sentences that hold the same words tie. A complete one wins (`complete(i)`: not a heading, a
+    lead-in or a table cell, which only name a subject); then, in the passage that opens its
+    document (`opening`), the earliest, as a document's first sentences say what its subject is;
+    elsewhere the closest in meaning. With none of the question's words anywhere, cosine alone."""
     if not len(cosines):
         return []
     by_cosine = [int(i) for i in np.argsort(-cosines, kind="stable")]
+    if coverage.max() <= 0:
+        return by_cosine
     scores = sentence_scores(cosines, coverage, weight)
-    first = int(np.flatnonzero(scores >= scores.max() - 1e-9)[0]) if coverage.max() > 0 else by_cosine[0]
+    tied = [int(i) for i in np.flatnonzero(scores >= scores.max() - 1e-9)]
+    if len(tied) > 1:
+        place = {i: n for n, i in enumerate(range(len(cosines)) if opening else by_cosine)}
+        first = min(tied, key=lambda i: (complete is not None and not complete(i), place[i]))
+    else:
+        first = tied[0]
     return [first] + [i for i in by_cosine if i != first]
