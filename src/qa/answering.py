@@ -88,8 +88,8 @@ def compose(
     """Highlight evidence sentences, write the answer with [rank] markers, or abstain.
 
     A passage's evidence is two sentences (the contract allows two): the one that holds most of the
-    question's words (IDF-weighted, `term_weights`; ties by cosine), then the one closest in meaning
-    (evidence.py), never the document's title line, which resembles every question about the
+    question's words (IDF-weighted, `term_weights`; ties: evidence.highlight_order), then the one
+    closest in meaning, never the document's title line, which resembles every question about the
     document without answering any. The answer's confidence is the shipped model's estimate that
     the first passages answer the question (confidence.py); it abstains below one threshold
     (`min_confidence`, default the model's), and an abstained answer highlights nothing. One
@@ -174,11 +174,14 @@ def _answer_sentences(question: str, leading: list, best: float) -> list[tuple[i
     return out
 
 
-# Words a sentence that says how, why or what should be done tends to hold.
+# What a sentence that says how, why or what should be done tends to hold. A means is "by doing"
+# ("by building capacity", "through offering"), not any "by": "formed by the eruption", "written by"
+# and "by the end of the century" name an agent or a time; "need" counts as "need to", not "the need
+# for". Lower-case "-ing" only, so "by Beijing" is not a means.
 _CUES = {
-    "how": {"by", "through", "should", "must", "need", "needs", "can", "could", "would", "via", "using"},
-    "why": {"because", "due", "reason", "reasons", "result", "order", "caused", "led", "aim", "response"},
-    "should": {"should", "must", "need", "needs", "recommend", "recommends", "ought", "urge", "call"},
+    "how": re.compile(r"(?i:\b(?:should|must|can|could|would|using|needs? to)\b)|\b(?i:by|through|via) [a-z]+ing\b"),
+    "why": re.compile(r"\b(?:because|due|reasons?|result|order|caused|led|aim|response)\b", re.IGNORECASE),
+    "should": re.compile(r"\b(?:should|must|needs?|recommends?|ought|urge|call)\b", re.IGNORECASE),
 }
 _WORDS = re.compile(r"[a-z']+")
 
@@ -186,29 +189,33 @@ _WORDS = re.compile(r"[a-z']+")
 def _saying(question: str, first: tuple) -> int | None:
     """For a how, why or what-should question, the first passage's best evidence sentence (among its
     CUE_DEPTH best) that says how, why or what should be done, when a sentence before it does not."""
-    cue = _cue_words(question)
+    cues = _cues(question)
     hit, _, order = first
-    if not cue:
+    if not cues:
         return None
     for i in order[:CUE_DEPTH]:
         text = _sentence(hit.stored.chunk, i)
-        if _has_cue(text, cue) and not _incomplete(text, hit.stored.chunk):
+        if any(c.search(text) for c in cues) and not _incomplete(text, hit.stored.chunk):
             return i
     return None
 
 
-def _cue_words(question: str) -> set[str]:
+# "How" before one of these asks how much or how long, not how something is done: "how many seasons
+# were there", "how old is", "how long did it take" want a quantity, which no cue word marks.
+_DEGREE = {"many", "much", "long", "old", "far", "big", "large", "tall", "high", "often", "soon", "deep",
+           "wide", "fast", "thick", "heavy", "small", "short", "early", "late", "young", "rich"}
+
+
+def _cues(question: str) -> list[re.Pattern]:
+    """What a sentence answering the question says: how (a means or what can be done), why (a cause or
+    an aim), or what should be done; nothing for other questions."""
     words = _WORDS.findall(question.lower())
-    cues: set[str] = set()
-    if words and words[0] in ("how", "why"):
-        cues |= _CUES[words[0]]
+    cues = []
+    if words[:1] == ["why"] or (words[:1] == ["how"] and len(words) > 1 and words[1] not in _DEGREE):
+        cues.append(_CUES[words[0]])
     if "should" in words or "recommend" in words or "recommendations" in words:
-        cues |= _CUES["should"]
+        cues.append(_CUES["should"])
     return cues
-
-
-def _has_cue(sentence: str, cues: set[str]) -> bool:
-    return bool(cues & set(_WORDS.findall(sentence.lower())))
 
 
 def _completed(candidates: list[tuple[int, int]], ranked: list) -> list[tuple[int, int]]:
@@ -315,7 +322,10 @@ def assess(
     for hit, keep in zip(hits, kept, strict=True):
         chunk = hit.stored.chunk
         sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
-        order = [keep[j] for j in highlight_order(sims[keep], coverage[done:done + len(keep)])]
+        order = [keep[j] for j in highlight_order(
+            sims[keep], coverage[done:done + len(keep)], opening=chunk.ordinal == 0,
+            complete=lambda j, chunk=chunk, keep=keep: not _incomplete(_sentence(chunk, keep[j]), chunk),
+        )]
         done += len(keep)
         ranked.append((hit, sims, order))
     leading = [(hit, sims, order) for hit, sims, order in ranked[:ANSWER_PASSAGES] if order]

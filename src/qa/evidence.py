@@ -9,6 +9,7 @@ across passages, so the answer can weigh a sentence of one passage against anoth
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -53,17 +54,34 @@ def sentence_scores(cosines: np.ndarray, coverage: np.ndarray, weight: float = T
     return (1 - weight) * cosines + weight * coverage
 
 
-def highlight_order(cosines: np.ndarray, coverage: np.ndarray, weight: float = TERM_WEIGHT) -> list[int]:
-    """Sentence indices, best first: the best by `sentence_scores`, then the rest by cosine.
+def highlight_order(
+    cosines: np.ndarray, coverage: np.ndarray, weight: float = TERM_WEIGHT,
+    complete: Callable[[int], bool] | None = None, opening: bool = False,
+) -> list[int]:
+    """Sentence indices (in passage order), best first: the best by `sentence_scores`, then the rest
+    by cosine.
 
     The contract's two highlights then give each view its own pick: the sentence that holds the
-    question's words and means the same, and the one closest in meaning alone (a paraphrase). On all
-    three benchmarks this pair holds the answer more often than either view's top two
-    (bench/fusion_loo.py)."""
+    question's words, and the one closest in meaning (a paraphrase). On all three benchmarks this
+    pair holds the answer more often than either view's top two (bench/fusion_loo.py).
+
+    Sentences that hold the same words tie. A complete one wins (`complete(i)`: not a heading, a
+    lead-in or a table cell, which only name a subject); then, in the passage that opens its
+    document (`opening`), the earliest, as a document's first sentences say what its subject is;
+    elsewhere the closest in meaning. With none of the question's words anywhere, cosine alone."""
     if not len(cosines):
         return []
-    first = int(np.lexsort((-cosines, -sentence_scores(cosines, coverage, weight)))[0])  # ties: cosine
-    return [first] + [int(i) for i in np.argsort(-cosines, kind="stable") if i != first]
+    by_cosine = [int(i) for i in np.argsort(-cosines, kind="stable")]
+    if coverage.max() <= 0:
+        return by_cosine
+    scores = sentence_scores(cosines, coverage, weight)
+    tied = [int(i) for i in np.flatnonzero(scores >= scores.max() - 1e-9)]
+    if len(tied) > 1:
+        place = {i: n for n, i in enumerate(range(len(cosines)) if opening else by_cosine)}
+        first = min(tied, key=lambda i: (complete is not None and not complete(i), place[i]))
+    else:
+        first = tied[0]
+    return [first] + [i for i in by_cosine if i != first]
 
 
 def is_title_line(stored: StoredChunk, i: int) -> bool:
@@ -104,7 +122,7 @@ SENTENCE_STEM_CACHE = 8192
 
 @lru_cache(maxsize=SENTENCE_STEM_CACHE)
 def _sentence_stems(text: str, spans: tuple[tuple[int, int], ...]) -> tuple[frozenset[str], ...]:
-    return tuple(frozenset(_stems(text[a:b])) for a, b in spans)
+    return tuple(frozenset(stems(text[a:b])) for a, b in spans)
 
 
 def _one_line(text: str) -> str:
