@@ -58,8 +58,8 @@ def highlight_order(
     cosines: np.ndarray, coverage: np.ndarray, weight: float = TERM_WEIGHT,
     complete: Callable[[int], bool] | None = None, opening: bool = False,
 ) -> list[int]:
-    """Sentence indices (in passage order), best first: the best by `sentence_scores`, then the rest
-    by cosine.
+    """Indices into the passage's sentences (given in passage order), best first: the best by
+    `sentence_scores`, then the rest by cosine.
 
     The contract's two highlights then give each view its own pick: the sentence that holds the
     question's words, and the one closest in meaning (a paraphrase). On all three benchmarks this
