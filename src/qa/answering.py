@@ -14,7 +14,7 @@ import numpy as np
 
 from . import confidence, lexical
 from .chunking import Chunk
-from .evidence import highlight_order, term_coverage
+from .evidence import highlight_order, is_title_line, sentence_coverage
 from .lexical import STOPWORDS
 from .retrieval import Hit
 
@@ -297,14 +297,6 @@ def _heading_sentence(hit: Hit) -> int | None:
     return None
 
 
-def _is_title(hit: Hit, i: int) -> bool:
-    chunk = hit.stored.chunk
-    if chunk.ordinal != 0:
-        return False
-    a, b = _relative(chunk, i)
-    return _one_line(chunk.text[a:b]) == _one_line(hit.stored.title)
-
-
 def assess(
     question: str, query: np.ndarray, hits: list[Hit], term_weights: dict[str, float] | None = None,
     absent_terms: frozenset[str] = frozenset(),
@@ -314,19 +306,16 @@ def assess(
     question names. bench/fit_confidence.py fits the model on exactly these signals. term_weights:
     the IDF of each of the question's terms (LexicalIndex.idf); absent_terms: those no chunk holds
     (LexicalIndex.absent)."""
-    kept = [[i for i in range(len(h.stored.chunk.sentences)) if not _is_title(h, i)] for h in hits]
-    coverage = term_coverage(term_weights or {}, [_sentence(h.stored.chunk, i) for h, keep in zip(
-        hits, kept, strict=True) for i in keep])
     ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
-    done = 0
-    for hit, keep in zip(hits, kept, strict=True):
+    for hit in hits:
         chunk = hit.stored.chunk
+        keep = [i for i in range(len(chunk.sentences)) if not is_title_line(hit.stored, i)]
         sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
+        coverage = sentence_coverage(hit.stored, term_weights or {})
         order = [keep[j] for j in highlight_order(
-            sims[keep], coverage[done:done + len(keep)], opening=chunk.ordinal == 0,
+            sims[keep], coverage[keep], opening=chunk.ordinal == 0,
             complete=lambda j, chunk=chunk, keep=keep: not _incomplete(_sentence(chunk, keep[j]), chunk),
         )]
-        done += len(keep)
         ranked.append((hit, sims, order))
     leading = [(hit, sims, order) for hit, sims, order in ranked[:ANSWER_PASSAGES] if order]
     texts = [hit.stored.chunk.text for hit, _, _ in ranked[:ANSWER_PASSAGES]]
