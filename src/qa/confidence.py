@@ -60,7 +60,7 @@ MODEL_FILE = "confidence.json"
 # corpus always offers some of ("cast iron skillet" -> "Jersey Shore" at cosine 0.30), show both.
 # Chosen on a grid (0.4-0.6 x 0.5-0.8) by the share refused at 2 % false abstentions with each
 # source left out, plus the off-topic questions refused (bench/confidence_candidates.py --knots).
-MEANING_KNOT = 0.45
+MEANING_KNOT = 0.4
 WORDS_KNOT = 0.7
 
 
