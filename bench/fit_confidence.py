@@ -184,7 +184,8 @@ def main() -> None:
     if args.write:
         path = ROOT / "src" / "qa" / MODEL_FILE
         # rounded: the solver's last digits vary between runs, the written file should not
-        body = {k: np.round(v, DIGITS).tolist() if isinstance(v, list) else v for k, v in model.to_dict().items()}
+        body = {k: np.round(v, DIGITS).tolist() if k in ("mean", "scale", "coef") else v
+                for k, v in model.to_dict().items()}
         body |= {"intercept": round(model.intercept, DIGITS), "fitted_on": {r.source: len(r.label) for r in sources},
                  "refit": "bench/fit_confidence.py --write"}
         path.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
