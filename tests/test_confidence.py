@@ -17,11 +17,15 @@ from fastapi.testclient import TestClient
 
 from conftest import REPORT, make_settings
 from qa import confidence
+from qa.answering import assess
 from qa.api import create_app
+from qa.chunking import Chunk
 from qa.evaluation import evaluate, load_cases
 from qa.lexical import LexicalIndex, write
 from qa.lexical import terms as lexical_terms
+from qa.retrieval import Hit
 from qa.service import Assistant
+from qa.store import StoredChunk
 
 DATA = Path(__file__).resolve().parent / "data"
 DISTRACTORS = Path(__file__).resolve().parent / "fixtures" / "distractors"
@@ -220,3 +224,25 @@ def test_one_sentence_that_means_and_says_what_is_asked_scores_its_cosine():
 
     assert joint(["Japan cut its rice tariffs."], [0.6]) == pytest.approx(0.6)
     assert joint(["Japan cut its rice imports.", "Tariffs rose."], [0.6, 0.4]) == pytest.approx(0.3)
+
+
+def _hit(cid: int, doc_id: str, text: str, encoder) -> Hit:
+    chunk = Chunk(doc_id, 1, 0, len(text), text, None, None, ((0, len(text)),))
+    return Hit(StoredChunk(cid, chunk, doc_id, encoder.encode([text])), 0.5, 0.0, 1.0 - cid / 10)
+
+
+def test_a_number_or_acronym_only_another_documents_passage_holds_counts_as_missing(encoder):
+    """The answer quotes the first passage's document: "GDP" in a third passage from an unrelated
+    article does not support it, and the confidence says so."""
+    question = "What is Japan's defense budget as a share of GDP?"
+    query = encoder.encode_query(question)
+    report = _hit(1, "report.txt", "Japan and the United States should deepen defense cooperation.", encoder)
+    same = _hit(2, "report.txt", "Japan's budget priorities include GDP growth and defense.", encoder)
+    other = _hit(2, "almanac.txt", "The United States spends a larger share of GDP on its military.", encoder)
+    missing_exact = confidence.FEATURES.index("missing_exact")
+    _, beside_other, _ = assess(question, query, [report, other])
+    _, beside_same, _ = assess(question, query, [report, same])
+    assert beside_other[missing_exact] == 1
+    assert beside_same[missing_exact] == 0
+    model = confidence.shipped()
+    assert model.probability(beside_other) < model.probability(beside_same)

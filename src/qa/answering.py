@@ -319,6 +319,10 @@ def assess(
         ranked.append((hit, sims, order))
     leading = [(hit, sims, order) for hit, sims, order in ranked[:ANSWER_PASSAGES] if order]
     texts = [hit.stored.chunk.text for hit, _, _ in ranked[:ANSWER_PASSAGES]]
+    # A name or number is looked for in the first passages of the first one's document: the answer
+    # quotes that document, so another document's passage naming it supports nothing.
+    first_doc = hits[0].stored.chunk.doc_id if hits else None
+    own = [hit.stored.chunk.text for hit, _, _ in ranked[:ANSWER_PASSAGES] if hit.stored.chunk.doc_id == first_doc]
     evidence = [(hit, sims, i) for hit, sims, order in leading for i in order[:MAX_HIGHLIGHTS]]
     features = confidence.signals(
         question,
@@ -327,7 +331,7 @@ def assess(
         passage_texts=texts,
         evidence_texts=[_sentence(hit.stored.chunk, i) for hit, _, i in evidence],
         scores=[hit.score for hit in hits[:ANSWER_PASSAGES]],
-        unmatched=unmatched_names(question, texts),
+        unmatched=unmatched_names(question, own),
         weights=term_weights,
         evidence_cosines=[float(sims[i]) for _, sims, i in evidence],
         absent=absent_terms,
