@@ -12,7 +12,7 @@ best 20; the numbered-part lookup aside). A setting's score on a set of benchmar
 margin over the best single method (BM25 alone or dense alone) among them: the aim is to be at least
 as good as the best single method everywhere, not to win big on one.
 
-Best sentences (`--sentences` table): with the passages' fusion fixed at the shipped weights, each
+Best sentences (the last retrieval table): with the passages' fusion fixed at the shipped weights, each
 of the best 20 gains a x its best sentence's cosine + b x the largest share of the question's IDF one
 sentence holds (`retrieval.add_best_sentences`), chosen the same way, by hit@1 (hit@3 shown).
 

@@ -173,18 +173,13 @@ COLUMNS = ("hit@1", "hit@3", "hit@5", "mrr@10", "evidence@1", "evidence@3", "ans
 
 
 def render(out: dict) -> str:
-    def cell(value) -> str:
-        if value is None:
-            return "—"
-        return f"{value:.3f}" if isinstance(value, float) and value <= 1 else f"{value}"
-
     lines = [f"Machine: {out['machine']}.", "",
              f"| SQuAD 2.0 shared ({out['answerable']} answerable, {out['questions'] - out['answerable']} "
              "unanswerable), k=10 | hit@1 | hit@3 | hit@5 | MRR@10 | evidence@1 | evidence@3 "
              "| answer has gold | false abstentions | unanswerable abstained | p50 ms in-process | p50 ms HTTP |",
              "|---" * (len(COLUMNS) + 1) + "|"]
     for name, row in out["rows"].items():
-        lines.append(f"| {name} | " + " | ".join(cell(row.get(key)) for key in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(wikiqa.cell(row.get(key)) for key in COLUMNS) + " |")
     lines.append(f"\npipeline hit@1 minus the best single method's: {out['pipeline_hit@1_over_best_single']:+.3f}")
     return "\n".join(lines)
 

@@ -246,12 +246,14 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
 
 
-def render(results: dict) -> str:
-    def cell(value) -> str:
-        if value is None:
-            return "—"
-        return f"{value:.3f}" if isinstance(value, float) and value <= 1 else f"{value}"
+def cell(value) -> str:
+    """A table cell: a share to 3 decimals, anything else as it is, "—" for nothing."""
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if isinstance(value, float) and value <= 1 else f"{value}"
 
+
+def render(results: dict) -> str:
     lines = [f"Machine: {results['machine']}; WikiQA index build {results['build_seconds']:.0f} s.", "",
              "| WikiQA-test (243 answerable, 390 unanswerable) | doc hit@1 | doc hit@5 | doc MRR@10 "
              "| evidence@1 | evidence@3 | abstained (unanswerable) | abstained (answerable) "

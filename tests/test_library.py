@@ -166,10 +166,7 @@ def test_repeated_wrong_tokens_are_slowed_down_even_for_the_right_one(client):
 
 
 def test_without_a_token_the_library_is_read_only_and_says_how_to_enable_writes(tmp_path, encoder):
-    (tmp_path / "corpus").mkdir()
-    shutil.copy(DOCS / "joint-statement.txt", tmp_path / "corpus")
-    a = Assistant(make_settings(tmp_path), encoder=encoder)
-    a.reindex()
+    a = indexed_assistant(tmp_path, encoder, [DOCS / "joint-statement.txt"])
     before = snapshot(a)
     with TestClient(create_app(assistant=a)) as c:
         page = c.get("/library").text

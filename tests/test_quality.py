@@ -391,7 +391,7 @@ def test_a_passage_whose_one_sentence_answers_gains_on_one_that_is_only_near_on_
         "Officials on both sides often spoke of economic partnership.",
     ])
     fused = {1: 0.50, 2: 0.55}  # the passage near on average leads before its sentences are looked at
-    add_best_sentences(fused, None, {1: answering, 2: near}, encoder.encode_query(question), weights)
+    add_best_sentences(fused, {1: answering, 2: near}, encoder.encode_query(question), weights)
     assert fused[1] > fused[2]
     cosine, share = best_sentence(answering, encoder.encode_query(question), weights)
     assert cosine > 0.6 and share > 0.7

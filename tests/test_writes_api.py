@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import FIXTURES, indexed_assistant, make_settings
+from conftest import FIXTURES, indexed_assistant
 from qa.api import create_app
 from qa.config import Settings
 from qa.generations import current_generation, writer_lock
@@ -53,10 +53,7 @@ def client(assistant):
 
 
 def test_writes_are_disabled_without_a_token(tmp_path, encoder):
-    (tmp_path / "corpus").mkdir()
-    shutil.copy(DOCS / "joint-statement.txt", tmp_path / "corpus")
-    a = Assistant(make_settings(tmp_path), encoder=encoder)
-    a.reindex()
+    a = indexed_assistant(tmp_path, encoder, [DOCS / "joint-statement.txt"])
     before = snapshot(a)
     with TestClient(create_app(assistant=a)) as c:
         for r in (upload(c, "memo.txt", NOTE), c.delete("/documents/joint-statement.txt", headers=AUTH),

@@ -12,9 +12,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from . import confidence, lexical
+from . import confidence
 from .chunking import Chunk
-from .evidence import highlight_order, is_title_line, sentence_coverage
+from .evidence import highlight_order, is_title_line, one_line, sentence_coverage, stems
 from .lexical import STOPWORDS
 from .retrieval import Hit
 
@@ -142,7 +142,7 @@ def compose(
         candidates = _answer_sentences(question, leading[:1] if pointed else leading, best)
     parts, seen = [], set()
     for rank, i in _completed(candidates, ranked)[:MAX_ANSWER_SENTENCES]:
-        sentence = _one_line(_sentence(hits[rank - 1].stored.chunk, i))
+        sentence = one_line(_sentence(hits[rank - 1].stored.chunk, i))
         if sentence.lower() not in seen:
             seen.add(sentence.lower())
             parts.append(f"{sentence} [{rank}]")
@@ -248,10 +248,10 @@ _CELL = re.compile(r"[\W\d_]*")
 def _incomplete(sentence: str, chunk: Chunk) -> bool:
     """A heading (the section's title line, or a short line without a verb's full stop), a lead-in
     that ends in a colon, or a lone table cell (a number, or a few words without punctuation)."""
-    text = _one_line(sentence)
+    text = one_line(sentence)
     if text.endswith(":") or _CELL.fullmatch(text):
         return True
-    if chunk.section and _one_line(chunk.section).startswith(text):
+    if chunk.section and one_line(chunk.section).startswith(text):
         return True
     return len(text.split()) <= 6 and text[-1:] not in ".!?\"'”’)"
 
@@ -268,14 +268,14 @@ def _anchor(question: str, leading: list, pointed: bool) -> tuple[int, int] | No
     if pointed:
         heading = _heading_sentence(leading[0][0])
         return None if heading is None else (0, heading)
-    wanted = _stems(question)
+    wanted = stems(question)
     if not 0 < len(wanted) <= SHORT_QUESTION_WORDS:
         return None
     for p, (hit, _, order) in enumerate(leading):
         chunk = hit.stored.chunk
         for i in sorted(order):
             a, b = _relative(chunk, i)
-            if wanted <= _stems(chunk.text[a:b]):
+            if wanted <= stems(chunk.text[a:b]):
                 return p, i
     return None
 
@@ -289,10 +289,10 @@ def _relative(chunk: Chunk, i: int) -> tuple[int, int]:
 def _heading_sentence(hit: Hit) -> int | None:
     """Index of the sentence that holds the passage's section heading, if the passage starts with it."""
     chunk = hit.stored.chunk
-    heading = _one_line(chunk.section or "")
+    heading = one_line(chunk.section or "")
     for i in range(len(chunk.sentences)):
         a, b = _relative(chunk, i)
-        if heading and heading.startswith(_one_line(chunk.text[a:b])):
+        if heading and heading.startswith(one_line(chunk.text[a:b])):
             return i
     return None
 
@@ -380,15 +380,7 @@ def _acronym_in(acronym: str, text: str) -> bool:
     return letters.lower() in initials
 
 
-def _stems(text: str) -> set[str]:
-    return set(lexical.terms(text))
-
-
 def word_coverage(question: str, texts: list[str]) -> float:
     """Share of the question's content words (stemmed, stopwords aside) that the texts contain."""
-    wanted = _stems(question)
-    return len(wanted & _stems(" ".join(texts))) / len(wanted) if wanted else 1.0
-
-
-def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+    wanted = stems(question)
+    return len(wanted & stems(" ".join(texts))) / len(wanted) if wanted else 1.0

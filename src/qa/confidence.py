@@ -126,7 +126,7 @@ def signals(
     """
     words = list(dict.fromkeys(lexical.terms(question)))
     weights = {w: (weights or {}).get(w, 1.0) for w in words}
-    passages = [set(lexical.terms(t)) for t in passage_texts]
+    passages = [stems(t) for t in passage_texts]
     joined = set().union(*passages) if passages else set()
     asked = asked_kind(question)
     held = asked is not None and any(holds_kind(t, asked) for t in evidence_texts)

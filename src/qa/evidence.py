@@ -40,6 +40,7 @@ _STEM_CACHE_MAX = 500_000
 
 
 def stems(text: str) -> set[str]:
+    """The distinct terms of text as the index holds them (`lexical.terms`), stemmed through the cache."""
     words = set(lexical.words(text))
     missing = [w for w in words if w not in _STEM_CACHE]
     if missing:
@@ -91,7 +92,7 @@ def is_title_line(stored: StoredChunk, i: int) -> bool:
     if chunk.ordinal != 0:
         return False
     a, b = chunk.sentences[i]
-    return _one_line(chunk.text[a - chunk.start:b - chunk.start]) == _one_line(stored.title)
+    return one_line(chunk.text[a - chunk.start:b - chunk.start]) == one_line(stored.title)
 
 
 def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, float]) -> tuple[float, float]:
@@ -125,5 +126,6 @@ def _sentence_stems(text: str, spans: tuple[tuple[int, int], ...]) -> tuple[froz
     return tuple(frozenset(stems(text[a:b])) for a, b in spans)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """Text with every run of whitespace made one space, as a sentence is quoted."""
     return re.sub(r"\s+", " ", text).strip()

@@ -31,20 +31,17 @@ RERANK_DEPTH = 20
 REFERENCE_DOCUMENTS = 3
 # Each of the best RERANK_DEPTH passages gains DOCUMENT_WEIGHT x its document's best score, so that
 # with distractors the document that matches best keeps its other passages ahead ("after Abe came
-# back", report + WikiQA: the report's passage rose from 5th to 3rd). Documents may be compared on a
-# fusion of their own weights (more meaning, for which document; more words, for which passage):
-# bench/fusion_loo.py searched that too. Its best settings on all three benchmarks tie on the worst
-# margin; of those, the shipped one keeps the paraphrased dev set's floors (the one with documents on
-# 0.8 cosine + 0.2 coverage and weight 1.0 lost one paraphrased question at hit@3).
+# back", report + WikiQA: the report's passage rose from 5th to 3rd). Comparing documents on a fusion
+# of their own weights (more meaning, for which document; more words, for which passage) was searched
+# by bench/fusion_loo.py too and not adopted: its best settings tie with comparing them on the
+# passages' own score, and one (0.8 cosine + 0.2 coverage, weight 1.0) lost a paraphrased question.
 DOCUMENT_WEIGHT = 0.25
-DOCUMENT_LEXICAL_WEIGHT = 0.1
-DOCUMENT_TERM_WEIGHT = 0.2
 # Each of the best RERANK_DEPTH passages also gains SENTENCE_COSINE_WEIGHT x its best sentence's
 # cosine + SENTENCE_TERM_WEIGHT x the largest share of the question's IDF one sentence holds
 # (`evidence.best_sentence`), before documents are compared: a question is answered by a sentence,
 # and a 200-token passage's own vector and word counts blur the one that answers. Chosen across
 # WikiQA, SQuAD and the report's dev sets by the worst margin over the best single method
-# (bench/fusion_loo.py --sentences, docs/benchmarks.md): SQuAD hit@1 0.769 -> 0.786 in replay.
+# (bench/fusion_loo.py, its best-sentence table; docs/benchmarks.md): SQuAD hit@1 0.769 -> 0.786 in replay.
 SENTENCE_COSINE_WEIGHT = 0.3
 SENTENCE_TERM_WEIGHT = 0.2
 
@@ -76,12 +73,10 @@ def retrieve(
     ids = list(dense)
     coverage = dict(zip(ids, gen.words.coverage(question, ids).tolist(), strict=True))
     fused = fuse(dense, lexical, coverage)
-    own = (DOCUMENT_LEXICAL_WEIGHT, DOCUMENT_TERM_WEIGHT) != (LEXICAL_WEIGHT, TERM_WEIGHT)
-    documents = fuse(dense, lexical, coverage, DOCUMENT_LEXICAL_WEIGHT, DOCUMENT_TERM_WEIGHT) if own else None
     ranking = sorted(fused, key=lambda i: (-fused[i], i))
     pool = gen.chunks(ranking[:RERANK_DEPTH])  # MAX_K <= RERANK_DEPTH: the first k never depend on k
-    add_best_sentences(fused, documents, pool, query, gen.words.idf(list(dict.fromkeys(terms(question)))))
-    order = _by_document(ranking[:RERANK_DEPTH], pool, fused, document_scores=documents)
+    add_best_sentences(fused, pool, query, gen.words.idf(list(dict.fromkeys(terms(question)))))
+    order = _by_document(ranking[:RERANK_DEPTH], pool, fused)
     best = order[: RERANK_DEPTH if reranker else k]
     hits = [Hit(pool[i], dense[i], lexical.get(i, 0.0), fused[i]) for i in best if i in pool]
     if reranker is not None and hits:
@@ -102,37 +97,29 @@ def fuse(dense: dict[int, float], lexical: dict[int, float], coverage: dict[int,
     (`coverage`, 0..1 already; missing counts 0).
 
     "minmax": cosine and BM25 each mapped onto [0, 1] over the candidates; "zscore": (score - mean)
-    / std; "rrf": 60 / (60 + rank). Then (1 - weight - term_weight) x cosine + weight x BM25 +
-    term_weight x coverage. "legacy": cosine + weight x BM25 / best BM25 (before issue 10).
+    / std; "rrf": 60 / (60 + rank) (the last two for bench/fusion_loo.py to compare). Then
+    (1 - weight - term_weight) x cosine + weight x BM25 + term_weight x coverage.
     """
     ids = list(dense)
     cos = np.array([dense[i] for i in ids], dtype=np.float64)
     floor = min(lexical.values(), default=0.0)
     bm25 = np.array([lexical.get(i, floor) for i in ids], dtype=np.float64)
-    if method == "legacy":
-        top = float(bm25.max(initial=0.0)) or 1.0
-        return dict(zip(ids, (cos + weight * bm25 / top).tolist(), strict=True))
     norm = {"minmax": _minmax, "zscore": _zscore, "rrf": _reciprocal_ranks}.get(method)
     if norm is None:
-        raise ValueError(f"fusion method {method!r}: use minmax, zscore, rrf or legacy")
+        raise ValueError(f"fusion method {method!r}: use minmax, zscore or rrf")
     cover = np.array([(coverage or {}).get(i, 0.0) for i in ids], dtype=np.float64)
     scores = (1 - weight - term_weight) * norm(cos) + weight * norm(bm25) + term_weight * cover
     return dict(zip(ids, scores.tolist(), strict=True))
 
 
 def add_best_sentences(
-    fused: dict[int, float], documents: dict[int, float] | None, pool: dict[int, StoredChunk], query: np.ndarray,
-    weights: dict[str, float], cosine_weight: float = SENTENCE_COSINE_WEIGHT, term_weight: float = SENTENCE_TERM_WEIGHT,
+    fused: dict[int, float], pool: dict[int, StoredChunk], query: np.ndarray, weights: dict[str, float],
+    cosine_weight: float = SENTENCE_COSINE_WEIGHT, term_weight: float = SENTENCE_TERM_WEIGHT,
 ) -> None:
-    """Add each pooled passage's best-sentence signals to its fused (and document) score, in place."""
-    if not (cosine_weight or term_weight):
-        return
+    """Add each pooled passage's best-sentence signals to its fused score, in place."""
     for i, stored in pool.items():
         cosine, share = best_sentence(stored, query, weights)
-        bonus = cosine_weight * cosine + term_weight * share
-        fused[i] += bonus
-        if documents is not None:
-            documents[i] += bonus
+        fused[i] += cosine_weight * cosine + term_weight * share
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
@@ -151,20 +138,18 @@ def _reciprocal_ranks(x: np.ndarray) -> np.ndarray:
     return 60.0 / (60.0 + ranks)  # x 60: on the scale of the other methods (1 for the best)
 
 
-def _by_document(ids: list[int], stored: dict[int, StoredChunk], fused: dict[int, float],
-                 weight: float = DOCUMENT_WEIGHT, document_scores: dict[int, float] | None = None) -> list[int]:
-    """Re-rank `ids` with `weight` x the best score of each passage's document added (in place
+def _by_document(ids: list[int], stored: dict[int, StoredChunk], fused: dict[int, float]) -> list[int]:
+    """Re-rank `ids` with DOCUMENT_WEIGHT x the best score of each passage's document added (in place
     in `fused`): a passage of the document that best matches the question comes before a slightly
     closer passage of a document that matches it less. One document alone keeps its order."""
-    by = fused if document_scores is None else document_scores  # how documents are compared
     doc_best: dict[str, float] = {}
     for i in ids:
         if i in stored:
             doc = stored[i].chunk.doc_id
-            doc_best[doc] = max(doc_best.get(doc, by[i]), by[i])
+            doc_best[doc] = max(doc_best.get(doc, fused[i]), fused[i])
     for i in ids:
         if i in stored:
-            fused[i] += weight * doc_best[stored[i].chunk.doc_id]
+            fused[i] += DOCUMENT_WEIGHT * doc_best[stored[i].chunk.doc_id]
     return sorted(ids, key=lambda i: (-fused[i], i))
 
 
