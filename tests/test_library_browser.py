@@ -91,7 +91,7 @@ def sign_in(page: Page, base: str) -> None:
 
 def upload(page: Page, name: str, data: bytes, mime: str) -> None:
     page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
-    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("button", name="Upload", exact=True).click()
 
 
 def row(page: Page, doc_id: str):
@@ -214,6 +214,22 @@ def test_forms_without_the_csrf_token_or_after_sign_out_are_refused(page, server
     shot(page, "refused")
     page.wait_for_timeout(500)
     assert documents(server) == listed
+
+
+def test_a_file_over_the_upload_limit_is_refused_before_it_is_sent(page, server):
+    sign_in(page, server)
+    before = documents(server)
+    posted = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+    too_big = b"x" * (20 * 1024 * 1024 + 1)  # the default limit, 20 MB, and one byte
+    upload(page, "census.txt", too_big, "text/plain")
+    alert = page.locator("#file-problem")
+    expect(alert).to_be_visible()
+    expect(alert).to_have_text("census.txt is larger than the 20.0 MB upload limit: choose a smaller file.")
+    expect(page).to_have_url(server + "/library")
+    assert posted == [] and documents(server) == before
+    page.set_input_files("#file", files=[{"name": "note.md", "mimeType": "text/markdown", "buffer": b"# Note\n"}])
+    expect(alert).to_be_hidden()
 
 
 def test_without_a_token_the_library_is_read_only(page, tmp_path):

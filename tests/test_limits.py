@@ -137,3 +137,16 @@ def test_unknown_paths_get_a_page_in_a_browser_and_json_elsewhere(base_url):
     assert "There is no page at /no/such/page." in page.text and '<a href="/">Ask a question</a>' in page.text
     api = httpx.get(base_url + "/no/such/page")
     assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
+
+
+def test_an_oversized_upload_from_the_library_form_gets_a_page_not_json(base_url):
+    """A browser without JavaScript posts the form whatever the file's size: it is shown a page."""
+    with open_socket(base_url) as sock:
+        sock.sendall(b"POST /library/upload HTTP/1.1\r\nHost: test\r\n"
+                     b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000000\r\n\r\n--x\r\n")
+        status, headers, body = read_response(sock)
+    page = body.decode()
+    assert status == 413 and headers["content-type"].startswith("text/html")
+    assert "larger than the 20.0 MB upload limit" in page and "Nothing was added" in page
+    assert 'href="/library"' in page
+    assert "default-src 'self'" in headers["content-security-policy"]

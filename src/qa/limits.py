@@ -5,7 +5,10 @@ Plain ASGI rather than BaseHTTPMiddleware so an oversized body is refused before
 
 from __future__ import annotations
 
+import html
 import json
+
+from .library import size  # the library page's way of writing a size
 
 SECURITY_HEADERS = [
     # Scripts and styles only from this origin: no inline script can run, whatever a document contains.
@@ -28,6 +31,18 @@ DOCS_HEADERS = [
 ]
 
 
+# Forms a browser posts: an oversized one gets a page, not JSON the user would see raw. The library
+# page checks a file's size before sending it (library.js); this is for browsers without JavaScript.
+BROWSER_FORMS = ("/library/upload",)
+TOO_LARGE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>File too large - alliance-qa</title>
+<link rel="stylesheet" href="/static/style.css"></head>
+<body><main><h1>File too large</h1>
+<p class="problem" role="alert">The file is larger than the {limit} upload limit. Nothing was added.</p>
+<p><a href="/library">Back to the library</a></p></main></body></html>
+"""
+
+
 class BodySizeLimit:
     """413 for a body over the limit: at once from Content-Length, or as soon as the stream passes it."""
 
@@ -46,8 +61,9 @@ class BodySizeLimit:
             return await self.app(scope, receive, send)
         limit = self._limit(scope)
         length = dict(scope["headers"]).get(b"content-length")
+        page = self.upload_limit if scope["path"] in BROWSER_FORMS else None
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await _too_large(send, limit)
+            return await _too_large(send, limit, page)
         received = 0
         rejected = False
 
@@ -61,7 +77,7 @@ class BodySizeLimit:
                 if received > limit and not rejected:
                     # Answer now; whatever the app makes of the cut-off body is dropped below.
                     rejected = True
-                    await _too_large(send, limit)
+                    await _too_large(send, limit, page)
                     return {"type": "http.disconnect"}
             return message
 
@@ -76,11 +92,16 @@ class BodySizeLimit:
                 raise
 
 
-async def _too_large(send, limit: int) -> None:
-    detail = f"body: larger than the {limit} byte limit; send a smaller request"
-    body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"connection", b"close")]
+async def _too_large(send, limit: int, page: int | None = None) -> None:
+    """JSON for the API; for a browser's form, a page that states its file limit (page, bytes) and
+    leads back."""
+    if page is not None:
+        body = TOO_LARGE_PAGE.format(limit=html.escape(size(page))).encode()
+        kind = b"text/html; charset=utf-8"
+    else:
+        body = json.dumps({"detail": f"body: larger than the {limit} byte limit; send a smaller request"}).encode()
+        kind = b"application/json"
+    headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

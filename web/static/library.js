@@ -1,3 +1,25 @@
+// A file over the upload limit is refused here, before it is sent: sending 100 MB to be told the
+// limit is 20 MB wastes the user's time (the server refuses it too, for browsers without JavaScript).
+document.addEventListener("DOMContentLoaded", () => {
+  const input = document.querySelector("input[type=file][data-max-bytes]");
+  if (!input) return;
+  const problem = document.getElementById("file-problem");
+  const tooLarge = () => {
+    const file = input.files && input.files[0];
+    const over = Boolean(file) && file.size > Number(input.dataset.maxBytes);
+    problem.hidden = !over;
+    problem.textContent = over
+      ? file.name + " is larger than the " + input.dataset.maxSize + " upload limit: choose a smaller file."
+      : "";
+    input.setAttribute("aria-invalid", over ? "true" : "false");
+    return over;
+  };
+  input.addEventListener("change", tooLarge);
+  input.form.addEventListener("submit", (event) => {
+    if (tooLarge()) event.preventDefault();
+  });
+});
+
 // The library's indexing progress, kept up to date in place (without JavaScript the page refreshes
 // itself instead). Reads /library/progress, the server's build state; reloads the page once the
 // build is over so the table shows the documents as they now are.
