@@ -33,7 +33,11 @@ from confidence_data import CANDIDATES, DEV_FILES, Rows, joined
 from qa.confidence import FEATURES, MEANING_KNOT, WORDS_KNOT
 from qa.evaluation import load_cases
 
-VARIANTS = {"shipped signals": ()} | {f"+ {name}": (name,) for name in CANDIDATES}
+VARIANTS = {"shipped signals": ()} | {f"+ {name}": (name,) for name in CANDIDATES} | {
+    "+ kind_in_answer, kind_not_in_answer": ("kind_in_answer", "kind_not_in_answer")}
+# Candidates that stand in for a shipped signal instead of joining it.
+REPLACING = {"fuzzy names for missing_names, missing_exact": {"missing_names": "fuzzy_names",
+                                                             "missing_exact": "fuzzy_exact"}}
 MEANING_KNOTS = (0.4, 0.45, 0.5, 0.55, 0.6)
 WORDS_KNOTS = (0.5, 0.6, 0.7, 0.8)
 SHOWN = ("squad", "wikiqa", "dev", "foreign-squad", "foreign-wikiqa", "foreign-dev", "foreign-mixed")
@@ -43,6 +47,14 @@ def widened(rows: Rows, extra: tuple[str, ...]) -> Rows:
     cols = [CANDIDATES.index(name) for name in extra]
     return Rows(rows.source, rows.questions, np.hstack([rows.features, rows.candidates[:, cols]]), rows.label,
                 rows.answerable, rows.override, rows.baseline, rows.candidates)
+
+
+def replaced(rows: Rows, swap: dict[str, str]) -> Rows:
+    x = rows.features.copy()
+    for shipped, candidate in swap.items():
+        x[:, FEATURES.index(shipped)] = rows.candidates[:, CANDIDATES.index(candidate)]
+    return Rows(rows.source, rows.questions, x, rows.label, rows.answerable, rows.override, rows.baseline,
+                rows.candidates)
 
 
 def knotted(rows: Rows, meaning: float, words: float) -> Rows:
@@ -111,6 +123,10 @@ def main() -> None:
         return
     for label, extra in VARIANTS.items():
         print(row(label, {s: widened(r, extra) for s, r in data.items()}, natural))
+    for label, swap in REPLACING.items():
+        print(row(label, {s: replaced(r, swap) for s, r in data.items()}, natural))
+        print(row(label + " + kind_in_answer, kind_not_in_answer", {
+            s: widened(replaced(r, swap), ("kind_in_answer", "kind_not_in_answer")) for s, r in data.items()}, natural))
 
 
 if __name__ == "__main__":

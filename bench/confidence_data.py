@@ -17,7 +17,9 @@ the answer: the confidence estimates exactly that.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -31,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import wikiqa  # noqa: E402
 from qa import answering, lexical  # noqa: E402
-from qa.confidence import is_exact  # noqa: E402
+from qa.confidence import asked_kind, holds_kind, is_exact  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.document_questions import answer_about_document  # noqa: E402
 from qa.evaluation import load_cases, normalise  # noqa: E402
+from qa.evidence import term_coverage  # noqa: E402
 from qa.retrieval import retrieve  # noqa: E402
 from qa.service import Assistant  # noqa: E402
 
@@ -128,7 +131,12 @@ def _rows(source: str, assistant: Assistant, items: list[tuple[str, bool, callab
         baseline.append(not (pointed or anchored or about) and _old_unsupported(question, best, texts))
         evidence = [answering._sentence(h.stored.chunk, i) for h, _, order in leading
                     for i in order[: answering.MAX_HIGHLIGHTS]]
-        extra.append(candidates(words, weights, absent, hits[: answering.ANSWER_PASSAGES], evidence, gen, query))
+        cosines = [float(sims[i]) for h, sims, order in leading for i in order[: answering.MAX_HIGHLIGHTS]]
+        own = [h.stored.chunk.text for h in hits[: answering.ANSWER_PASSAGES]
+               if h.stored.chunk.doc_id == hits[0].stored.chunk.doc_id]
+        extra.append(np.concatenate([
+            candidates(words, weights, absent, hits[: answering.ANSWER_PASSAGES], evidence, gen, query),
+            answer_candidates(question, weights, evidence, cosines, own)]))
     return Rows(source, [q for q, _, _ in items], np.vstack(features), np.array(label, dtype=bool),
                 np.array(answerable, dtype=bool), np.array(override, dtype=bool), np.array(baseline, dtype=bool),
                 np.vstack(extra))
@@ -148,6 +156,11 @@ CANDIDATES = (
     "dense_first",          # the first passage's own cosine
     "rare_coverage",        # share of the question's two rarest terms (by IDF) the first passages hold
     "evidence_coverage",    # IDF coverage of the question's terms in the evidence sentences together
+    "fuzzy_names",          # missing_names, a name spelled within one or two letters counting as found
+    "fuzzy_exact",          # missing_exact, likewise for acronyms (numbers match exactly)
+    "kind_in_answer",       # it asks how much / when / who and the sentence that best means and says
+                            # what is asked (cosine x IDF coverage) holds one, beyond the question's own
+    "kind_not_in_answer",   # it asks so and that sentence holds none
 )
 
 
@@ -269,3 +282,31 @@ def collect(workdir: Path, squad: Path, tsv: Path, encoder=None, fresh: bool = F
     for source, rows in result.items():
         rows.save(cached[source])
     return result
+
+
+def _near(word: str, vocabulary: set[str]) -> bool:
+    """A word of at least 4 letters spelled within one edit in 5 of a word of the texts (difflib)."""
+    if len(word) < 4:
+        return False
+    return bool(difflib.get_close_matches(word.lower(), vocabulary, n=1, cutoff=0.8))
+
+
+def answer_candidates(question: str, weights: dict[str, float], evidence: list[str], cosines: list[float],
+                      own: list[str]) -> np.ndarray:
+    """fuzzy_names, fuzzy_exact, kind_in_answer, kind_not_in_answer of one question (evidence: the
+    first passages' best sentences, cosines their cosines; own: the first passages of the first
+    passage's document)."""
+    unmatched = answering.unmatched_names(question, own)
+    vocabulary = {w.lower() for w in re.findall(r"\w+", " ".join(own))}
+    left = [n for n in unmatched if not (n[0].isalpha() and _near(n, vocabulary))]
+    exact = sum(1 for n in left if is_exact(n))
+    asked = asked_kind(question)
+    in_answer = False
+    if asked is not None and evidence:
+        coverage = term_coverage(weights, evidence)
+        best = max(range(len(evidence)), key=lambda i: cosines[i] * coverage[i])
+        asked_words = set(re.findall(r"\w+", question.lower()))
+        rest = " ".join(w for w in re.findall(r"[\w'’-]+", evidence[best]) if w.lower() not in asked_words)
+        in_answer = holds_kind(" " + rest, asked)
+    return np.array([min(len(left) - exact, 3), min(exact, 3), float(asked is not None and in_answer),
+                     float(asked is not None and not in_answer)], dtype=float)
