@@ -3,7 +3,7 @@ metadata answers, in one run; and how often other questions are mistaken for the
 
     .venv/bin/python bench/document_questions.py [--wikiqa ../shared/bench/wikiqa/WikiQA-test.tsv] [--workdir DIR]
 
-Question set: tests/data/document_questions.jsonl (15 phrasings about the report; the evidence is
+Question set: tests/data/document_questions.jsonl (20 phrasings about the report; the evidence is
 the byline or the copyright line, which must be highlighted). It runs on the report alone and on the
 report with the 619 WikiQA-test documents (bench/wikiqa.py writes them), once through the product
 and once with document questions switched off (the ordinary answer: the baseline).

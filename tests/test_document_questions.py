@@ -137,7 +137,13 @@ def test_a_document_without_the_metadata_gets_the_ordinary_answer(tmp_path, enco
     assert all(p["authors"] is None and p["date"] is None for p in body["passages"])
 
 
+def test_a_report_named_by_its_publisher_and_subject_is_answered_from_its_byline(report_assistant):
+    body, highlighted = cited_line(report_assistant, "Who wrote the CSIS report on the U.S.-Japan economic alliance?")
+    assert highlighted == BYLINE and "Yoichi Funabashi and Matthew P. Goodman" in body["answer"]
+
+
 @pytest.mark.parametrize("question", [
+    "Who published the CSIS report on cybersecurity?",  # the publisher's, but another report
     "Who wrote about digital trade?",  # a topic, not a document
     "When was Article II written?",  # a part of the treaty, not the report's title
     "Who published the 1960 treaty?",
@@ -160,6 +166,10 @@ def test_questions_about_other_things_are_not_answered_from_metadata(report_assi
     ("What is the date of the treaty?", "date"),  # recognised, then no document named: ordinary answer
     ("Who signed the 1960 treaty?", None), ("What year did Abe return to office?", None),
     ("When did Japan run its first trade surplus?", None), ("Who signed TPP?", None),
+    ("What year did the report come out?", "date"), ("When is the report from?", "date"),
+    ("What is the publication year of the report?", "date"), ("Whose report is this?", "authors"),
+    ("What year did Japan come out of recession?", None),
+    ("Whose idea was APEC?", None),
 ])
 def test_question_kinds(question, kind):
     found = recognise(question)

@@ -25,6 +25,8 @@ _VERB_WROTE = r"(?:wrote|authored|co-?authored|penned)"
 _VERB_PUBLISHED = r"(?:published|issued|released|produced|put out)"
 _ORG = r"(?:organi[sz]ation|institution|institute|publisher|think[- ]tank|body|group|company|outlet|centre|center)"
 _WHEN_VERB = rf"(?:first )?(?:{_VERB_PUBLISHED}|written|authored|dated)"
+_CAME_OUT = r"(?:come out|appear|get published|go to press)"
+_DATE_OF = r"(?:(?:publication |release |issue )?date|(?:publication |release )year)"
 
 # Each pattern matches a whole question (lower case, final punctuation removed); `obj` is what the
 # question is about ("the report", "the article ii mandate"), absent when it names nothing.
@@ -44,6 +46,7 @@ PATTERNS: dict[str, list[re.Pattern]] = {
         r"(?:who|whom) (?:is|was) (?P<obj>.+?) (?:written |authored )?by",
         r"(?:by whom|who) (?:is|was|were) (?P<obj>.+?) (?:written|authored)(?: by)?",
         r"(?P<obj>.+?) (?:was |were )?(?:written|authored) by whom",
+        r"whose (?P<obj>.+?) is (?:this|it|that)",  # "whose report is this?"
     )],
     "publisher": [re.compile(p) for p in (
         rf"who {_VERB_PUBLISHED}(?: (?P<obj>.+))?",
@@ -56,12 +59,12 @@ PATTERNS: dict[str, list[re.Pattern]] = {
     )],
     "date": [re.compile(p) for p in (
         rf"when (?:was|were|is) (?P<obj>.+?) {_WHEN_VERB}",
-        r"when did (?P<obj>.+?) (?:come out|appear|get published|go to press)",
+        rf"(?:when|(?:in )?(?:what|which) (?:year|month)) did (?P<obj>.+?) {_CAME_OUT}",
         rf"(?:in )?(?:what|which) (?:year|month|date|day) (?:was|were|is) (?P<obj>.+?) {_WHEN_VERB}",
-        r"(?:what|which) year (?:is|was) (?P<obj>.+?) from",
-        r"(?:what|which) (?:is|was) the (?:publication |release |issue )?date of (?P<obj>.+)",
-        rf"(?:what|which) (?:is|was) {_OWNER}(?:publication |release |issue )?date",
-        r"(?:the )?(?:publication|release) date(?: of (?P<obj>.+))?",
+        r"(?:when|(?:what|which) year) (?:is|was) (?P<obj>.+?) from",
+        rf"(?:what|which) (?:is|was) the {_DATE_OF} of (?P<obj>.+)",
+        rf"(?:what|which) (?:is|was) {_OWNER}{_DATE_OF}",
+        r"(?:the )?(?:publication|release) (?:date|year)(?: of (?P<obj>.+))?",
     )],
 }
 # Not fitted like the passages' confidence (confidence.py): the first passage holds the very line the
@@ -183,24 +186,41 @@ def _choose_document(
 
 
 def _named_document(words: list[str], gen: Generation, documents: list[str] | None) -> str | None:
-    """The document whose title the words name ("the Article II Mandate report"), if one does."""
+    """The document whose title the words name ("the Article II Mandate report"), if one does; or,
+    with the title's words, its authors or publisher ("the CSIS report on the economic alliance")."""
     wanted = set(lexical.terms(" ".join(words)))
     generic = set(lexical.terms(" ".join(GENERIC)))
+    titles = [(d, t) for d, t in gen.titles() if documents is None or d in documents]
+    known = gen.metadata_of([d for d, _ in titles])
     best, best_share = None, 0.0
-    for doc_id, title in gen.titles():
-        if documents is not None and doc_id not in documents:
-            continue
+    for doc_id, title in titles:
         title_terms = set(lexical.terms(f"{title} {doc_id.rsplit('.', 1)[0].replace('-', ' ')}"))
         main_terms = set(lexical.terms(title.split(":", 1)[0]))
+        makers = _makers(known.get(doc_id))
         own = wanted - (generic - title_terms)  # "report" in "the Article II Mandate report" is no title word
         if not own:
             continue
-        share = len(own & title_terms) / len(own)
+        share = len(own & (title_terms | set().union(*makers))) / len(own)
         covers = bool(main_terms) and main_terms <= wanted or (
-            len(wanted & title_terms) >= TITLE_SHARE * len(set(lexical.terms(title)) or {""}))
+            len(wanted & title_terms) >= TITLE_SHARE * len(set(lexical.terms(title)) or {""})) or (
+            any(m <= wanted for m in makers) and len(wanted & title_terms) >= 2)
         if share >= OBJECT_SHARE and covers and share > best_share:
             best, best_share = doc_id, share
     return best
+
+
+def _makers(meta: Metadata | None) -> list[set[str]]:
+    """The terms that name who made a document: each author's surname, the publisher's name, and its
+    initials ("Centre for Strategic and International Studies": "CSIS")."""
+    if meta is None:
+        return []
+    makers = [set(lexical.terms(name.split()[-1])) for name in meta.authors or [] if name.split()]
+    if meta.publisher:
+        makers.append(set(lexical.terms(meta.publisher)))
+        initials = "".join(w[0] for w in re.findall(r"\b[A-Z]\w*", meta.publisher))
+        if len(initials) >= 2:
+            makers.append(set(lexical.terms(initials)))
+    return [m for m in makers if m]
 
 
 def _statement(kind: str, value) -> str:
