@@ -102,6 +102,23 @@ def test_html_meta_and_pdf_info_answers_say_so_and_cite_the_first_passage(librar
     assert library.generation().chunk_covering(doc_id, 0).chunk.start == first["start"]
 
 
+@pytest.mark.parametrize(("question", "doc_id", "says"), [
+    ("Who wrote the Pacific Freight Council report?", "harbour-logistics.txt", "Aiko Mori and Daniel Reyes"),
+    ("When was the fisheries paper published?", "fisheries-cooperation.md", "in September 2019"),
+    ("When was the Atlantic Energy Forum paper published?", "energy-security.html", "on 2 November 2017"),
+    ("Who published the semiconductor study?", "chips.pdf", "East Asia Chip Observatory"),
+])
+def test_a_document_called_a_report_or_paper_is_named_by_a_title_word_or_its_publisher(library, question, doc_id,
+                                                                                       says):
+    body = library.ask(question, 3).to_dict()
+    assert body["passages"][0]["doc_id"] == doc_id and says in body["answer"] and not body["abstained"]
+
+
+def test_a_name_two_titles_share_names_no_document(library):
+    body = library.ask("Who wrote the Pacific report?", 3).to_dict()  # Harbour Logistics and Fisheries, both Pacific
+    assert "written by" not in body["answer"]
+
+
 def test_the_document_filter_chooses_which_report(library):
     body, highlighted = cited_line(library, "Who wrote the report?", ["harbour-logistics.txt"])
     assert "Aiko Mori and Daniel Reyes" in body["answer"] and "Aiko Mori" in highlighted

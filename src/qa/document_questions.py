@@ -186,13 +186,15 @@ def _choose_document(
 
 
 def _named_document(words: list[str], gen: Generation, documents: list[str] | None) -> str | None:
-    """The document whose title the words name ("the Article II Mandate report"), if one does; or,
-    with the title's words, its authors or publisher ("the CSIS report on the economic alliance")."""
+    """The document whose title the words name ("the Article II Mandate report"); or, when they call
+    it a report, paper, study ..., the one whose title or makers (authors, publisher) hold all its
+    other words ("the fisheries paper", "the CSIS report on the economic alliance"). None when no
+    document, or more than one equally, is named."""
     wanted = set(lexical.terms(" ".join(words)))
     generic = set(lexical.terms(" ".join(GENERIC)))
     titles = [(d, t) for d, t in gen.titles() if documents is None or d in documents]
     known = gen.metadata_of([d for d, _ in titles])
-    best, best_share = None, 0.0
+    shares: dict[str, float] = {}
     for doc_id, title in titles:
         title_terms = set(lexical.terms(f"{title} {doc_id.rsplit('.', 1)[0].replace('-', ' ')}"))
         main_terms = set(lexical.terms(title.split(":", 1)[0]))
@@ -200,13 +202,17 @@ def _named_document(words: list[str], gen: Generation, documents: list[str] | No
         own = wanted - (generic - title_terms)  # "report" in "the Article II Mandate report" is no title word
         if not own:
             continue
+        called = bool(wanted - own)  # "the fisheries paper": a document, named by the other words
         share = len(own & (title_terms | set().union(*makers))) / len(own)
         covers = bool(main_terms) and main_terms <= wanted or (
             len(wanted & title_terms) >= TITLE_SHARE * len(set(lexical.terms(title)) or {""})) or (
-            any(m <= wanted for m in makers) and len(wanted & title_terms) >= 2)
-        if share >= OBJECT_SHARE and covers and share > best_share:
-            best, best_share = doc_id, share
-    return best
+            called and (own <= title_terms or any(m <= wanted for m in makers)))
+        if share >= OBJECT_SHARE and covers:
+            shares[doc_id] = share
+    ranked = sorted(shares.items(), key=lambda item: -item[1])
+    if not ranked or len(ranked) > 1 and ranked[1][1] == ranked[0][1]:
+        return None
+    return ranked[0][0]
 
 
 def _makers(meta: Metadata | None) -> list[set[str]]:
