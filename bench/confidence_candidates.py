@@ -34,7 +34,8 @@ from qa.confidence import FEATURES, MEANING_KNOT, WORDS_KNOT
 from qa.evaluation import load_cases
 
 VARIANTS = {"shipped signals": ()} | {f"+ {name}": (name,) for name in CANDIDATES} | {
-    "+ kind_in_answer, kind_not_in_answer": ("kind_in_answer", "kind_not_in_answer")}
+    "+ kind_in_answer, kind_not_in_answer": ("kind_in_answer", "kind_not_in_answer"),
+    "+ known_absent, fuzzy_names": ("known_absent", "fuzzy_names")}
 # Candidates that stand in for a shipped signal instead of joining it.
 REPLACING = {"fuzzy names for missing_names, missing_exact": {"missing_names": "fuzzy_names",
                                                              "missing_exact": "fuzzy_exact"}}

