@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from confidence_data import DEFAULT_SQUAD, DEV_FILES, ROOT, Rows, collect, joined, wikiqa
+from confidence_data import DEFAULT_SQUAD, DEV_FILES, ROOT, Rows, collect, joined, squad_corpus, wikiqa
 from qa.confidence import FEATURES, MODEL_FILE, Model
 from qa.evaluation import load_cases
 
@@ -92,6 +92,37 @@ def reliability(p: np.ndarray, y: np.ndarray) -> list[str]:
     return lines
 
 
+def by_article(data: dict[str, Rows], squad_questions: list) -> None:
+    """Each SQuAD article left out in turn: the model fitted, and its threshold chosen by the shipped
+    rule, without it; its answerable questions refused. How the threshold holds on articles it has not
+    seen, as the held-out half of SQuAD will test it."""
+    article = np.array([doc_id for _, doc_id, _ in squad_questions])
+    squad = data["squad"]
+    if len(article) != len(squad.label):
+        sys.exit("the SQuAD rows were collected from another file: run again with --fresh")
+    others = [joined(data[s], data[f"foreign-{s}"]) for s in FIT_SOURCES if s != "squad"]
+    print("\n## Leave one SQuAD article out: fitted, and the threshold chosen, on the other seven\n")
+    print("| article left out | threshold | its answerable refused | its unanswerable refused |")
+    print("|---|---|---|---|")
+    refused = answerable = 0
+    for name in sorted(set(article)):
+        rest, left = (subset(squad, article != name), subset(squad, article == name))
+        model = fit([joined(rest, data["foreign-squad"]), *others])
+        threshold = threshold_for([rest, data["wikiqa"], data["dev"]], model, TARGET_FALSE)
+        abstained = abstains(left, predict(model, left), threshold)
+        un, an = rates(left, abstained)
+        refused += int(abstained[left.answerable].sum())
+        answerable += int(left.answerable.sum())
+        print(f"| {name.removeprefix('squad/').removesuffix('.txt')} | {threshold:.4f} | {an:.3f} | {un:.3f} |")
+    print(f"\nPooled: {refused} of {answerable} answerable questions refused ({refused / answerable:.3f}).")
+
+
+def subset(rows: Rows, keep: np.ndarray) -> Rows:
+    return Rows(rows.source, [q for q, k in zip(rows.questions, keep, strict=True) if k],
+                *(getattr(rows, f)[keep] for f in ("features", "label", "answerable", "override", "baseline",
+                                                   "candidates")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD, help="squad-v2.0-16-articles.json")
@@ -130,6 +161,8 @@ def main() -> None:
         print(f"\n  {source} alone:")
         for line in lines:
             print(f"    {line}")
+
+    by_article(data, squad_corpus(args.squad, args.workdir / "squad" / "corpus"))
 
     model = fit(sources)
     threshold = threshold_for(own, model, TARGET_FALSE)
