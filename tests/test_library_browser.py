@@ -14,6 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from axe import assert_no_axe_violations
 from conftest import FIXTURES
 from pdfmaker import make_pdf
 from server import live_server
@@ -216,7 +217,11 @@ def test_forms_without_the_csrf_token_or_after_sign_out_are_refused(page, server
     assert documents(server) == listed
 
 
-def test_a_file_over_the_upload_limit_is_refused_before_it_is_sent(page, server):
+def test_a_file_over_the_upload_limit_is_refused_before_it_is_sent(browser, server):  # noqa: F811
+    # axe-core is injected into the page, so this test's browser (never the app) bypasses the CSP
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
     sign_in(page, server)
     before = documents(server)
     posted = []
@@ -228,8 +233,10 @@ def test_a_file_over_the_upload_limit_is_refused_before_it_is_sent(page, server)
     expect(alert).to_have_text("census.txt is larger than the 20.0 MB upload limit: choose a smaller file.")
     expect(page).to_have_url(server + "/library")
     assert posted == [] and documents(server) == before
+    assert_no_axe_violations(page, "the signed-in library refusing a file")
     page.set_input_files("#file", files=[{"name": "note.md", "mimeType": "text/markdown", "buffer": b"# Note\n"}])
     expect(alert).to_be_hidden()
+    context.close()
 
 
 def test_without_a_token_the_library_is_read_only(page, tmp_path):
