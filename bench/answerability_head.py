@@ -83,6 +83,10 @@ def collect(workdir: Path, squad: Path, tsv: Path) -> dict[str, list[tuple]]:
     return result
 
 
+def best_cosine(questions) -> np.ndarray:
+    return np.array([float((s @ q).max()) if len(s) else 0.0 for q, s, *_ in questions])
+
+
 def best_probability(head: MLPClassifier, questions) -> np.ndarray:
     return np.array([head.predict_proba(pair_features(q, s))[:, 1].max() if len(s) else 0.0 for q, s, *_ in questions])
 
@@ -104,13 +108,13 @@ def main() -> None:
         head = MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=50, early_stopping=True,
                              random_state=0).fit(x, y)
         label = Rows.load(held, args.workdir / f"rows-{held}.npz").label
-        cosine = np.array([float((s @ q).max()) if len(s) else 0.0 for q, s, *_ in data[held]])
+        cosine = best_cosine(data[held])
         learned = best_probability(head, data[held])
         print(f"| {held} | {roc_auc_score(label, cosine):.3f} | {roc_auc_score(label, learned):.3f} |")
         if held == "dev":  # the report's answerable questions against the on-topic ones it does not answer
             rows = Rows.load("dev", args.workdir / "rows-dev.npz")
             answerable = rows.answerable & ~rows.override
-            topic_cos = np.array([float((s @ q).max()) if len(s) else 0.0 for q, s, *_ in data["on_topic"]])
+            topic_cos = best_cosine(data["on_topic"])
             topic = best_probability(head, data["on_topic"])
             truth = np.r_[np.ones(answerable.sum()), np.zeros(len(topic))]
             print(f"| report: answerable dev questions vs the on-topic held-out set | "

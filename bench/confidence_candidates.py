@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +47,14 @@ SHOWN = ("squad", "wikiqa", "dev", "foreign-squad", "foreign-wikiqa", "foreign-d
 
 def widened(rows: Rows, extra: tuple[str, ...]) -> Rows:
     cols = [CANDIDATES.index(name) for name in extra]
-    return Rows(rows.source, rows.questions, np.hstack([rows.features, rows.candidates[:, cols]]), rows.label,
-                rows.answerable, rows.override, rows.baseline, rows.candidates)
+    return replace(rows, features=np.hstack([rows.features, rows.candidates[:, cols]]))
 
 
 def replaced(rows: Rows, swap: dict[str, str]) -> Rows:
     x = rows.features.copy()
     for shipped, candidate in swap.items():
         x[:, FEATURES.index(shipped)] = rows.candidates[:, CANDIDATES.index(candidate)]
-    return Rows(rows.source, rows.questions, x, rows.label, rows.answerable, rows.override, rows.baseline,
-                rows.candidates)
+    return replace(rows, features=x)
 
 
 def knotted(rows: Rows, meaning: float, words: float) -> Rows:
@@ -63,8 +62,7 @@ def knotted(rows: Rows, meaning: float, words: float) -> Rows:
     x = rows.features.copy()
     mean, coverage = (x[:, FEATURES.index(n)] for n in ("mean_sentence", "coverage_passages"))
     x[:, FEATURES.index("unsupported")] = np.maximum(0, meaning - mean) * np.maximum(0, words - coverage)
-    return Rows(rows.source, rows.questions, x, rows.label, rows.answerable, rows.override, rows.baseline,
-                rows.candidates)
+    return replace(rows, features=x)
 
 
 def refused_at_two_percent(rows: Rows, p: np.ndarray) -> float:
@@ -118,9 +116,8 @@ def main() -> None:
             rows = {s: knotted(r, meaning, words) for s, r in data.items()}
             print(row(f"knots {meaning} / {words}{shipped}", rows, natural))
         keep = [i for i, n in enumerate(FEATURES) if n != "unsupported"]
-        print(row("without `unsupported`", {s: Rows(r.source, r.questions, r.features[:, keep], r.label, r.answerable,
-                                                      r.override, r.baseline, r.candidates)
-                                             for s, r in data.items()}, natural))
+        print(row("without `unsupported`", {s: replace(r, features=r.features[:, keep]) for s, r in data.items()},
+                  natural))
         return
     for label, extra in VARIANTS.items():
         print(row(label, {s: widened(r, extra) for s, r in data.items()}, natural))

@@ -20,6 +20,7 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,9 +119,9 @@ def by_article(data: dict[str, Rows], squad_questions: list) -> None:
 
 
 def subset(rows: Rows, keep: np.ndarray) -> Rows:
-    return Rows(rows.source, [q for q, k in zip(rows.questions, keep, strict=True) if k],
-                *(getattr(rows, f)[keep] for f in ("features", "label", "answerable", "override", "baseline",
-                                                   "candidates")))
+    arrays = ("features", "label", "answerable", "override", "baseline", "candidates")
+    return replace(rows, questions=[q for q, k in zip(rows.questions, keep, strict=True) if k],
+                   **{f: getattr(rows, f)[keep] for f in arrays})
 
 
 def main() -> None:

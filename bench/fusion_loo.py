@@ -121,13 +121,19 @@ def record(assistant: Assistant, cases: list[Case], by_document: bool) -> list[Q
     return out
 
 
-def top_hit(q: Question, passages: dict[int, float], documents: dict[int, float], doc_weight: float) -> bool:
-    """Whether the first passage `retrieve` would return is a hit (`_by_document` on the best 20)."""
+def document_order(q: Question, passages: dict[int, float], documents: dict[int, float], weight: float) -> list[int]:
+    """`retrieval._by_document` replayed: the best 20 passages by `passages`, each gaining `weight` x
+    the best `documents` score of its document."""
     ranking = sorted(passages, key=lambda i: (-passages[i], i))[:RERANK_DEPTH]
     best: dict[str, float] = {}
     for i in ranking:
         best[q.doc[i]] = max(best.get(q.doc[i], documents[i]), documents[i])
-    return min(ranking, key=lambda i: (-(passages[i] + doc_weight * best[q.doc[i]]), i)) in q.hit
+    return sorted(ranking, key=lambda i: (-(passages[i] + weight * best[q.doc[i]]), i))
+
+
+def top_hit(q: Question, passages: dict[int, float], documents: dict[int, float], doc_weight: float) -> bool:
+    """Whether the first passage `retrieve` would return is a hit."""
+    return document_order(q, passages, documents, doc_weight)[0] in q.hit
 
 
 def sentence_ranking(q: Question, cosine_weight: float, term_weight: float) -> list[int]:
@@ -135,10 +141,7 @@ def sentence_ranking(q: Question, cosine_weight: float, term_weight: float) -> l
     fused = fuse(q.dense, q.lexical, q.coverage_of, LEXICAL_WEIGHT, TERM_WEIGHT)
     ranking = sorted(fused, key=lambda i: (-fused[i], i))[:RERANK_DEPTH]
     score = {i: fused[i] + cosine_weight * q.sentence_cosine[i] + term_weight * q.sentence_terms[i] for i in ranking}
-    best: dict[str, float] = {}
-    for i in ranking:
-        best[q.doc[i]] = max(best.get(q.doc[i], score[i]), score[i])
-    return sorted(ranking, key=lambda i: (-(score[i] + DOCUMENT_WEIGHT * best[q.doc[i]]), i))
+    return document_order(q, score, score, DOCUMENT_WEIGHT)
 
 
 def sentence_table(benchmarks: dict[str, list[Question]]) -> dict:
@@ -192,6 +195,16 @@ def choose(margins: dict, among: list[str]):
                                        np.mean([margins[s][n] for n in among])))
 
 
+def leave_one_out(margins: dict, names: list[str], header: str, cells, chosen) -> None:
+    """The leave-one-benchmark-out table: for each benchmark, the setting chosen on the others and
+    `cells(setting, benchmark)` there; then `chosen(setting)` for the setting chosen on all."""
+    print(header)
+    for left in names:
+        s = choose(margins, [n for n in names if n != left])
+        print(f"| {left} | {s} | {cells(s, left)} |")
+    print(chosen(choose(margins, names)))
+
+
 def evidence_table(benchmarks: dict[str, list[Question]], top: int, pair: bool) -> dict:
     """Per term weight and benchmark: does one of the `top` chosen sentences hold the answer? With
     `pair`, the second is the best remaining by cosine (`evidence.highlight_order`), else by score."""
@@ -232,14 +245,13 @@ def main() -> None:
     print("Single methods, hit@1 (WikiQA: document hit@1):")
     for n in names:
         print(f"  {n}: BM25 {table['singles'][n]['BM25 alone']:.3f}, dense {table['singles'][n]['dense alone']:.3f}")
-    print("\n| left out | chosen on the others (method, BM25, terms; documents: BM25, terms, weight) "
-          "| hit@1 on the left-out | best single method there | margin |\n|---|---|---|---|---|")
-    for left in names:
-        s = choose(table["margin"], [n for n in names if n != left])
-        best = max(table["singles"][left].values())
-        print(f"| {left} | {s} | {table['scores'][s][left]:.3f} | {best:.3f} | {table['margin'][s][left]:+.3f} |")
-    s = choose(table["margin"], names)
-    print(f"\nChosen on all three: {s}: " + ", ".join(f"{n} {table['scores'][s][n]:.3f}" for n in names))
+    best_single = {n: max(table["singles"][n].values()) for n in names}
+    leave_one_out(
+        table["margin"], names,
+        "\n| left out | chosen on the others (method, BM25, terms; documents: BM25, terms, weight) "
+        "| hit@1 on the left-out | best single method there | margin |\n|---|---|---|---|---|",
+        lambda s, left: f"{table['scores'][s][left]:.3f} | {best_single[left]:.3f} | {table['margin'][s][left]:+.3f}",
+        lambda s: f"\nChosen on all three: {s}: " + ", ".join(f"{n} {table['scores'][s][n]:.3f}" for n in names))
     print("\nThe ten best settings by worst margin over all three:")
     ranked = sorted(table["margin"], key=lambda s: -min(table["margin"][s].values()))
     for s in ranked[:10]:
@@ -252,7 +264,6 @@ def main() -> None:
                 f"{c:.1f} " + " ".join(f"{table['scores'][(method, w, c, w, c, 0.25)][n]:.3f}" for n in names)
                 for c in COVERAGE_WEIGHTS))
 
-    best_single = {n: max(table["singles"][n].values()) for n in names}
     sentences = sentence_table(benchmarks)
     margins = {s: {n: row[n][0] - best_single[n] for n in names} for s, row in sentences.items()}
     shipped = (SENTENCE_COSINE_WEIGHT, SENTENCE_TERM_WEIGHT)
@@ -260,31 +271,30 @@ def main() -> None:
     for s, row in sentences.items():
         print(f"  {s}{'  <- shipped' if s == shipped else ''}: " + ", ".join(
             f"{n} {row[n][0]:.3f} / {row[n][1]:.3f}" for n in names))
-    print("\n| left out | (cosine, terms) chosen on the others | hit@1 / hit@3 on the left-out "
-          "| best single method there (hit@1) |\n|---|---|---|---|")
-    for left in names:
-        s = choose(margins, [n for n in names if n != left])
-        print(f"| {left} | {s} | {sentences[s][left][0]:.3f} / {sentences[s][left][1]:.3f} | {best_single[left]:.3f} |")
-    s = choose(margins, names)
-    print(f"\nChosen on all three: {s}: " + ", ".join(f"{n} {sentences[s][n][0]:.3f}" for n in names))
+    leave_one_out(
+        margins, names,
+        "\n| left out | (cosine, terms) chosen on the others | hit@1 / hit@3 on the left-out "
+        "| best single method there (hit@1) |\n|---|---|---|---|",
+        lambda s, left: f"{sentences[s][left][0]:.3f} / {sentences[s][left][1]:.3f} | {best_single[left]:.3f}",
+        lambda s: f"\nChosen on all three: {s}: " + ", ".join(f"{n} {sentences[s][n][0]:.3f}" for n in names))
 
     for top, pair in ((1, False), (2, False), (2, True)):
         ev = evidence_table(benchmarks, top, pair)
-        best_single = {n: max(ev[0.0][n], ev[1.0][n]) for n in names} if not pair else {
-            n: max(evidence_table(benchmarks, top, False)[w][n] for w in (0.0, 1.0)) for n in names}
+        alone = evidence_table(benchmarks, top, False) if pair else ev  # cosine alone (0.0), terms alone (1.0)
+        best_single = {n: max(alone[0.0][n], alone[1.0][n]) for n in names}
         ev_margin = {w: {n: ev[w][n] - best_single[n] for n in names} for w in ev}
         how = "the best by score, then the best remaining by cosine" if pair else "the best by score"
         print(f"\nEvidence: one of {top} sentence(s) of the passage holding the answer holds it ({how}), "
               "by term weight:")
         for w, row in ev.items():
             print(f"  {w:.1f}: " + ", ".join(f"{n} {row[n]:.3f}" for n in names))
-        print(f"\n| left out | term weight chosen on the others | sentence@{top} on the left-out "
-              "| best single signal (cosine or terms alone) |\n|---|---|---|---|")
-        for left in names:
-            w = choose(ev_margin, [n for n in names if n != left])
-            print(f"| {left} | {w} | {ev[w][left]:.3f} | {best_single[left]:.3f} |")
-        w = choose(ev_margin, names)
-        print(f"\nChosen on all three: term weight {w}: " + ", ".join(f"{n} {ev[w][n]:.3f}" for n in names))
+        leave_one_out(
+            ev_margin, names,
+            f"\n| left out | term weight chosen on the others | sentence@{top} on the left-out "
+            "| best single signal (cosine or terms alone) |\n|---|---|---|---|",
+            lambda w, left, ev=ev, best=best_single: f"{ev[w][left]:.3f} | {best[left]:.3f}",
+            lambda w, ev=ev: f"\nChosen on all three: term weight {w}: "
+            + ", ".join(f"{n} {ev[w][n]:.3f}" for n in names))
 
 
 def record_all(args) -> dict[str, list[Question]]:

@@ -7,7 +7,6 @@ docs/benchmarks.md ("A calibrated confidence (issue 11)").
 from __future__ import annotations
 
 import json
-import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import REPORT, make_settings
+from conftest import REPORT, indexed_assistant
 from qa import confidence
 from qa.answering import assess
 from qa.api import create_app
@@ -110,13 +109,7 @@ def test_on_topic_unanswerable_questions_meet_the_issue_target(report_assistant)
 def report_with_distractors(tmp_path_factory, encoder) -> Assistant:
     """The report beside four short articles on unrelated topics (vanilla, basketball, circumpolar
     stars, reality television), as a library of mixed documents has."""
-    root = tmp_path_factory.mktemp("distractors")
-    (root / "corpus").mkdir()
-    for path in [REPORT, *DISTRACTORS.iterdir()]:
-        shutil.copy(path, root / "corpus" / path.name)
-    assistant = Assistant(make_settings(root), encoder=encoder)
-    assistant.reindex()
-    return assistant
+    return indexed_assistant(tmp_path_factory.mktemp("distractors"), encoder, [REPORT, *DISTRACTORS.iterdir()])
 
 
 # Written for this test, never fitted on. Each lands on the nearest distractor (an ice cream recipe on

@@ -234,6 +234,7 @@ def test_a_file_over_the_upload_limit_is_refused_before_it_is_sent(browser, serv
     expect(page).to_have_url(server + "/library")
     assert posted == [] and documents(server) == before
     assert_no_axe_violations(page, "the signed-in library refusing a file")
+    shot(page, "upload-too-large")
     page.set_input_files("#file", files=[{"name": "note.md", "mimeType": "text/markdown", "buffer": b"# Note\n"}])
     expect(alert).to_be_hidden()
     context.close()

@@ -61,9 +61,9 @@ class BodySizeLimit:
             return await self.app(scope, receive, send)
         limit = self._limit(scope)
         length = dict(scope["headers"]).get(b"content-length")
-        page = self.upload_limit if scope["path"] in BROWSER_FORMS else None
+        form_limit = self.upload_limit if scope["path"] in BROWSER_FORMS else None
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await _too_large(send, limit, page)
+            return await _too_large(send, limit, form_limit)
         received = 0
         rejected = False
 
@@ -77,7 +77,7 @@ class BodySizeLimit:
                 if received > limit and not rejected:
                     # Answer now; whatever the app makes of the cut-off body is dropped below.
                     rejected = True
-                    await _too_large(send, limit, page)
+                    await _too_large(send, limit, form_limit)
                     return {"type": "http.disconnect"}
             return message
 
@@ -92,11 +92,11 @@ class BodySizeLimit:
                 raise
 
 
-async def _too_large(send, limit: int, page: int | None = None) -> None:
-    """JSON for the API; for a browser's form, a page that states its file limit (page, bytes) and
-    leads back."""
-    if page is not None:
-        body = TOO_LARGE_PAGE.format(limit=html.escape(size(page))).encode()
+async def _too_large(send, limit: int, form_limit: int | None = None) -> None:
+    """JSON for the API; for a browser's form, a page that states the form's file limit (`form_limit`,
+    bytes) and leads back."""
+    if form_limit is not None:
+        body = TOO_LARGE_PAGE.format(limit=html.escape(size(form_limit))).encode()
         kind = b"text/html; charset=utf-8"
     else:
         body = json.dumps({"detail": f"body: larger than the {limit} byte limit; send a smaller request"}).encode()
