@@ -142,9 +142,9 @@ def test_a_tampered_or_foreign_cookie_is_not_a_session(client, assistant):
     assert_all_refused(client, assistant, csrf)
 
 
-def test_repeated_wrong_tokens_are_slowed_down_even_for_the_right_one(client):
+def test_repeated_wrong_tokens_are_slowed_down_even_for_the_right_one(client, tmp_path):
     now = [1000.0]
-    client.app.state.sign_in_throttle = Throttle(clock=lambda: now[0])
+    client.app.state.throttle = Throttle(tmp_path / "failures.sqlite", clock=lambda: now[0])
     for _ in range(FREE_FAILURES):
         assert sign_in(client, "guess").status_code == 401
     waited = sign_in(client, "guess")

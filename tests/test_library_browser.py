@@ -226,11 +226,11 @@ def test_a_file_over_the_upload_limit_is_refused_before_it_is_sent(browser, serv
     before = documents(server)
     posted = []
     page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
-    too_big = b"x" * (20 * 1024 * 1024 + 1)  # the default limit, 20 MB, and one byte
+    too_big = b"x" * (20 * 1024 * 1024 + 1)  # the default limit, 20 MiB, and one byte
     upload(page, "census.txt", too_big, "text/plain")
     alert = page.locator("#file-problem")
     expect(alert).to_be_visible()
-    expect(alert).to_have_text("census.txt is larger than the 20.0 MB upload limit: choose a smaller file.")
+    expect(alert).to_have_text("census.txt is larger than the 20.0 MiB upload limit: choose a smaller file.")
     expect(page).to_have_url(server + "/library")
     assert posted == [] and documents(server) == before
     assert_no_axe_violations(page, "the signed-in library refusing a file")

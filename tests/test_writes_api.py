@@ -120,7 +120,7 @@ def test_each_supported_type_can_be_uploaded(client, name, question):
     ("../../corpus/joint-statement.txt", NOTE, 400, "must be a plain name without folders"),
     ("sub/dir.txt", NOTE, 400, "must be a plain name without folders"),
     ("..\\escape.txt", NOTE, 400, "must be a plain name without folders"),
-    ("big.txt", b"x " * 2049, 413, "larger than the 4096 byte limit"),
+    ("big.txt", b"x " * 2049, 413, "larger than the 4.0 KiB upload limit"),
     ("big.txt", b"x " * 70_000, 413, "larger than"),  # refused by the body limit before it is read
     ("report.pdf", (DOCS / "corrupt.pdf").read_bytes(), 422, "uploads/report.pdf: not a readable PDF"),
     ("junk.txt", b"\x00\x01\x02binary", 422, "uploads/junk.txt: looks like a binary file"),

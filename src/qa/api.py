@@ -1,6 +1,5 @@
 """The FastAPI app: JSON routes over one shared `Assistant`, plus the HTML routes from web.py."""
 
-import secrets
 from collections.abc import Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
@@ -15,9 +14,9 @@ from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from . import library, web
+from . import library, sessions, web
 from .answering import Answer
-from .config import Settings
+from .config import Settings, size_text
 from .errors import (
     BuildInProgress,
     CorpusMissing,
@@ -147,7 +146,7 @@ class Restored(BaseModel):
 
 
 ERRORS = {code: {"model": Error} for code in (404, 409, 413, 415, 422, 503)}
-WRITE_ERRORS = {code: {"model": Error} for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)}
+WRITE_ERRORS = {code: {"model": Error} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)}
 
 
 def _metadata(document: StoredDocument) -> dict:
@@ -160,16 +159,26 @@ def current(request: Request) -> Assistant:
 
 
 def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """403 when writes are disabled (no token configured), 401 when the bearer token is missing or wrong."""
+    """403 when writes are disabled (no token configured), 401 when the bearer token is missing or wrong,
+    429 while the address that sent wrong ones must wait (the sign-in form's rule, sessions.Throttle)."""
     token = request.app.state.assistant.settings.admin_token
     if not token:
         raise HTTPException(403, "writes are disabled: set QA_ADMIN_TOKEN on the server to enable them")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
-        raise HTTPException(
-            401, "authorization: a valid 'Bearer <QA_ADMIN_TOKEN>' header is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    refused = HTTPException(401, "authorization: a valid 'Bearer <QA_ADMIN_TOKEN>' header is required",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if authorization is None:
+        raise refused  # no token was tried: nothing to count
+    client, throttle = sessions.client_of(request), request.app.state.throttle
+    wait = throttle.wait_seconds(client)
+    if wait > 0:  # not even checked: a guesser learns nothing by hurrying
+        seconds = int(wait) + 1
+        raise HTTPException(429, f"authorization: too many wrong tokens from this address; retry in {seconds} s",
+                            headers={"Retry-After": str(seconds)})
+    scheme, _, given = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not sessions.token_matches(given, token):
+        throttle.failed(client)
+        raise refused
+    throttle.succeeded(client)
 
 
 def describe_invalid(errors: Sequence[Any]) -> str:
@@ -209,6 +218,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         lifespan=lifespan,
     )
     app.state.assistant = assistant
+    app.state.throttle = sessions.Throttle(assistant.settings.index_dir / sessions.THROTTLE_FILE)
     app.add_middleware(BodySizeLimit, ask_limit=assistant.settings.max_body_bytes,
                        upload_limit=assistant.settings.max_upload_bytes)
     app.add_middleware(SecurityHeaders)
@@ -294,7 +304,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         under a name already taken is refused (409) unless `replace=true`."""
         data = file.file.read(a.settings.max_upload_bytes + 1)
         if len(data) > a.settings.max_upload_bytes:
-            raise HTTPException(413, f"file: larger than the {a.settings.max_upload_bytes} byte limit")
+            raise HTTPException(413, f"file: larger than the {size_text(a.settings.max_upload_bytes)} upload limit")
         try:
             doc_id, chunks, changed = a.add_document(file.filename or "", data, replace=replace)
         except InvalidRequest as exc:

@@ -103,7 +103,10 @@ def ask_command(settings: Settings, question: str, k: int, as_json: bool) -> Non
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes; each follows the newest published index.")
-def serve_command(settings: Settings, host: str, port: int, workers: int) -> None:
+@click.option("--forwarded-allow-ips", "forwarded", metavar="IPS", default="", envvar="QA_FORWARDED_ALLOW_IPS",
+              help="Reverse proxies (comma-separated addresses or networks, or *) whose X-Forwarded-For names the "
+              "client; unset, the client is the address that connected [env QA_FORWARDED_ALLOW_IPS].")
+def serve_command(settings: Settings, host: str, port: int, workers: int, forwarded: str) -> None:
     """Serve the web UI and the HTTP API; builds the index first if there is none."""
     import uvicorn
 
@@ -119,7 +122,10 @@ def serve_command(settings: Settings, host: str, port: int, workers: int) -> Non
     # Workers are separate processes: hand them the settings through the environment.
     os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
-    uvicorn.run("qa.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+    # uvicorn would trust a proxy on 127.0.0.1 by default; here only the proxies named are trusted, so
+    # a client cannot pick its own address (and its own throttle) by sending X-Forwarded-For.
+    uvicorn.run("qa.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
+                proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None)
 
 
 def _unusable_index(settings: Settings) -> str | None:

@@ -9,6 +9,17 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MIB = 1024 * 1024
+
+
+def size_text(value: int) -> str:
+    """A size as every page and message writes it: binary units, named as such (KiB, MiB), so that
+    "20.0 MiB" in the README, the library and a 413 all mean 20,971,520 bytes."""
+    if value < 1024:
+        return f"{value:,} bytes"
+    if value < MIB:
+        return f"{value / 1024:,.1f} KiB"
+    return f"{value / MIB:,.1f} MiB"
 
 
 class Settings(BaseSettings):
@@ -54,7 +65,7 @@ class Settings(BaseSettings):
         "`auto` for the cluster this machine joined, `local` for one started in-process; unset = encode here.",
     )
     admin_token: str | None = Field(None, description="Bearer token for write endpoints; unset = writes disabled.")
-    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted upload.")
+    max_upload_bytes: int = Field(20 * MIB, ge=1024, description="Largest accepted upload, in bytes (20 MiB).")
     max_body_bytes: int = Field(64 * 1024, ge=64 * 1024, description="Largest accepted /ask body.")
 
     def resolved(self) -> Settings:

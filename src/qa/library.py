@@ -19,6 +19,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from . import sessions
+from .config import size_text
 from .errors import QAError
 from .generations import read_last_build
 from .library_jobs import Jobs
@@ -50,10 +51,7 @@ def _jobs(request: Request) -> Jobs:
 
 
 def _throttle(request: Request) -> sessions.Throttle:
-    state = request.app.state
-    if getattr(state, "sign_in_throttle", None) is None:
-        state.sign_in_throttle = sessions.Throttle()
-    return state.sign_in_throttle
+    return request.app.state.throttle  # the same one the bearer API counts wrong tokens in (api.py)
 
 
 def _token(request: Request) -> str | None:
@@ -363,13 +361,7 @@ def when(value: str) -> str:
 
 
 def size(value: int | None) -> str:
-    if value is None:
-        return ""
-    for unit in ("bytes", "KB", "MB"):
-        if value < 1024 or unit == "MB":
-            return f"{value:,} {unit}" if unit == "bytes" else f"{value:,.1f} {unit}"
-        value /= 1024
-    return ""
+    return "" if value is None else size_text(value)
 
 
 templates.env.filters["when"] = when

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import json
 
-from .library import size  # the library page's way of writing a size
+from .config import size_text
 
 SECURITY_HEADERS = [
     # Scripts and styles only from this origin: no inline script can run, whatever a document contains.
@@ -51,19 +51,22 @@ class BodySizeLimit:
         self.ask_limit = ask_limit
         self.upload_limit = upload_limit
 
-    def _limit(self, scope) -> int:
+    def _limit(self, scope) -> tuple[int, str]:
+        """The body limit in bytes, and how a 413 names it (the upload limit users set, not the
+        envelope added to it)."""
         if scope["method"] == "POST" and scope["path"] in ("/documents", "/library/upload"):
-            return self.upload_limit + 64 * 1024  # room for the multipart envelope
-        return self.ask_limit
+            # room for the multipart envelope
+            return self.upload_limit + 64 * 1024, f"{size_text(self.upload_limit)} upload limit"
+        return self.ask_limit, f"{size_text(self.ask_limit)} limit"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             return await self.app(scope, receive, send)
-        limit = self._limit(scope)
+        limit, named = self._limit(scope)
         length = dict(scope["headers"]).get(b"content-length")
         form_limit = self.upload_limit if scope["path"] in BROWSER_FORMS else None
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await _too_large(send, limit, form_limit)
+            return await _too_large(send, named, form_limit)
         received = 0
         rejected = False
 
@@ -77,7 +80,7 @@ class BodySizeLimit:
                 if received > limit and not rejected:
                     # Answer now; whatever the app makes of the cut-off body is dropped below.
                     rejected = True
-                    await _too_large(send, limit, form_limit)
+                    await _too_large(send, named, form_limit)
                     return {"type": "http.disconnect"}
             return message
 
@@ -92,14 +95,14 @@ class BodySizeLimit:
                 raise
 
 
-async def _too_large(send, limit: int, form_limit: int | None = None) -> None:
-    """JSON for the API; for a browser's form, a page that states the form's file limit (`form_limit`,
-    bytes) and leads back."""
+async def _too_large(send, named: str, form_limit: int | None = None) -> None:
+    """JSON naming the limit (`named`) for the API; for a browser's form, a page that states the
+    form's file limit (`form_limit`, bytes) and leads back."""
     if form_limit is not None:
-        body = TOO_LARGE_PAGE.format(limit=html.escape(size(form_limit))).encode()
+        body = TOO_LARGE_PAGE.format(limit=html.escape(size_text(form_limit))).encode()
         kind = b"text/html; charset=utf-8"
     else:
-        body = json.dumps({"detail": f"body: larger than the {limit} byte limit; send a smaller request"}).encode()
+        body = json.dumps({"detail": f"body: larger than the {named}; send a smaller request"}).encode()
         kind = b"application/json"
     headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": 413, "headers": headers})

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -22,6 +24,8 @@ COOKIE = "qa_session"
 SESSION_SECONDS = 8 * 3600
 FREE_FAILURES = 3  # wrong tokens before a client has to wait
 MAX_DELAY = 300.0  # seconds: the longest a client is made to wait between guesses
+MAX_CLIENTS = 10_000  # addresses remembered at most
+THROTTLE_FILE = ".admin-failures.sqlite"  # in the index folder, shared by every worker
 
 
 def _serializer(admin_token: str) -> URLSafeTimedSerializer:
@@ -69,34 +73,54 @@ def csrf_valid(request: Request, admin_token: str | None, given: str | None) -> 
 
 
 class Throttle:
-    """Wrong sign-in tokens per client: after FREE_FAILURES, each further try must wait twice as long
-    as the last (2 s, 4 s, ... up to MAX_DELAY). Kept in memory: a restart forgets, which is fine for
-    slowing a guesser from millions of tries to a handful an hour."""
+    """Wrong admin tokens per client address, on the sign-in form and the bearer API alike: after
+    FREE_FAILURES, each further try must wait twice as long as the last (2 s, 4 s, ... up to
+    MAX_DELAY). Only the address that made the failures waits; a right token from any other address
+    is never refused.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    The counts live in a small SQLite file (in the index folder), so every `qa serve --workers N`
+    process sees the same ones; a guesser gains nothing by landing on another worker."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
         self.clock = clock
-        self._failures: dict[str, tuple[int, float]] = {}  # client -> (count, earliest next try)
-        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS failures "
+                       "(client TEXT PRIMARY KEY, count INTEGER NOT NULL, not_before REAL NOT NULL)")
+            self._local.db = db
+        return db
 
     def wait_seconds(self, client: str) -> float:
         """How long `client` must still wait before its next try is even checked (0 = go ahead)."""
-        with self._lock:
-            count, not_before = self._failures.get(client, (0, 0.0))
-        return max(0.0, not_before - self.clock()) if count > FREE_FAILURES - 1 else 0.0
+        row = self._db().execute("SELECT count, not_before FROM failures WHERE client = ?", (client,)).fetchone()
+        if row is None or row[0] < FREE_FAILURES:
+            return 0.0
+        return min(MAX_DELAY, max(0.0, row[1] - self.clock()))
 
     def failed(self, client: str) -> None:
-        with self._lock:
-            count = self._failures.get(client, (0, 0.0))[0] + 1
+        db = self._db()
+        with db:  # one transaction: two workers counting the same client's failures add up
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT count FROM failures WHERE client = ?", (client,)).fetchone()
+            count = (row[0] if row else 0) + 1
             delay = min(MAX_DELAY, 2.0 ** (count - FREE_FAILURES + 1)) if count >= FREE_FAILURES else 0.0
-            self._failures[client] = (count, self.clock() + delay)
-            if len(self._failures) > 10_000:  # a flood of addresses must not grow memory without end
-                oldest = min(self._failures, key=lambda c: self._failures[c][1])
-                del self._failures[oldest]
+            db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?)", (client, count, self.clock() + delay))
+            # A flood of addresses must not grow the file without end: forget the longest-waited ones.
+            db.execute("DELETE FROM failures WHERE client IN (SELECT client FROM failures "
+                       "ORDER BY not_before DESC LIMIT -1 OFFSET ?)", (MAX_CLIENTS,))
 
     def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
+        self._db().execute("DELETE FROM failures WHERE client = ?", (client,))
 
 
 def client_of(request: Request) -> str:
+    """The address that connected; behind a reverse proxy, the one its forwarding header names, but
+    only when `qa serve --forwarded-allow-ips` trusts that proxy (uvicorn rewrites request.client)."""
     return request.client.host if request.client else "unknown"

@@ -1,5 +1,5 @@
-// A file over the upload limit is refused here, before it is sent: sending 100 MB to be told the
-// limit is 20 MB wastes the user's time (the server refuses it too, for browsers without JavaScript).
+// A file over the upload limit is refused here, before it is sent: sending 100 MiB to be told the
+// limit is 20 MiB wastes the user's time (the server refuses it too, for browsers without JavaScript).
 document.addEventListener("DOMContentLoaded", () => {
   const input = document.querySelector("input[type=file][data-max-bytes]");
   if (!input) return;
