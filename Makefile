@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	@echo "==> test set-up: the dev extra (pytest, Playwright, Ray, schemathesis, scikit-learn)"
+	@echo "==> test set-up: the dev extra (pytest, Playwright, Ray, schemathesis, scikit-learn, import-linter)"
 	$(PIP) -e ".[dev]"
 	touch $@
 
@@ -46,8 +46,10 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	npm ci --prefix tests --no-audit --no-fund
 	touch $@
 
+# ruff, and the layers of src/qa (pyproject.toml's [tool.importlinter] contract).
 lint: setup-dev
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
 
 clean-index:
 	rm -rf index/gen-* index/CURRENT index/.build-* index/.lock

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import wikiqa
 from qa import service
+from qa.answering.document_questions import recognise
+from qa.answering.evaluation import load_cases, run_eval
 from qa.config import Settings
-from qa.document_questions import recognise
-from qa.evaluation import load_cases, run_eval
 from qa.service import Assistant
 
 QUESTIONS = wikiqa.ROOT / "tests" / "data" / "document_questions.jsonl"

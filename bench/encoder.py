@@ -25,16 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-import qa.embedding
-import qa.index
+import qa.indexing.build
+import qa.indexing.embedding
 import wikiqa
-from latency import DEV_SET, bench_parser, machine, parse_bench_args, percentiles
+from common import DEV_SET, bench_parser, machine, parse_bench_args, percentiles
+from qa.answering.evaluation import evaluate, load_cases, summarise
 from qa.config import Settings
-from qa.embedding import Encoder
-from qa.evaluation import evaluate, load_cases, summarise
-from qa.generations import current_generation
+from qa.indexing.embedding import Encoder
+from qa.indexing.generations import current_generation
+from qa.indexing.store import STORE
 from qa.service import Assistant
-from qa.store import STORE
 
 BATCH_SIZES = (8, 16, 32, 64)
 
@@ -66,16 +66,16 @@ def query_latency(encoder: Encoder, asked: list[str]) -> dict:
 
 
 def throughput(encoder: Encoder, chunks: list[str]) -> dict:
-    """Chunks per second at each batch size (the product's is qa.embedding.BATCH_SIZE)."""
-    chosen, out = qa.embedding.BATCH_SIZE, {}
+    """Chunks per second at each batch size (the product's is qa.indexing.embedding.BATCH_SIZE)."""
+    chosen, out = qa.indexing.embedding.BATCH_SIZE, {}
     try:
         for size in BATCH_SIZES:
-            qa.embedding.BATCH_SIZE = size
+            qa.indexing.embedding.BATCH_SIZE = size
             t = time.perf_counter()
             encoder.encode(chunks)
             out[size] = round(len(chunks) / (time.perf_counter() - t), 2)
     finally:
-        qa.embedding.BATCH_SIZE = chosen
+        qa.indexing.embedding.BATCH_SIZE = chosen
     return out
 
 
@@ -92,10 +92,10 @@ def embed_sentences_alone(encoder, chunks, progress):
 
 def evidence(encoder: Encoder, data: wikiqa.WikiQA, workdir: Path) -> dict:
     out = {}
-    pooled = qa.index._embed
+    pooled = qa.indexing.build._embed
     strategies = (("pooled from the chunk pass", pooled), ("each sentence alone", embed_sentences_alone))
     for label, embed in strategies:
-        qa.index._embed = embed
+        qa.indexing.build._embed = embed
         try:
             for corpus_name in ("report", "report + WikiQA"):
                 root = workdir / f"evidence-{label.split()[0]}-{corpus_name.split()[-1]}"
@@ -116,7 +116,7 @@ def evidence(encoder: Encoder, data: wikiqa.WikiQA, workdir: Path) -> dict:
                                                "abstained_unanswerable")},
                 }
         finally:
-            qa.index._embed = pooled
+            qa.indexing.build._embed = pooled
     return out
 
 

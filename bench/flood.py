@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from latency import machine, percentiles, serve
+from common import machine, percentiles, serve
 from qa.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

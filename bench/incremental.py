@@ -29,10 +29,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from qa.config import Settings
-from qa.generations import current_generation
-from qa.index import build_index
+from qa.indexing.build import build_index
+from qa.indexing.generations import current_generation
+from qa.indexing.store import STORE
 from qa.service import Assistant
-from qa.store import STORE
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WIKIQA = ROOT.parent / "shared" / "bench" / "wikiqa" / "WikiQA-test.tsv"

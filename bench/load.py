@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from latency import bench_parser, machine, parse_bench_args, percentiles, prepare, questions, serve
+from common import bench_parser, machine, parse_bench_args, percentiles, prepare, questions, serve
 
 
 async def hammer(base: str, asked: list[str], clients: int, seconds: float) -> dict:

@@ -32,12 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import latency
+import common
 import wikiqa
 from qa.config import Settings
-from qa.distributed import UNIT_BATCHES, RayEmbedding, work_units
-from qa.embedding import BATCH_SIZE, Encoder
-from qa.index import _embed, build_index
+from qa.indexing.build import _embed, build_index
+from qa.indexing.distributed import UNIT_BATCHES, RayEmbedding, work_units
+from qa.indexing.embedding import BATCH_SIZE, Encoder
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 WORDS = ("alliance tariff semiconductor shipyard export control investment treaty ministry supply chain "
@@ -131,7 +131,7 @@ def run(tsv: Path, synthetic_documents: int, workdir: Path) -> dict:
     synthetic(corpora["synthetic"], synthetic_documents)
     settings = {name: Settings(corpus_dir=c, index_dir=c.parent / "index").resolved() for name, c in corpora.items()}
     encoder = Encoder()
-    out: dict = {"machine_before": latency.machine(), "rows": {name: {} for name in corpora}}
+    out: dict = {"machine_before": common.machine(), "rows": {name: {} for name in corpora}}
 
     payloads = {}
     for name, s in settings.items():
@@ -167,12 +167,12 @@ def run(tsv: Path, synthetic_documents: int, workdir: Path) -> dict:
                 row["encode_per_s"] = round(row["passages"] / embed.seconds["encoding"], 1)
                 row["per_node"] = dict(embed.per_node)
                 out["rows"][name][f"ray {nodes} node{'s' if nodes > 1 else ''}"] = row
-                print(f"{name}: plain x{nodes} and ray {nodes} done ({latency.machine()})", file=sys.stderr)
+                print(f"{name}: plain x{nodes} and ray {nodes} done ({common.machine()})", file=sys.stderr)
     finally:
         ray.shutdown()
         cluster.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
-    out["machine_after"] = latency.machine()
+    out["machine_after"] = common.machine()
     for rows in out["rows"].values():
         for nodes, plain in (("ray 1 node", "plain x1"), ("ray 2 nodes", "plain x2")):
             rows[nodes]["encode_vs_plain"] = round(rows[nodes]["encode_per_s"] / rows[plain]["encode_per_s"], 2)
@@ -194,9 +194,9 @@ def render(out: dict) -> str:
 
 
 def main() -> None:
-    parser = latency.bench_parser(__doc__, "keep the corpora here (indexes are removed after each build)")
+    parser = common.bench_parser(__doc__, "keep the corpora here (indexes are removed after each build)")
     parser.add_argument("--synthetic", type=int, default=2500, help="made-up documents in the larger corpus")
-    args = latency.parse_bench_args(parser)
+    args = common.parse_bench_args(parser)
     with tempfile.TemporaryDirectory(prefix="qa-bench-ray-") as tmp:
         out = run(args.wikiqa, args.synthetic, (args.workdir or Path(tmp)).resolve())
     print(json.dumps(out, indent=2) if args.json else render(out))

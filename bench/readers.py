@@ -72,8 +72,8 @@ def main() -> None:
     from bs4 import BeautifulSoup
     from pypdf import PdfReader
 
-    from qa.readers.html import html_text
-    from qa.readers.pdf import pdf_text
+    from qa.reading.readers.html import html_text
+    from qa.reading.readers.pdf import pdf_text
 
     data = make_pdf(args.pages)
     ours = timed(lambda: pdf_text(data, "bench.pdf"))

@@ -34,18 +34,18 @@ import faiss
 import numpy as np
 
 import wikiqa
-from latency import bench_parser, machine, parse_bench_args, percentiles
-from qa import generations, vector_index
-from qa.chunking import Chunk
+from common import bench_parser, machine, parse_bench_args, percentiles
+from qa.answering.retrieval import CANDIDATES
 from qa.config import Settings
-from qa.documents import Document
-from qa.embedding import Encoder
-from qa.generations import current_generation
-from qa.index import _write_store, chunker_settings
-from qa.lexical import STOPWORDS
-from qa.retrieval import CANDIDATES
+from qa.indexing import generations, vector_index
+from qa.indexing.build import _write_store, chunker_settings
+from qa.indexing.embedding import Encoder
+from qa.indexing.generations import current_generation
+from qa.indexing.lexical import STOPWORDS
+from qa.indexing.store import FORMAT_VERSION, MANIFEST, STORE, VECTORS
+from qa.reading.chunking import Chunk
+from qa.reading.documents import Document
 from qa.service import Assistant
-from qa.store import FORMAT_VERSION, MANIFEST, STORE, VECTORS
 
 CHUNKS_PER_DOCUMENT = 10
 

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import wikiqa  # noqa: E402
+from qa.answering.evaluation import RANKED, Case, evaluate, mrr, share, summarise  # noqa: E402
+from qa.answering.retrieval import CANDIDATES  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.evaluation import RANKED, Case, evaluate, mrr, share, summarise  # noqa: E402
-from qa.retrieval import CANDIDATES  # noqa: E402
 from qa.service import Assistant  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "bench" / "squad" / "squad-v2.0-16-articles.json"

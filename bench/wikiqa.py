@@ -36,10 +36,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from qa import answering  # noqa: E402
+from qa.answering import answers as answering  # noqa: E402
+from qa.answering.evaluation import Case, evaluate, normalise, run_eval, summarise  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.evaluation import Case, evaluate, normalise, run_eval, summarise  # noqa: E402
-from qa.lexical import LexicalIndex, write  # noqa: E402
+from qa.indexing.lexical import LexicalIndex, write  # noqa: E402
 from qa.service import Assistant  # noqa: E402
 
 DEFAULT_TSV = ROOT.parent / "shared" / "bench" / "wikiqa" / "WikiQA-test.tsv"

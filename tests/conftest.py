@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa.config import Settings
-from qa.embedding import Encoder
+from qa.indexing.embedding import Encoder
 from qa.service import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import make_settings
-from qa.evidence import highlight_order, term_coverage
+from qa.answering.evidence import highlight_order, term_coverage
 from qa.service import Assistant
 
 BRIDGE = """Tacoma Narrows Bridge

@@ -6,8 +6,8 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
 from qa.service import Assistant
+from qa.serving.api import create_app
 
 
 @pytest.fixture(scope="module")

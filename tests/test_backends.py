@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPORT
-from qa.embedding import Encoder, resolve_model_path
-from qa.onnx_export import Unsupported, pipeline_of, weights_digest
+from qa.indexing.embedding import Encoder, resolve_model_path
+from qa.indexing.onnx_export import Unsupported, pipeline_of, weights_digest
 
 MODEL_DIR = Path(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
 
@@ -118,7 +118,7 @@ def test_pipelines_the_onnx_path_cannot_reproduce_are_refused(tmp_path):
 def test_an_unsupported_model_falls_back_to_torch_with_a_log_line(tmp_path, caplog):
     folder = copy_of_model(tmp_path / "max-pooled",
                            pooling={"pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": True})
-    with caplog.at_level(logging.WARNING, logger="qa.embedding"):
+    with caplog.at_level(logging.WARNING, logger="qa.indexing.embedding"):
         fallback = Encoder(str(folder), backend="onnx", cache_dir=tmp_path / "cache")
     assert fallback.backend == "torch"
     assert "using the torch backend instead of onnx" in caplog.text and "max_tokens" in caplog.text

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from pdfmaker import make_pdf
-from qa.chunking import chunk_document, split_sentences
-from qa.documents import read_document
-from qa.embedding import load_tokenizer
+from qa.indexing.embedding import load_tokenizer
+from qa.reading.chunking import chunk_document, split_sentences
+from qa.reading.documents import read_document
 
 REPORT = Path(__file__).resolve().parent.parent / "corpus" / "article-ii-mandate.txt"
 MAX = 256

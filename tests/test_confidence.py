@@ -15,16 +15,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import REPORT, indexed_assistant
-from qa import confidence
-from qa.answering import assess
-from qa.api import create_app
-from qa.chunking import Chunk
-from qa.evaluation import evaluate, load_cases
-from qa.lexical import LexicalIndex, write
-from qa.lexical import terms as lexical_terms
-from qa.retrieval import Hit
+from qa.answering import confidence
+from qa.answering.answers import assess
+from qa.answering.evaluation import evaluate, load_cases
+from qa.answering.retrieval import Hit
+from qa.indexing.lexical import LexicalIndex, write
+from qa.indexing.lexical import terms as lexical_terms
+from qa.indexing.store import StoredChunk
+from qa.reading.chunking import Chunk
 from qa.service import Assistant
-from qa.store import StoredChunk
+from qa.serving.api import create_app
 
 DATA = Path(__file__).resolve().parent / "data"
 DISTRACTORS = Path(__file__).resolve().parent / "fixtures" / "distractors"
@@ -43,12 +43,12 @@ def test_the_shipped_coefficients_load_and_match_the_features_the_code_computes(
     assert model.features == confidence.FEATURES
     assert model.coef.shape == model.mean.shape == model.scale.shape == (len(confidence.FEATURES),)
     assert 0 < model.threshold < 1 and np.all(model.scale > 0)
-    stored = json.loads(resources.files("qa").joinpath(confidence.MODEL_FILE).read_text(encoding="utf-8"))
+    stored = json.loads(resources.files("qa.answering").joinpath(confidence.MODEL_FILE).read_text(encoding="utf-8"))
     assert stored["features"] == list(confidence.FEATURES)
 
 
 def test_a_model_fitted_on_other_features_is_refused_with_the_fix():
-    stored = json.loads(resources.files("qa").joinpath(confidence.MODEL_FILE).read_text(encoding="utf-8"))
+    stored = json.loads(resources.files("qa.answering").joinpath(confidence.MODEL_FILE).read_text(encoding="utf-8"))
     stored["features"] = stored["features"][:-1]
     with pytest.raises(ValueError, match="fit_confidence.py"):
         confidence.model_from(stored)

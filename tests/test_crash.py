@@ -15,9 +15,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, REPORT, make_settings
-from qa.api import create_app
-from qa.generations import LAST_BUILD, PROGRESS, current_generation, read_progress
+from qa.indexing.generations import LAST_BUILD, PROGRESS, current_generation, read_progress
 from qa.service import Assistant
+from qa.serving.api import create_app
 
 TOPICS = ["semiconductors", "shipbuilding", "liquefied natural gas", "rare earths", "port cranes",
           "batteries", "fisheries", "rice tariffs", "satellites", "pharmaceuticals", "steel", "cables"]

@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import REPORT, make_settings
-from qa.api import create_app
-from qa.document_questions import recognise
+from qa.answering.document_questions import recognise
 from qa.service import Assistant
+from qa.serving.api import create_app
 from test_metadata import FIXTURES, chips_pdf
 
 METADATA_WORDING = "according to the document's metadata"

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from pdfmaker import make_pdf
-from qa.documents import iter_corpus_files, read_document
 from qa.errors import DocumentError
+from qa.reading.documents import iter_corpus_files, read_document
 
 
 def test_report_is_read_unchanged_with_its_title_and_recommendation_headings():

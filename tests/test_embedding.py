@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from qa.embedding import Encoder
 from qa.errors import ModelError
+from qa.indexing.embedding import Encoder
 
 
 def test_vectors_are_normalised_and_similar_texts_are_close(encoder):

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from conftest import REPORT
-from qa.generations import current_generation, read_manifest
-from qa.store import FORMAT_VERSION, MANIFEST
+from qa.indexing.generations import current_generation, read_manifest
+from qa.indexing.store import FORMAT_VERSION, MANIFEST
 from server import live_server
 
 QUESTION = "When did Japan first run a trade surplus with the United States?"

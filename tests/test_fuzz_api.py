@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from qa.api import create_app
 from qa.config import Settings
 from qa.service import Assistant
+from qa.serving.api import create_app
 
 # schemathesis needs the schema when the module is collected, before fixtures exist: build the app on
 # an assistant that is never used (no model, no index), and serve the session's indexed report with it.
@@ -182,7 +182,7 @@ def test_an_odd_passage_count_on_the_answer_page_says_what_to_fix(client, k):
 
 
 def test_only_real_citation_markers_become_links():
-    from qa.web import cite_links
+    from qa.serving.web import cite_links
 
     html = str(cite_links('See note [12] <b>"x"</b>. A claim. [2] Another. [1]', passages=2))
     assert html.count('class="cite"') == 2 and 'href="#p2">[2]</a>' in html and 'href="#p1">[1]</a>' in html

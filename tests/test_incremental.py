@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, REPORT, make_settings
-from qa import index as qa_index
 from qa.errors import BuildInProgress
-from qa.generations import LAST_BUILD, current_generation, read_manifest, writer_lock
-from qa.lexical import LexicalIndex
+from qa.indexing import build as qa_index
+from qa.indexing.generations import LAST_BUILD, current_generation, read_manifest, writer_lock
+from qa.indexing.lexical import LexicalIndex
+from qa.indexing.store import STORE, VECTORS
 from qa.service import Assistant
-from qa.store import STORE, VECTORS
 
 DOCS = FIXTURES / "incremental"
 QUESTIONS = [

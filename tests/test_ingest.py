@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, make_settings
 from pdfmaker import make_review_pdf
-from qa.api import create_app
-from qa.documents import read_document
+from qa.reading.documents import read_document
 from qa.service import Assistant
+from qa.serving.api import create_app
 
 INGEST = FIXTURES / "ingest"
 TOKEN = "ingest-token"
@@ -169,7 +169,7 @@ def test_pdf_library_warnings_name_the_file(tmp_path, caplog):
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
-    from qa.readers.pdf import pdf_warnings_named
+    from qa.reading.readers.pdf import pdf_warnings_named
 
     cut = make_review_pdf()[:-6]  # the %%EOF marker is gone: pypdf warns, PDFium reads it all the same
     with caplog.at_level("WARNING"), pdf_warnings_named("uploads/w.pdf"), pytest.raises(PdfReadError):

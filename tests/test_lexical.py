@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import REPORT
-from qa import lexical
+from qa.indexing import lexical
 
 QUESTIONS = [
     "When did Japan first run a trade surplus with the United States?",

@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, indexed_assistant, make_settings
-from qa.api import create_app
-from qa.generations import ProgressFile, read_last_build
+from qa.indexing.generations import ProgressFile, read_last_build
+from qa.indexing.store import StoredDocument
 from qa.service import Assistant
-from qa.sessions import COOKIE, FREE_FAILURES, Throttle
-from qa.store import StoredDocument
+from qa.serving.api import create_app
+from qa.serving.sessions import COOKIE, FREE_FAILURES, Throttle
 from test_writes_api import snapshot
 
 DOCS = FIXTURES / "incremental"
@@ -286,7 +286,7 @@ def test_a_build_reports_each_documents_state_while_it_runs_and_after(tmp_path, 
         if state and (not seen or seen[-1] != state):
             seen.append(state)
 
-    from qa.index import build_index
+    from qa.indexing.build import build_index
     build_index(a.settings, lambda: encoder, progress=watch)
     order = ["queued", "read", "chunked", "embedded", "ready"]
     assert seen == sorted(seen, key=order.index) and {"queued", "chunked"} <= set(seen), seen

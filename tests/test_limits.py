@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
+from qa.serving.api import create_app
 from server import uvicorn_thread
 
 LIMIT = 64 * 1024

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from conftest import REPORT
 from pdfmaker import make_pdf
-from qa.documents import read_document
-from qa.metadata import METADATA, byline, parse_date, read_metadata, split_names
+from qa.reading.documents import read_document
+from qa.reading.metadata import METADATA, byline, parse_date, read_metadata, split_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "metadata"
 CHIPS_INFO = {

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, make_settings
-from qa.api import create_app
 from qa.service import Assistant
+from qa.serving.api import create_app
 from server import uvicorn_thread
 
 SECRET = "OUTSIDE-THE-CORPUS-7f3a"

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pdfmaker import make_pdf
-from qa.chunking import chunk_document
 from qa.config import DEFAULT_MODEL
-from qa.documents import Document, read_document
-from qa.embedding import HFTokenizer, load_tokenizer
 from qa.errors import DocumentError
+from qa.indexing.embedding import HFTokenizer, load_tokenizer
+from qa.reading.chunking import chunk_document
+from qa.reading.documents import Document, read_document
 
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -18,13 +18,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from qa import lexical
-from qa.answering import Answer, Passage, unmatched_names, word_coverage
-from qa.chunking import Chunk, split_sentences
-from qa.errors import ModelError, QAError
-from qa.evaluation import Case, format_report, has_gold, judge, load_cases, run_eval, summarise
-from qa.evidence import best_sentence, highlight_order, term_coverage
-from qa.retrieval import (
+from qa.answering.answers import Answer, Passage, unmatched_names, word_coverage
+from qa.answering.evaluation import Case, format_report, has_gold, judge, load_cases, run_eval, summarise
+from qa.answering.evidence import best_sentence, highlight_order, term_coverage
+from qa.answering.retrieval import (
     DOCUMENT_WEIGHT,
     Reranker,
     _by_document,
@@ -33,7 +30,10 @@ from qa.retrieval import (
     numbered_reference,
     retrieve,
 )
-from qa.store import StoredChunk
+from qa.errors import ModelError, QAError
+from qa.indexing import lexical
+from qa.indexing.store import StoredChunk
+from qa.reading.chunking import Chunk, split_sentences
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV_SET = DATA / "dev_questions.jsonl"

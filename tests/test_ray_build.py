@@ -25,11 +25,11 @@ from click.testing import CliRunner
 import qa
 from conftest import FIXTURES, REPORT, make_settings
 from qa.cli import main
-from qa.distributed import RayBuildError, RayEmbedding
-from qa.generations import current_generation
-from qa.index import build_index
+from qa.indexing.build import build_index
+from qa.indexing.distributed import RayBuildError, RayEmbedding
+from qa.indexing.generations import current_generation
+from qa.indexing.store import Generation
 from qa.service import Assistant
-from qa.store import Generation
 
 pytestmark = pytest.mark.ray
 

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, REPORT, indexed_assistant
-from qa.api import create_app
 from qa.cli import main
 from qa.service import Assistant, InvalidRequest, sanitise_filename
+from qa.serving.api import create_app
 
 TOKEN = "trash-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

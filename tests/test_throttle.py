@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import FIXTURES
-from qa.sessions import FREE_FAILURES
+from qa.serving.sessions import FREE_FAILURES
 from server import live_server
 
 TOKEN = "throttle-test-token"

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, REPORT, make_settings
-from qa import vector_index
-from qa.generations import current_generation
+from qa.indexing import vector_index
+from qa.indexing.generations import current_generation
+from qa.indexing.store import VECTORS
 from qa.service import Assistant
-from qa.store import VECTORS
 
 QUESTIONS = [
     "When did Japan first sell more to the US than it bought?",

@@ -6,7 +6,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
+from qa.serving.api import create_app
 
 
 @pytest.fixture(scope="module")

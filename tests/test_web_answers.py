@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, REPORT
-from qa import citations, web
-from qa.answering import Passage
-from qa.api import create_app
-from qa.overview import example_questions, topic
+from qa.answering.answers import Passage
+from qa.serving import citations, web
+from qa.serving.api import create_app
+from qa.serving.overview import example_questions, topic
 
 TOSHIBA = "What did the 1987 Toshiba scandal involve?"
 NOTE = "alliance-note.md"

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 
 from conftest import FIXTURES, REPORT, make_settings
-from qa.generations import current_generation
+from qa.indexing.generations import current_generation
+from qa.indexing.store import STORE
 from qa.service import Assistant
-from qa.store import STORE
 from server import live_server
 
 QUESTION = "Where does the working group on maritime industrial capacity meet?"

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, indexed_assistant
-from qa.api import create_app
 from qa.config import Settings
-from qa.generations import current_generation, writer_lock
+from qa.indexing.generations import current_generation, writer_lock
 from qa.service import Assistant
+from qa.serving.api import create_app
 from server import live_server
 
 DOCS = FIXTURES / "incremental"

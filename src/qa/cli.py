@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from .config import Settings
-from .errors import CorpusMissing, QAError
+from qa.config import Settings
+from qa.errors import CorpusMissing, QAError
 
 EXIT_SKIPPED = 3  # `qa index` finished, but some files could not be read
 
@@ -48,7 +48,7 @@ def main() -> None:
               "joined) or `local` (one started here) [env QA_RAY_ADDRESS]. Needs: pip install 'alliance-qa[ray]'.")
 def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: str | None) -> None:
     """Build the index, or update it to match the corpus."""
-    from .service import Assistant
+    from qa.service import Assistant
 
     address = ray_address or settings.ray_address
     show = sys.stderr.isatty()
@@ -58,7 +58,7 @@ def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: st
     else:
         from tqdm import tqdm
 
-        from .distributed import RayEmbedding
+        from qa.indexing.distributed import RayEmbedding
 
         with RayEmbedding(settings, address, status=lambda line: tqdm.write(line, file=sys.stderr)) as embed:
             summary = Assistant(settings).reindex(rebuild=rebuild, wait=wait, show_progress=show, embed=embed)
@@ -74,7 +74,7 @@ def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: st
 @click.option("--json", "as_json", is_flag=True, help="Print exactly the /ask response body.")
 def ask_command(settings: Settings, question: str, k: int, as_json: bool) -> None:
     """Answer QUESTION with cited passages."""
-    from .service import Assistant
+    from qa.service import Assistant
 
     answer = Assistant(settings).ask(question, k)
     if as_json:
@@ -110,7 +110,7 @@ def serve_command(settings: Settings, host: str, port: int, workers: int, forwar
     """Serve the web UI and the HTTP API; builds the index first if there is none."""
     import uvicorn
 
-    from .service import Assistant
+    from qa.service import Assistant
 
     if not settings.corpus_dir.is_dir():
         raise CorpusMissing(f"corpus folder {settings.corpus_dir} does not exist: check the --corpus path "
@@ -124,7 +124,7 @@ def serve_command(settings: Settings, host: str, port: int, workers: int, forwar
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
     # uvicorn would trust a proxy on 127.0.0.1 by default; here only the proxies named are trusted, so
     # a client cannot pick its own address (and its own throttle) by sending X-Forwarded-For.
-    uvicorn.run("qa.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
+    uvicorn.run("qa.serving.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
                 proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None)
 
 
@@ -132,9 +132,9 @@ def _unusable_index(settings: Settings) -> str | None:
     """Why the server could not answer from the index as it stands (none, or an older format or
     other settings built it), or None. A server that starts on such an index would answer 503 to
     everything until someone ran `qa index`, so `qa serve` builds it first."""
-    from .errors import IndexMismatch
-    from .generations import read_manifest
-    from .index import check_compatible
+    from qa.errors import IndexMismatch
+    from qa.indexing.build import check_compatible
+    from qa.indexing.generations import read_manifest
 
     manifest = read_manifest(settings.index_dir)
     if manifest is None:
@@ -153,8 +153,8 @@ def _unusable_index(settings: Settings) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def eval_command(settings: Settings, questions: Path, k: int, as_json: bool) -> None:
     """Run a question set (JSON lines: question, evidence) and print its metrics."""
-    from .evaluation import format_report, run_eval
-    from .service import Assistant
+    from qa.answering.evaluation import format_report, run_eval
+    from qa.service import Assistant
 
     metrics = run_eval(Assistant(settings), questions, k)
     click.echo(json.dumps(metrics, indent=2) if as_json else format_report(metrics))

@@ -12,18 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from . import lexical
-from .answering import Answer, compose
-from .config import Settings
-from .document_questions import answer_about_document, attach_metadata
-from .documents import SUPPORTED_SUFFIXES
-from .embedding import Encoder
-from .errors import DocumentError, IndexMismatch, IndexMissing, NameTaken, NotFound, QAError
-from .generations import current_generation, read_progress
-from .index import BuildSummary, Embed, build_index, check_compatible, load_document, reading_report
-from .retrieval import Reranker, retrieve
-from .store import Generation, StoredDocument
-from .trash import Trash, TrashEntry
+from qa.answering.answers import Answer, compose
+from qa.answering.document_questions import answer_about_document, attach_metadata
+from qa.answering.retrieval import Reranker, retrieve
+from qa.config import Settings
+from qa.errors import DocumentError, IndexMismatch, IndexMissing, NameTaken, NotFound, QAError
+from qa.indexing import lexical
+from qa.indexing.build import BuildSummary, Embed, build_index, check_compatible, load_document, reading_report
+from qa.indexing.embedding import Encoder
+from qa.indexing.generations import current_generation, read_progress
+from qa.indexing.store import Generation, StoredDocument
+from qa.reading.documents import SUPPORTED_SUFFIXES
+from qa.reading.trash import Trash, TrashEntry
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 20

@@ -1,0 +1,386 @@
+"""Extractive answers: evidence sentences chosen from the retrieved passages, cited as [n].
+
+Sentence vectors were computed at index time, so choosing evidence costs one matrix product per
+passage and no encoding beyond the question.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from qa.answering import confidence
+from qa.answering.evidence import highlight_order, is_title_line, one_line, sentence_coverage, stems
+from qa.answering.retrieval import Hit
+from qa.indexing.lexical import STOPWORDS
+from qa.reading.chunking import Chunk
+
+ABSTAIN_ANSWER = "The indexed documents do not answer this question."
+MAX_HIGHLIGHTS = 2  # per passage, by contract
+# The answer quotes at most this many sentences, taken from the first ANSWER_PASSAGES passages
+# only, so the answer (and the abstention) is the same whatever k the caller asks for (k >= 3).
+MAX_ANSWER_SENTENCES = 3
+ANSWER_PASSAGES = 3
+# A sentence joins the answer only if it is nearly as relevant as the best one.
+ANSWER_MARGIN = 0.1
+# Below this best-sentence cosine an anchor sentence, if there is one, leads the evidence and answers
+# (the former abstention threshold, under which both kinds of anchor were chosen).
+ANCHOR_RELEVANCE = 0.35
+# A question this short ("What is Article II?", "Toshiba") scores low against any sentence (0.11 to
+# 0.33 against the ones that answer them), so a sentence holding all its content words answers it.
+SHORT_QUESTION_WORDS = 3
+# A passage's best sentences are highlighted down to this cosine: below the former abstention
+# threshold (0.35), it raised dev evidence@3 from 0.76 to 0.78.
+HIGHLIGHT_FLOOR = 0.25
+# A sentence of another document than the first passage's joins the answer only when its evidence
+# is about as strong: its cosine at most this far below the first passage's evidence.
+OTHER_DOCUMENT_MARGIN = 0.02
+# A how/why/what-should question is answered by the first passage's best sentence that says how, why
+# or what should be done, looked for among its this many best evidence sentences.
+CUE_DEPTH = 4
+
+
+@dataclass
+class Passage:
+    rank: int
+    doc_id: str
+    title: str
+    section: str | None
+    page: int | None
+    start: int
+    end: int
+    text: str
+    score: float
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+    # The document's metadata (metadata.py), filled in by the service; null when unknown.
+    authors: list[str] | None = None
+    publisher: str | None = None
+    date: str | None = None
+    # The passage's cosine similarity to the question, for the web page's "why this passage". A class
+    # attribute that compose() sets per passage, not a field: the /ask body (asdict, the API's
+    # response model) keeps to the contract, whose `score` is the fused ranking score.
+    semantic: ClassVar[float | None] = None
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    confidence: float  # estimated probability that the first passages answer the question (0..1)
+    took_ms: float
+    passages: list[Passage]
+
+    def to_dict(self) -> dict:
+        body = asdict(self)
+        for p in body["passages"]:
+            p["highlights"] = [list(h) for h in p["highlights"]]
+        return body
+
+
+def compose(
+    question: str, query: np.ndarray, hits: list[Hit], min_confidence: float | None = None,
+    term_weights: dict[str, float] | None = None, absent_terms: frozenset[str] = frozenset(),
+) -> Answer:
+    """Highlight evidence sentences, write the answer with [rank] markers, or abstain.
+
+    A passage's evidence is two sentences (the contract allows two): the one that holds most of the
+    question's words (IDF-weighted, `term_weights`; ties: evidence.highlight_order), then the one
+    closest in meaning, never the document's title line, which resembles every question about the
+    document without answering any. The answer's confidence is the shipped model's estimate that
+    the first passages answer the question (confidence.py); it abstains below one threshold
+    (`min_confidence`, default the model's), and an abstained answer highlights nothing. One
+    documented override: two questions that embeddings score low (best sentence below
+    ANCHOR_RELEVANCE) are answered by an *anchor* sentence instead, and their confidence raised to at
+    least the threshold: one that only points at a numbered part ("what is recommendation 3?") by
+    that part's heading, and a short keyword question ("Toshiba", "lost decade") by a sentence of the
+    first passages that holds all its words. The answer's sentences are chosen by `_answer_sentences`.
+    """
+    model = confidence.shipped()
+    threshold = model.threshold if min_confidence is None else min_confidence
+    ranked, features, pointed = assess(question, query, hits, term_weights, absent_terms)
+    leading = ranked[:ANSWER_PASSAGES]
+    best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
+    estimate = model.probability(features)
+    anchor = _anchor(question, leading, pointed) if best < ANCHOR_RELEVANCE else None
+    if anchor is not None:  # the anchor leads its passage's evidence
+        hit, sims, order = ranked[anchor[0]]
+        ranked[anchor[0]] = (hit, sims, [anchor[1]] + [i for i in order if i != anchor[1]])
+    saying = _saying(question, ranked[0]) if ranked and anchor is None and not pointed else None
+    if saying is not None:  # it leads the first passage's evidence, as an anchor does
+        hit, sims, order = ranked[0]
+        ranked[0] = (hit, sims, [saying] + [i for i in order if i != saying])
+        leading = ranked[:ANSWER_PASSAGES]
+    if anchor is not None or pointed:
+        estimate = max(estimate, threshold)
+    abstain = estimate < threshold
+
+    passages = []
+    for rank, (hit, sims, order) in enumerate(ranked, start=1):
+        chunk = hit.stored.chunk
+        chosen = [] if abstain else [  # the best two of the evidence order that reach the floor
+            i for i in order
+            if sims[i] >= HIGHLIGHT_FLOOR or (anchor is not None and (rank - 1, i) == anchor)
+        ][:MAX_HIGHLIGHTS]
+        passages.append(
+            Passage(
+                rank=rank, doc_id=chunk.doc_id, title=hit.stored.title, section=chunk.section,
+                page=chunk.page, start=chunk.start, end=chunk.end, text=chunk.text, score=round(hit.score, 4),
+                highlights=sorted(_relative(chunk, i) for i in chosen),
+            )
+        )
+        passages[-1].semantic = round(hit.dense, 4)
+    if abstain:
+        return Answer(question, ABSTAIN_ANSWER, True, estimate, 0.0, passages)
+
+    if anchor is not None:
+        candidates = [(anchor[0] + 1, anchor[1])]
+    else:  # a question about a numbered part is answered from that part
+        candidates = _answer_sentences(question, leading[:1] if pointed else leading, best)
+    parts, seen = [], set()
+    for rank, i in _completed(candidates, ranked)[:MAX_ANSWER_SENTENCES]:
+        sentence = one_line(_sentence(hits[rank - 1].stored.chunk, i))
+        if sentence.lower() not in seen:
+            seen.add(sentence.lower())
+            parts.append(f"{sentence} [{rank}]")
+    return Answer(question, " ".join(parts), False, estimate, 0.0, passages)
+
+
+def _answer_sentences(question: str, leading: list, best: float) -> list[tuple[int, int]]:
+    """(rank, sentence index) of the sentences that answer, in the order the answer quotes them.
+
+    The first passage's evidence comes first (retrieval ranks passages better than one sentence's
+    cosine does), then its document's other evidence within ANSWER_MARGIN of the best; a sentence of
+    another document only when it is about as strong as the first passage's. For a how, why or
+    what-should question, a sentence of the evidence that says how, why or what should be done
+    comes before one that restates the topic (`_saying` put it first)."""
+    if not leading or not leading[0][2]:
+        return []
+    lead_doc = leading[0][0].stored.chunk.doc_id
+    lead_strength = float(leading[0][1][leading[0][2][0]])
+    out: list[tuple[int, int]] = []
+    for rank, (hit, sims, order) in enumerate(leading, start=1):
+        picks = [i for i in order if sims[i] >= HIGHLIGHT_FLOOR][:MAX_HIGHLIGHTS] or order[:1]
+        for n, i in enumerate(picks):
+            strong = sims[i] >= best - ANSWER_MARGIN
+            if hit.stored.chunk.doc_id == lead_doc:
+                if rank == 1 and n == 0 or strong:
+                    out.append((rank, i))
+            elif strong and sims[i] >= lead_strength - OTHER_DOCUMENT_MARGIN:
+                out.append((rank, i))
+    return out
+
+
+# What a sentence that says how, why or what should be done tends to hold. A means is "by doing"
+# ("by building capacity", "through offering"), not any "by": "formed by the eruption", "written by"
+# and "by the end of the century" name an agent or a time; "need" counts as "need to", not "the need
+# for". Lower-case "-ing" only, so "by Beijing" is not a means.
+_CUES = {
+    "how": re.compile(r"(?i:\b(?:should|must|can|could|would|using|needs? to)\b)|\b(?i:by|through|via) [a-z]+ing\b"),
+    "why": re.compile(r"\b(?:because|due|reasons?|result|order|caused|led|aim|response)\b", re.IGNORECASE),
+    "should": re.compile(r"\b(?:should|must|needs?|recommends?|ought|urge|call)\b", re.IGNORECASE),
+}
+_WORDS = re.compile(r"[a-z']+")
+
+
+def _saying(question: str, first: tuple) -> int | None:
+    """For a how, why or what-should question, the first passage's best evidence sentence (among its
+    CUE_DEPTH best) that says how, why or what should be done, when a sentence before it does not."""
+    cues = _cues(question)
+    hit, _, order = first
+    if not cues:
+        return None
+    for i in order[:CUE_DEPTH]:
+        text = _sentence(hit.stored.chunk, i)
+        if any(c.search(text) for c in cues) and not _incomplete(text, hit.stored.chunk):
+            return i
+    return None
+
+
+# "How" before one of these asks how much or how long, not how something is done: "how many seasons
+# were there", "how old is", "how long did it take" want a quantity, which no cue word marks.
+_DEGREE = {"many", "much", "long", "old", "far", "big", "large", "tall", "high", "often", "soon", "deep",
+           "wide", "fast", "thick", "heavy", "small", "short", "early", "late", "young", "rich"}
+
+
+def _cues(question: str) -> list[re.Pattern]:
+    """What a sentence answering the question says: how (a means or what can be done), why (a cause or
+    an aim), or what should be done; nothing for other questions."""
+    words = _WORDS.findall(question.lower())
+    cues = []
+    if words[:1] == ["why"] or (words[:1] == ["how"] and len(words) > 1 and words[1] not in _DEGREE):
+        cues.append(_CUES[words[0]])
+    if "should" in words or "recommend" in words or "recommendations" in words:
+        cues.append(_CUES["should"])
+    return cues
+
+
+def _completed(candidates: list[tuple[int, int]], ranked: list) -> list[tuple[int, int]]:
+    """The candidates, an incomplete first one followed by what it introduces: a heading, a lead-in
+    ending in a colon or a lone table cell is followed by the passage's next sentences (its body or
+    its items, up to a complete sentence; all the items a colon introduces, within the answer's
+    length). An incomplete sentence elsewhere adds nothing to the sentences around it: dropped."""
+    out: list[tuple[int, int]] = []
+    for n, (rank, i) in enumerate(candidates):
+        chunk = ranked[rank - 1][0].stored.chunk
+        if not _incomplete(_sentence(chunk, i), chunk):
+            out.append((rank, i))
+            continue
+        if n > 0 or i + 1 >= len(chunk.sentences):
+            continue
+        lead_in = _sentence(chunk, i).rstrip().endswith(":")
+        out.append((rank, i))
+        for j in range(i + 1, len(chunk.sentences)):
+            if len(out) >= MAX_ANSWER_SENTENCES:
+                break
+            out.append((rank, j))
+            if not lead_in and not _incomplete(_sentence(chunk, j), chunk):
+                break
+    return [c for n, c in enumerate(out) if c not in out[:n]] or candidates[:1]
+
+
+_CELL = re.compile(r"[\W\d_]*")
+
+
+def _incomplete(sentence: str, chunk: Chunk) -> bool:
+    """A heading (the section's title line, or a short line without a verb's full stop), a lead-in
+    that ends in a colon, or a lone table cell (a number, or a few words without punctuation)."""
+    text = one_line(sentence)
+    if text.endswith(":") or _CELL.fullmatch(text):
+        return True
+    if chunk.section and one_line(chunk.section).startswith(text):
+        return True
+    return len(text.split()) <= 6 and text[-1:] not in ".!?\"'”’)"
+
+
+def _sentence(chunk: Chunk, i: int) -> str:
+    a, b = _relative(chunk, i)
+    return chunk.text[a:b]
+
+
+def _anchor(question: str, leading: list, pointed: bool) -> tuple[int, int] | None:
+    """(passage index, sentence index) of the sentence that answers a question embeddings score low:
+    the heading of the numbered part the question points at, or, for a question of at most
+    SHORT_QUESTION_WORDS content words, the first sentence of the first passages that holds them all."""
+    if pointed:
+        heading = _heading_sentence(leading[0][0])
+        return None if heading is None else (0, heading)
+    wanted = stems(question)
+    if not 0 < len(wanted) <= SHORT_QUESTION_WORDS:
+        return None
+    for p, (hit, _, order) in enumerate(leading):
+        chunk = hit.stored.chunk
+        for i in sorted(order):
+            a, b = _relative(chunk, i)
+            if wanted <= stems(chunk.text[a:b]):
+                return p, i
+    return None
+
+
+def _relative(chunk: Chunk, i: int) -> tuple[int, int]:
+    """Offsets of the chunk's i-th sentence within the chunk's text."""
+    start, end = chunk.sentences[i]
+    return start - chunk.start, end - chunk.start
+
+
+def _heading_sentence(hit: Hit) -> int | None:
+    """Index of the sentence that holds the passage's section heading, if the passage starts with it."""
+    chunk = hit.stored.chunk
+    heading = one_line(chunk.section or "")
+    for i in range(len(chunk.sentences)):
+        a, b = _relative(chunk, i)
+        if heading and heading.startswith(one_line(chunk.text[a:b])):
+            return i
+    return None
+
+
+def assess(
+    question: str, query: np.ndarray, hits: list[Hit], term_weights: dict[str, float] | None = None,
+    absent_terms: frozenset[str] = frozenset(),
+) -> tuple[list[tuple[Hit, np.ndarray, list[int]]], np.ndarray, bool]:
+    """Each passage's sentences in evidence order (title lines left out; see compose), the confidence
+    model's signals for the first passages, and whether the first passage is the numbered part the
+    question names. bench/fit_confidence.py fits the model on exactly these signals. term_weights:
+    the IDF of each of the question's terms (LexicalIndex.idf); absent_terms: those no chunk holds
+    (LexicalIndex.absent)."""
+    ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
+    for hit in hits:
+        chunk = hit.stored.chunk
+        keep = [i for i in range(len(chunk.sentences)) if not is_title_line(hit.stored, i)]
+        sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
+        coverage = sentence_coverage(hit.stored, term_weights or {})
+        order = [keep[j] for j in highlight_order(
+            sims[keep], coverage[keep], opening=chunk.ordinal == 0,
+            complete=lambda j, chunk=chunk, keep=keep: not _incomplete(_sentence(chunk, keep[j]), chunk),
+        )]
+        ranked.append((hit, sims, order))
+    leading = [(hit, sims, order) for hit, sims, order in ranked[:ANSWER_PASSAGES] if order]
+    texts = [hit.stored.chunk.text for hit, _, _ in ranked[:ANSWER_PASSAGES]]
+    # A name or number is looked for in the first passages of the first one's document: the answer
+    # quotes that document, so another document's passage naming it supports nothing.
+    first_doc = hits[0].stored.chunk.doc_id if hits else None
+    own = [hit.stored.chunk.text for hit, _, _ in ranked[:ANSWER_PASSAGES] if hit.stored.chunk.doc_id == first_doc]
+    evidence = [(hit, sims, i) for hit, sims, order in leading for i in order[:MAX_HIGHLIGHTS]]
+    features = confidence.signals(
+        question,
+        sentence_best=[float(sims[order].max()) for _, sims, order in leading],
+        sentence_all=[float(sims[i]) for _, sims, order in leading for i in order],
+        passage_texts=texts,
+        evidence_texts=[_sentence(hit.stored.chunk, i) for hit, _, i in evidence],
+        scores=[hit.score for hit in hits[:ANSWER_PASSAGES]],
+        unmatched=unmatched_names(question, own),
+        weights=term_weights,
+        evidence_cosines=[float(sims[i]) for _, sims, i in evidence],
+        absent=absent_terms,
+    )
+    return ranked, features, bool(hits) and hits[0].referenced
+
+
+_NAME = re.compile(r"[A-Z][\w’'-]*|\d[\w-]*")
+_POSSESSIVE = re.compile(r"['’]s$")
+_ACRONYM = re.compile(r"[A-Z][A-Z0-9]+s?")
+_WORD = re.compile(r"\w+")
+_LETTERS = re.compile(r"[A-Za-z]+")
+
+
+def unmatched_names(question: str, texts: list[str]) -> list[str]:
+    """Names, acronyms and numbers of the question (its first word aside) that no text contains.
+
+    A question in capitals throughout (common in WikiQA) has no names to tell apart, so only its
+    numbers count. Names and numbers match ignoring case, by substring ("70s" matches "1970s");
+    an acronym matches with its case, dotted ("U.S.") or spelled out ("United States").
+    """
+    shouting = sum(c.isupper() for c in question) > sum(c.islower() for c in question)
+    joined = " ".join(texts)
+    haystack = joined.lower()
+    names = []
+    for m in _NAME.finditer(question):
+        word = _POSSESSIVE.sub("", m.group()).strip("'’-")
+        if m.start() == 0 or not word or word.lower() in STOPWORDS or (shouting and not word[0].isdigit()):
+            continue
+        found = _acronym_in(word, joined) if _ACRONYM.fullmatch(word) else word.lower() in haystack
+        if not found:
+            names.append(word)
+    return names
+
+
+def _acronym_in(acronym: str, text: str) -> bool:
+    """"GDP" in "GDP", "G.D.P." or "gross domestic product" (initials of consecutive words, short
+    words such as "for" and "and" skipped, as in "Organization for Economic Cooperation")."""
+    letters = acronym[:-1] if acronym.endswith("s") else acronym  # "SMEs"
+    if re.search(rf"\b{re.escape(letters)}s?\b", text.replace(".", "")):
+        return True
+    words = [w for w in _LETTERS.findall(text) if w.lower() not in STOPWORDS]
+    if len(letters) < 3:  # two initials match too much by chance unless the words are capitalised
+        words = [w if w[0].isupper() else "_" for w in words]
+    initials = "".join(w[0] for w in words).lower()
+    return letters.lower() in initials
+
+
+def word_coverage(question: str, texts: list[str]) -> float:
+    """Share of the question's content words (stemmed, stopwords aside) that the texts contain."""
+    wanted = stems(question)
+    return len(wanted & stems(" ".join(texts))) / len(wanted) if wanted else 1.0

@@ -1,0 +1,131 @@
+"""How well each sentence of a passage answers a question: its meaning and the question's words.
+
+Cosine alone picks the sentence that holds the answer for 0.76 of SQuAD's shared questions;
+the question's rare words (IDF-weighted, stemmed) for 0.82; both together more, and the same holds
+on WikiQA and the report (bench/fusion_loo.py). The two are on one scale, 0..1 and comparable
+across passages, so the answer can weigh a sentence of one passage against another's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+
+from qa.indexing import lexical
+from qa.indexing.store import StoredChunk
+
+# Score = (1 - TERM_WEIGHT) x cosine + TERM_WEIGHT x the share of the question's IDF that the
+# sentence holds. Chosen by leave-one-benchmark-out (bench/fusion_loo.py, docs/benchmarks.md).
+# With the pair of highlights below, 1.0 (the first highlight by the question's words, ties by
+# cosine; the second by cosine) held the answer most often on each benchmark left out.
+TERM_WEIGHT = 1.0
+
+
+def term_coverage(weights: dict[str, float], texts: list[str]) -> np.ndarray:
+    """For each text, the share of the question's term weight (IDF of each of its stemmed content
+    words, `weights`) that the text contains; 0 when the question has no content words."""
+    total = sum(weights.values())
+    if total <= 0:
+        return np.zeros(len(texts))
+    return np.array([sum(weights[t] for t in stems(x) if t in weights) / total for x in texts])
+
+
+# Stems of the words seen so far: stemming each sentence anew cost about 1 ms an answer (10 passages);
+# a corpus's vocabulary is small enough to keep, and the cache is dropped if it ever is not.
+_STEM_CACHE: dict[str, str] = {}
+_STEM_CACHE_MAX = 500_000
+
+
+def stems(text: str) -> set[str]:
+    """The distinct terms of text as the index holds them (`lexical.terms`), stemmed through the cache."""
+    words = set(lexical.words(text))
+    missing = [w for w in words if w not in _STEM_CACHE]
+    if missing:
+        if len(_STEM_CACHE) > _STEM_CACHE_MAX:
+            _STEM_CACHE.clear()
+        _STEM_CACHE.update(zip(missing, lexical.stem_words(missing), strict=True))
+    return {_STEM_CACHE[w] for w in words}
+
+
+def sentence_scores(cosines: np.ndarray, coverage: np.ndarray, weight: float = TERM_WEIGHT) -> np.ndarray:
+    """Meaning and words together, one score a sentence."""
+    return (1 - weight) * cosines + weight * coverage
+
+
+def highlight_order(
+    cosines: np.ndarray, coverage: np.ndarray, weight: float = TERM_WEIGHT,
+    complete: Callable[[int], bool] | None = None, opening: bool = False,
+) -> list[int]:
+    """Indices into the passage's sentences (given in passage order), best first: the best by
+    `sentence_scores`, then the rest by cosine.
+
+    The contract's two highlights then give each view its own pick: the sentence that holds the
+    question's words, and the one closest in meaning (a paraphrase). On all three benchmarks this
+    pair holds the answer more often than either view's top two (bench/fusion_loo.py).
+
+    Sentences that hold the same words tie. A complete one wins (`complete(i)`: not a heading, a
+    lead-in or a table cell, which only name a subject); then, in the passage that opens its
+    document (`opening`), the earliest, as a document's first sentences say what its subject is;
+    elsewhere the closest in meaning. With none of the question's words anywhere, cosine alone."""
+    if not len(cosines):
+        return []
+    by_cosine = [int(i) for i in np.argsort(-cosines, kind="stable")]
+    if coverage.max() <= 0:
+        return by_cosine
+    scores = sentence_scores(cosines, coverage, weight)
+    tied = [int(i) for i in np.flatnonzero(scores >= scores.max() - 1e-9)]
+    if len(tied) > 1:
+        place = {i: n for n, i in enumerate(range(len(cosines)) if opening else by_cosine)}
+        first = min(tied, key=lambda i: (complete is not None and not complete(i), place[i]))
+    else:
+        first = tied[0]
+    return [first] + [i for i in by_cosine if i != first]
+
+
+def is_title_line(stored: StoredChunk, i: int) -> bool:
+    """Whether sentence `i` of the passage is its document's title line (which resembles every
+    question about the document without answering any)."""
+    chunk = stored.chunk
+    if chunk.ordinal != 0:
+        return False
+    a, b = chunk.sentences[i]
+    return one_line(chunk.text[a - chunk.start:b - chunk.start]) == one_line(stored.title)
+
+
+def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, float]) -> tuple[float, float]:
+    """(best cosine, best share of the question's IDF) among the passage's sentences, the title line
+    aside: a long passage is as close to a question as its closest sentence, which its own vector,
+    an average over all of them, hides. 0 for a passage with no other sentence."""
+    keep = [i for i in range(len(stored.chunk.sentences)) if not is_title_line(stored, i)]
+    if not keep:
+        return 0.0, 0.0
+    return float((stored.sentence_vectors[keep] @ query).max()), float(sentence_coverage(stored, weights)[keep].max())
+
+
+def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndarray:
+    """`term_coverage` of each of the passage's sentences, from cached stems."""
+    chunk = stored.chunk
+    total = sum(weights.values())
+    if total <= 0:
+        return np.zeros(len(chunk.sentences))
+    stems = _sentence_stems(chunk.text, tuple((a - chunk.start, b - chunk.start) for a, b in chunk.sentences))
+    return np.array([sum(w for t, w in weights.items() if t in held) for held in stems]) / total
+
+
+# Retrieval looks at the sentences of its best 20 passages for every question: the stems of each
+# passage's sentences are kept for the passages seen most recently (a few MB), so that a popular
+# passage is not tokenised and stemmed again each time (about 3 ms a question on SQuAD's articles).
+SENTENCE_STEM_CACHE = 8192
+
+
+@lru_cache(maxsize=SENTENCE_STEM_CACHE)
+def _sentence_stems(text: str, spans: tuple[tuple[int, int], ...]) -> tuple[frozenset[str], ...]:
+    return tuple(frozenset(stems(text[a:b])) for a, b in spans)
+
+
+def one_line(text: str) -> str:
+    """Text with every run of whitespace made one space, as a sentence is quoted."""
+    return re.sub(r"\s+", " ", text).strip()

@@ -1,0 +1,222 @@
+"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates, fused on a calibrated score."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from qa.answering.evidence import best_sentence
+from qa.indexing.embedding import not_loadable
+from qa.indexing.lexical import terms
+from qa.indexing.store import Generation, StoredChunk
+
+# Fused score = (1 - LEXICAL_WEIGHT - TERM_WEIGHT) x cosine + LEXICAL_WEIGHT x BM25, both min-max
+# normalised over the candidates, + TERM_WEIGHT x the share of the question's IDF the passage holds
+# (`fuse`): scale-free signals that make sense on any text. Chosen by leaving one benchmark out across
+# WikiQA (dense wins), SQuAD (BM25 wins) and the report's dev sets (bench/fusion_loo.py,
+# docs/benchmarks.md); the old cosine + 0.1 x BM25 / best BM25 lost to BM25 alone on SQuAD.
+FUSION = "minmax"
+LEXICAL_WEIGHT = 0.1
+TERM_WEIGHT = 0.2
+# Candidates per method: fixed (at least 4 x the largest k), so the ranking does not depend on k
+# and the first k passages for any k are the same.
+CANDIDATES = 80
+# An optional cross-encoder re-scores this many fused candidates (a fixed depth, >= the largest k,
+# so that here too the ranking does not depend on k).
+RERANK_DEPTH = 20
+# A question that names a numbered part ("recommendation 3", "the fourth recommendation") is
+# looked up in this many of the best-ranked documents.
+REFERENCE_DOCUMENTS = 3
+# Each of the best RERANK_DEPTH passages gains DOCUMENT_WEIGHT x its document's best score, so that
+# with distractors the document that matches best keeps its other passages ahead ("after Abe came
+# back", report + WikiQA: the report's passage rose from 5th to 3rd). Comparing documents on a fusion
+# of their own weights (more meaning, for which document; more words, for which passage) was searched
+# by bench/fusion_loo.py too and not adopted: its best settings tie with comparing them on the
+# passages' own score, and one (0.8 cosine + 0.2 coverage, weight 1.0) lost a paraphrased question.
+DOCUMENT_WEIGHT = 0.25
+# Each of the best RERANK_DEPTH passages also gains SENTENCE_COSINE_WEIGHT x its best sentence's
+# cosine + SENTENCE_TERM_WEIGHT x the largest share of the question's IDF one sentence holds
+# (`evidence.best_sentence`), before documents are compared: a question is answered by a sentence,
+# and a 200-token passage's own vector and word counts blur the one that answers. Chosen across
+# WikiQA, SQuAD and the report's dev sets by the worst margin over the best single method
+# (bench/fusion_loo.py, its best-sentence table; docs/benchmarks.md): SQuAD hit@1 0.769 -> 0.786 in replay.
+SENTENCE_COSINE_WEIGHT = 0.3
+SENTENCE_TERM_WEIGHT = 0.2
+
+
+@dataclass(frozen=True)
+class Hit:
+    stored: StoredChunk
+    dense: float
+    lexical: float
+    score: float
+    referenced: bool = False  # the passage under the numbered heading the question names
+
+
+def retrieve(
+    gen: Generation,
+    query: np.ndarray,
+    question: str,
+    k: int,
+    doc_ids: list[str] | None = None,
+    reranker: Reranker | None = None,
+) -> list[Hit]:
+    n = CANDIDATES
+    allowed = gen.chunk_ids_of(doc_ids) if doc_ids is not None else None
+    dense = dict(gen.dense(query, n, allowed))
+    lexical = dict(gen.lexical(question, n, allowed))
+    missing = [i for i in lexical if i not in dense]
+    if missing:
+        dense.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
+    ids = list(dense)
+    coverage = dict(zip(ids, gen.words.coverage(question, ids).tolist(), strict=True))
+    fused = fuse(dense, lexical, coverage)
+    ranking = sorted(fused, key=lambda i: (-fused[i], i))
+    pool = gen.chunks(ranking[:RERANK_DEPTH])  # MAX_K <= RERANK_DEPTH: the first k never depend on k
+    add_best_sentences(fused, pool, query, gen.words.idf(list(dict.fromkeys(terms(question)))))
+    order = _by_document(ranking[:RERANK_DEPTH], pool, fused)
+    best = order[: RERANK_DEPTH if reranker else k]
+    hits = [Hit(pool[i], dense[i], lexical.get(i, 0.0), fused[i]) for i in best if i in pool]
+    if reranker is not None and hits:
+        scores = reranker.scores(question, [h.stored.chunk.text for h in hits])
+        reranked = sorted(range(len(hits)), key=lambda i: -scores[i])  # stable: ties keep the fused order
+        hits = [replace(hits[i], score=scores[i]) for i in reranked]
+    reference = numbered_reference(question)
+    if reference is not None:
+        hits = _put_referenced_first(gen, query, reference, order, pool, hits)
+    return hits[:k]
+
+
+def fuse(dense: dict[int, float], lexical: dict[int, float], coverage: dict[int, float] | None = None,
+         weight: float = LEXICAL_WEIGHT, term_weight: float = TERM_WEIGHT, method: str = FUSION,
+         ) -> dict[int, float]:
+    """One score a candidate from its cosine (`dense`, every candidate), its BM25 (`lexical`, those
+    BM25 found; the others count as its lowest) and the share of the question's IDF it holds
+    (`coverage`, 0..1 already; missing counts 0).
+
+    "minmax": cosine and BM25 each mapped onto [0, 1] over the candidates; "zscore": (score - mean)
+    / std; "rrf": 60 / (60 + rank) (the last two for bench/fusion_loo.py to compare). Then
+    (1 - weight - term_weight) x cosine + weight x BM25 + term_weight x coverage.
+    """
+    ids = list(dense)
+    cos = np.array([dense[i] for i in ids], dtype=np.float64)
+    floor = min(lexical.values(), default=0.0)
+    bm25 = np.array([lexical.get(i, floor) for i in ids], dtype=np.float64)
+    norm = {"minmax": _minmax, "zscore": _zscore, "rrf": _reciprocal_ranks}.get(method)
+    if norm is None:
+        raise ValueError(f"fusion method {method!r}: use minmax, zscore or rrf")
+    cover = np.array([(coverage or {}).get(i, 0.0) for i in ids], dtype=np.float64)
+    scores = (1 - weight - term_weight) * norm(cos) + weight * norm(bm25) + term_weight * cover
+    return dict(zip(ids, scores.tolist(), strict=True))
+
+
+def add_best_sentences(
+    fused: dict[int, float], pool: dict[int, StoredChunk], query: np.ndarray, weights: dict[str, float],
+    cosine_weight: float = SENTENCE_COSINE_WEIGHT, term_weight: float = SENTENCE_TERM_WEIGHT,
+) -> None:
+    """Add each pooled passage's best-sentence signals to its fused score, in place."""
+    for i, stored in pool.items():
+        cosine, share = best_sentence(stored, query, weights)
+        fused[i] += cosine_weight * cosine + term_weight * share
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    span = float(x.max() - x.min()) if len(x) else 0.0
+    return (x - x.min()) / span if span > 0 else np.ones_like(x)
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    std = float(x.std()) if len(x) else 0.0
+    return (x - x.mean()) / std if std > 0 else np.zeros_like(x)
+
+
+def _reciprocal_ranks(x: np.ndarray) -> np.ndarray:
+    ranks = np.empty(len(x))
+    ranks[np.argsort(-x, kind="stable")] = np.arange(1, len(x) + 1)
+    return 60.0 / (60.0 + ranks)  # x 60: on the scale of the other methods (1 for the best)
+
+
+def _by_document(ids: list[int], stored: dict[int, StoredChunk], fused: dict[int, float]) -> list[int]:
+    """Re-rank `ids` with DOCUMENT_WEIGHT x the best score of each passage's document added (in place
+    in `fused`): a passage of the document that best matches the question comes before a slightly
+    closer passage of a document that matches it less. One document alone keeps its order."""
+    doc_best: dict[str, float] = {}
+    for i in ids:
+        if i in stored:
+            doc = stored[i].chunk.doc_id
+            doc_best[doc] = max(doc_best.get(doc, fused[i]), fused[i])
+    for i in ids:
+        if i in stored:
+            fused[i] += DOCUMENT_WEIGHT * doc_best[stored[i].chunk.doc_id]
+    return sorted(ids, key=lambda i: (-fused[i], i))
+
+
+_PART = r"(recommendation|section|chapter|finding|step|item|principle|proposal)s?"
+# These name any numbered part; the others only one that the document calls so ("recommendations").
+_GENERIC_PARTS = {"section", "chapter", "item"}
+_ORDINALS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+             "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth").split()
+_REFERENCE = re.compile(
+    rf"\b{_PART}\s+(?:no\.?\s*|number\s+|#)?(\d{{1,3}})\b"
+    rf"|\b({'|'.join(_ORDINALS)}|\d{{1,3}}(?:st|nd|rd|th))\s+{_PART}\b",
+    re.IGNORECASE,
+)
+
+
+def numbered_reference(question: str) -> tuple[str, int] | None:
+    """("recommendation", 3) for "recommendation 3", "the third recommendation", "3rd recommendation"."""
+    m = _REFERENCE.search(question)
+    if m is None:
+        return None
+    if m.group(1):
+        return m.group(1).lower(), int(m.group(2))
+    word = m.group(3).lower()
+    number = _ORDINALS.index(word) + 1 if word in _ORDINALS else int(word[:-2])
+    return m.group(4).lower(), number
+
+
+def _put_referenced_first(
+    gen: Generation, query: np.ndarray, reference: tuple[str, int], order: list[int],
+    pool: dict[int, StoredChunk], hits: list[Hit],
+) -> list[Hit]:
+    """Move the passage under the heading numbered as the question says to first place.
+
+    Embeddings cannot tell "recommendation 3" from "recommendation 4", but a heading's number can.
+    The heading is looked for in the best-ranked documents that use the part's name (a document
+    about recommendations, for "recommendation 3"), in their ranking order.
+    """
+    part, number = reference
+    heading = re.compile(rf"\W*(?:{part}\s+)?{number}\s*[.):]\s", re.IGNORECASE)
+    doc_ids = list(dict.fromkeys(pool[i].chunk.doc_id for i in order if i in pool))
+    for doc_id in doc_ids[:REFERENCE_DOCUMENTS]:
+        chunks = gen.chunks([int(i) for i in gen.chunk_ids_of([doc_id])])  # they hold the whole text
+        if part not in _GENERIC_PARTS and all(part not in c.chunk.text.lower() for c in chunks.values()):
+            continue
+        for cid in sorted(chunks, key=lambda i: chunks[i].chunk.ordinal):
+            if heading.match(chunks[cid].chunk.section or ""):
+                cosine = float(gen.chunk_vectors([cid])[0] @ query)
+                first = Hit(chunks[cid], cosine, 0.0, max([h.score for h in hits], default=cosine), referenced=True)
+                return [first] + [h for h in hits if h.stored.id != cid]
+    return hits
+
+
+class Reranker:
+    """An optional cross-encoder (QA_RERANKER) that re-scores (question, passage) pairs.
+
+    None ships with the product and none is reachable offline, so it is off by default and its
+    effect on quality is unmeasured (docs/benchmarks.md). The passage score becomes its score.
+    """
+
+    def __init__(self, model: str) -> None:
+        from sentence_transformers import CrossEncoder
+
+        try:
+            self._model = CrossEncoder(model, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
+            raise not_loadable("reranker", model, model, "QA_RERANKER (or unset it)", exc) from exc
+
+    def scores(self, question: str, texts: list[str]) -> list[float]:
+        pairs = [(question, t) for t in texts]
+        return [float(s) for s in self._model.predict(pairs, show_progress_bar=False)]

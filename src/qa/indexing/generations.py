@@ -1,0 +1,207 @@
+"""Where index generations live, and who may write them.
+
+An index directory holds generation folders (gen-<ns>), the pointer file CURRENT naming the
+published one, a lock file that admits one writer at a time, and that writer's progress file
+(so any process, a server, can report a build it is not running). Publishing renames a complete
+folder into place, then replaces CURRENT (os.replace is atomic), so a reader sees the old
+generation or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from qa.errors import BuildInProgress
+from qa.indexing.store import MANIFEST
+
+log = logging.getLogger(__name__)
+
+POINTER = "CURRENT"
+LOCK = ".lock"
+PROGRESS = ".progress.json"  # written by the running build so any process (a server) can report it
+LAST_BUILD = ".last-build.json"  # what the last build did to each document it touched (the library shows it)
+PROGRESS_EVERY = 0.25  # seconds between progress file writes
+MAX_TRACKED = 1000  # documents whose state a build reports one by one; a larger build reports totals only
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    """The published generation's folder, or None when nothing has been published."""
+    try:
+        name = (index_dir / POINTER).read_text().strip()
+    except FileNotFoundError:
+        return None
+    path = index_dir / name
+    return path if name and (path / MANIFEST).is_file() else None
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    gen = current_generation(index_dir)
+    return json.loads((gen / MANIFEST).read_text()) if gen else None
+
+
+@contextmanager
+def writer_lock(index_dir: Path, wait: bool = False):
+    """One writer per index directory, across processes. Raises BuildInProgress unless `wait`."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            running = read_progress(index_dir)
+            how_far = f" ({running['phase']} {running['done']}/{running['total']})" if running else ""
+            busy = f"another build is running on {index_dir}{how_far}"
+            if not wait:
+                raise BuildInProgress(
+                    f"{busy}; try again when it has finished (`qa index --wait` waits for it)"
+                ) from exc
+            log.warning("%s; waiting for it to finish", busy)  # so a waiting `qa index` is not mute
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class ProgressFile:
+    """Progress of the build holding the lock, as a small JSON file replaced atomically (throttled):
+    the phase, and each affected document's state (queued, read, chunked, embedded, ready, removed,
+    failed with its reason), so a browser reloading the library, or another process, sees the same."""
+
+    def __init__(self, index_dir: Path, report: Progress) -> None:
+        self.path = index_dir / PROGRESS
+        self.report = report
+        self.last = ("", 0.0)
+        self.states: dict[str, dict] = {}
+        self.tracked = True
+        self.started = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        self.report(phase, done, total)
+        now = time.monotonic()
+        if phase == self.last[0] and now - self.last[1] < PROGRESS_EVERY and done < total:
+            return
+        self.last = (phase, now)
+        self._write(phase, done, total)
+
+    def _write(self, phase: str, done: int, total: int) -> None:
+        state = {"pid": os.getpid(), "phase": phase, "done": done, "total": total, "started": self.started,
+                 "documents": self.states}
+        tmp = self.path.with_name(f"{PROGRESS}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.path)
+
+    def mark(self, doc_ids: list[str], state: str, reason: str = "") -> None:
+        """Record documents' state; written with the next progress report."""
+        if len(self.states) + len(doc_ids) > MAX_TRACKED:
+            self.tracked = False  # a bulk build: per-document states would cost more than they tell
+        if not self.tracked:
+            self.states.clear()
+            return
+        for doc_id in doc_ids:
+            self.states[doc_id] = {"state": state, "reason": reason} if reason else {"state": state}
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Keep what this build did to each document (LAST_BUILD) and remove the progress file.
+        A build that stopped half-way marks its unfinished documents failed, with the reason."""
+        if error is not None:
+            reason = f"the build stopped: {error or type(error).__name__}"
+            for doc_id, entry in self.states.items():
+                if entry["state"] not in ("ready", "removed", "failed"):
+                    self.states[doc_id] = {"state": "failed", "reason": reason}
+        if self.states:
+            last = {"finished": datetime.now(UTC).isoformat(timespec="seconds"), "documents": self.states}
+            tmp = self.path.with_name(f"{LAST_BUILD}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(last))
+            os.replace(tmp, self.path.with_name(LAST_BUILD))
+        self.clear()
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def read_last_build(index_dir: Path) -> dict | None:
+    """{"finished", "documents": {doc_id: {"state", "reason"?}}} of the last build that touched documents."""
+    try:
+        return json.loads((index_dir / LAST_BUILD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_progress(index_dir: Path) -> dict | None:
+    """{"pid", "phase", "done", "total", "started", "documents"} of the running build; None when none runs."""
+    try:
+        state = json.loads((index_dir / PROGRESS).read_text())
+        os.kill(int(state["pid"]), 0)  # a build killed with -9 leaves the file behind
+    except PermissionError:
+        pass  # the builder runs as another user: it is alive
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(index_dir: Path, staging: Path) -> None:
+    _fsync_tree(staging)
+    final = index_dir / f"gen-{time.time_ns()}"
+    staging.rename(final)
+    pointer_tmp = index_dir / f"{POINTER}.tmp"
+    pointer_tmp.write_text(final.name + "\n")
+    with open(pointer_tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    previous = current_generation(index_dir)
+    os.replace(pointer_tmp, index_dir / POINTER)
+    fd = os.open(index_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    # Keep the previous generation a while: a reader may have just resolved the old pointer.
+    for old in index_dir.glob("gen-*"):
+        if old not in (final, previous):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_leftovers(index_dir: Path) -> None:
+    """Remove what interrupted builds left behind (we hold the lock, so their writers are gone):
+    staging folders, a half-written pointer, and generations never published or long replaced.
+    The newest generation before the published one stays: a reader may still be opening it."""
+    for leftover in index_dir.glob(".build-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for tmp in [index_dir / f"{POINTER}.tmp", *index_dir.glob(f"{PROGRESS}.*.tmp"),
+                *index_dir.glob(f"{LAST_BUILD}.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+    published = current_generation(index_dir)
+    if published is None:
+        return
+    older = sorted((g for g in index_dir.glob("gen-*") if _gen_time(g) < _gen_time(published)), key=_gen_time)
+    for gen in index_dir.glob("gen-*"):
+        if gen != published and gen not in older[-1:]:
+            shutil.rmtree(gen, ignore_errors=True)
+
+
+def _gen_time(gen: Path) -> int:
+    try:
+        return int(gen.name.removeprefix("gen-"))
+    except ValueError:
+        return -1
