@@ -12,11 +12,7 @@ import json
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.server.transport_security import TransportSecuritySettings
-
 from qa.service import Assistant
-from qa.serving.mcp_tools import build_server
 
 PATH = "/mcp"
 
@@ -47,10 +43,16 @@ class MCPEndpoint:
 
     def __init__(self, assistant: Assistant) -> None:
         self.assistant = assistant
-        self._handler: StreamableHTTPASGIApp | None = None
+        self._handler = None
 
     @asynccontextmanager
     async def running(self):
+        # Imported here: the SDK takes about a second to import, which `import qa.serving.api` need not pay.
+        from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        from qa.serving.mcp_tools import build_server
+
         server = build_server(self.assistant)
         # The SDK's own Host/Origin check only takes fixed lists (it would refuse a client that reaches
         # `qa serve --host 0.0.0.0` by the machine's name); allowed_origin above is the check instead.
