@@ -21,6 +21,7 @@ from mcp.shared.exceptions import MCPError
 
 from conftest import FIXTURES
 from qa.serving.mcp_http import allowed_origin
+from qa.serving.mcp_tools import build_server
 from server import live_server
 
 QUESTIONS = [
@@ -119,8 +120,8 @@ def test_the_four_tools_are_listed_with_descriptions_and_typed_parameters(mcp):
         assert tool.annotations.read_only_hint is True
     ask = tools["ask"].input_schema
     assert ask["required"] == ["question"] and ask["properties"]["question"]["type"] == "string"
-    assert ask["properties"]["k"] | {"description": ""} == {"type": "integer", "default": 5, "minimum": 1,
-                                                            "maximum": 20, "title": "K", "description": ""}
+    k = ask["properties"]["k"]
+    assert (k["type"], k["default"], k["minimum"], k["maximum"]) == ("integer", 5, 1, 20)
     assert tools["search"].input_schema["properties"]["k"]["default"] == 10
     assert set(tools["read_document"].input_schema["properties"]) == {"doc_id", "start", "end"}
     assert "[n]" in tools["ask"].description and "abstained" in tools["ask"].description
@@ -246,3 +247,16 @@ def test_mcp_refuses_a_page_of_another_origin(live, api):
 ])
 def test_origin_rule(origin, host, allowed):
     assert allowed_origin(origin, host) is allowed
+
+
+def test_without_an_index_every_tool_and_resource_says_how_to_build_one(fresh_assistant):
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(
+            Client(build_server(fresh_assistant))) as client:
+        session = Session(portal, client)
+        for tool, arguments in [("ask", {"question": "trade"}), ("search", {"query": "trade"}),
+                                ("list_documents", {}), ("read_document", {"doc_id": "a.txt"})]:
+            result = session.call(tool, **arguments)
+            assert result.is_error and "run `qa index`" in result.content[0].text
+        assert session.list_resources().resources == []
+        with pytest.raises(MCPError, match="run `qa index`"):
+            session.read_resource("qa://documents/a.txt")

@@ -11,7 +11,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from mcp.types import Resource as ResourceInfo
 from pydantic import BaseModel, Field
@@ -206,6 +206,8 @@ def build_server(assistant: Assistant, lifespan=None) -> MCPServer:
             return assistant.document(doc_id).text
         except NotFound as exc:
             raise ResourceNotFoundError(str(exc)) from exc
+        except QAError as exc:  # no index yet, or one built with other settings: say which
+            raise ResourceError(str(exc)) from exc
 
     return server
 
