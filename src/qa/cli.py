@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -126,6 +127,59 @@ def serve_command(settings: Settings, host: str, port: int, workers: int, forwar
     # a client cannot pick its own address (and its own throttle) by sending X-Forwarded-For.
     uvicorn.run("qa.serving.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
                 proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None)
+
+
+@main.command("mcp")
+@common_options
+def mcp_command(settings: Settings) -> None:
+    """Serve the MCP tools (ask, search, list_documents, read_document) over stdio, for an AI assistant.
+
+    Builds the index first if there is none. stdout carries MCP only; progress and logs go to stderr."""
+    import threading
+
+    from qa.service import Assistant
+    from qa.serving.mcp_tools import build_server
+
+    if not settings.corpus_dir.is_dir():
+        raise CorpusMissing(f"corpus folder {settings.corpus_dir} does not exist: check the --corpus path "
+                            "(or QA_CORPUS_DIR), or create the folder")
+    assistant = Assistant(settings)
+    with _stdout_to_stderr():  # a client reads stdout as MCP: nothing else may reach it
+        unusable = _unusable_index(settings)
+        if unusable:
+            click.echo(f"{unusable}: building the index from {settings.corpus_dir}", err=True)
+            click.echo(assistant.reindex(wait=True, show_progress=sys.stderr.isatty()).describe(), err=True)
+
+    @contextlib.asynccontextmanager
+    async def warm_up(_server):
+        # Started once the SDK serves stdio, which points fd 1 at stderr and keeps the real stdout for MCP:
+        # the client's handshake is answered at once, the model loads meanwhile (the first answer waits).
+        threading.Thread(target=_warm_up, args=(assistant,), daemon=True).start()
+        yield
+
+    build_server(assistant, lifespan=warm_up).run("stdio")
+
+
+def _warm_up(assistant) -> None:
+    try:
+        assistant.generation()  # loads the model and opens the index
+    except QAError as exc:  # every tool call reports it; say it once here too
+        click.echo(f"qa mcp: {exc}", err=True)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send whatever writes to stdout (Python's or a library's C code's) to stderr for a while."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _unusable_index(settings: Settings) -> str | None:

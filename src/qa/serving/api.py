@@ -1,8 +1,7 @@
 """The FastAPI app: JSON routes over one shared `Assistant`, plus the HTML routes from web.py."""
 
-from collections.abc import Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
 from fastapi.exception_handlers import http_exception_handler
@@ -10,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -28,22 +27,12 @@ from qa.errors import (
     QAError,
 )
 from qa.indexing.store import StoredDocument
-from qa.service import (
-    MAX_K,
-    MAX_QUESTION_CHARS,
-    QUESTION_PATTERN,
-    Assistant,
-    InvalidRequest,
-    UnsupportedType,
-    reject_lone_surrogates,
-    validate_question,
-)
+from qa.service import MAX_K, MAX_QUESTION_CHARS, Assistant, InvalidRequest, UnsupportedType
 from qa.serving import library, sessions, web
 from qa.serving.limits import DOCS_ASSETS, BodySizeLimit, HeadAsGet, SecurityHeaders
-
-MAX_DOCUMENT_FILTERS = 100
-# Documented in the schema, enforced by validate_question (whose messages say what to fix).
-QUESTION_SCHEMA = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS, "pattern": QUESTION_PATTERN}
+from qa.serving.mcp_http import PATH as MCP_PATH
+from qa.serving.mcp_http import MCPEndpoint
+from qa.serving.requests import MAX_DOCUMENT_FILTERS, QUESTION_SCHEMA, AskRequest, describe_invalid
 
 STATUS_OF = {
     InvalidRequest: 422,
@@ -61,46 +50,6 @@ STATUS_OF = {
 
 class Error(BaseModel):
     detail: str = Field(description="Which field or resource failed, and why.")
-
-
-def whole_number(value: object) -> int:
-    """JSON Schema's "integer": 5 and 5.0 pass; "5", 5.5 and true are refused rather than coerced."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be a whole number")
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError(f"must be a whole number, got {value}")
-    return int(value)
-
-
-class AskRequest(BaseModel):
-    question: str = Field(
-        description="The question, 1 to 2,000 characters.", json_schema_extra=QUESTION_SCHEMA,
-        examples=["What does Article II ask of the allies?"],
-    )
-    k: Annotated[int, BeforeValidator(whole_number)] = Field(
-        5, ge=1, le=MAX_K, description="How many passages to return."
-    )
-    documents: list[str] | None = Field(
-        None, max_length=MAX_DOCUMENT_FILTERS, description="Only search these doc_ids; null searches all."
-    )
-
-    @field_validator("question")
-    @classmethod
-    def _question(cls, value: str) -> str:
-        try:
-            return validate_question(value)
-        except InvalidRequest as exc:
-            raise ValueError(str(exc).split(": ", 1)[1]) from exc
-
-    @field_validator("documents")
-    @classmethod
-    def _documents(cls, value: list[str] | None) -> list[str] | None:
-        for doc_id in value or []:
-            try:
-                reject_lone_surrogates("documents", doc_id)
-            except InvalidRequest as exc:
-                raise ValueError(str(exc).split(": ", 1)[1]) from exc
-        return value
 
 
 class DocumentMetadata(BaseModel):
@@ -181,27 +130,10 @@ def require_admin(request: Request, authorization: Annotated[str | None, Header(
     throttle.succeeded(client)
 
 
-def describe_invalid(errors: Sequence[Any]) -> str:
-    """One line naming each field that failed and why, in the words a caller can act on."""
-    problems = []
-    for err in errors:
-        loc = err.get("loc", ())
-        where = ".".join(str(p) for p in loc if p not in ("body", "query", "path"))
-        if err.get("type") == "json_invalid":
-            reason = err.get("ctx", {}).get("error", "")
-            problems.append(f"body: malformed JSON at character {loc[-1]} ({reason}); send a JSON object")
-        elif not where and err.get("type") in ("model_attributes_type", "dict_type", "missing"):
-            problems.append('body: send a JSON object such as {"question": "..."} with '
-                            "Content-Type: application/json")
-        else:
-            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-            problems.append(f"{where or 'body'}: {message}")
-    return "; ".join(problems)
-
-
 def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
     """Build the app. Tests pass a ready `assistant`; `qa serve` lets the app build its own."""
     assistant = assistant or Assistant(settings or Settings())
+    mcp = MCPEndpoint(assistant)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -209,7 +141,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         _ = serving.encoder  # load the model before the first request, not during it
         with suppress(QAError):  # /health says why; /ask answers 503 until an index is published
             serving.generation()
-        yield
+        mcp.assistant = serving
+        async with mcp.running():  # the MCP tools at /mcp
+            yield
 
     app = FastAPIOffline(  # FastAPI with /docs and /redoc served from installed files, no CDN
         static_url=DOCS_ASSETS,
@@ -339,6 +273,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         """Bring the index in line with the corpus folder, like `qa index`."""
         return a.reindex().to_dict()
 
+    # Not an API route: MCP's own protocol, kept out of the OpenAPI description.
+    app.add_route(MCP_PATH, mcp, include_in_schema=False)
     app.include_router(web.router)
     app.include_router(library.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
