@@ -38,12 +38,16 @@ from qa.service import (
     reject_lone_surrogates,
     validate_question,
 )
-from qa.serving import library, sessions, web
+from qa.serving import api_docs, library, sessions, theme, web
 from qa.serving.limits import DOCS_ASSETS, BodySizeLimit, HeadAsGet, SecurityHeaders
 
 MAX_DOCUMENT_FILTERS = 100
-# Documented in the schema, enforced by validate_question (whose messages say what to fix).
+# Documented in the schema, enforced by validate_question (whose messages say what to fix). The
+# pattern stays in the schema for tools that read it (what the schema accepts, the server accepts);
+# people read the rule in the description (ReDoc hides patterns: api_docs.py).
 QUESTION_SCHEMA = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS, "pattern": QUESTION_PATTERN}
+QUESTION_RULE = (f"1 to {MAX_QUESTION_CHARS:,} characters, at least one of them not blank: a question of spaces, "
+                 "tabs or line breaks alone is refused.")
 
 STATUS_OF = {
     InvalidRequest: 422,
@@ -74,7 +78,7 @@ def whole_number(value: object) -> int:
 
 class AskRequest(BaseModel):
     question: str = Field(
-        description="The question, 1 to 2,000 characters.", json_schema_extra=QUESTION_SCHEMA,
+        description=f"The question: {QUESTION_RULE}", json_schema_extra=QUESTION_SCHEMA,
         examples=["What does Article II ask of the allies?"],
     )
     k: Annotated[int, BeforeValidator(whole_number)] = Field(
@@ -139,6 +143,9 @@ class TrashEntryOut(BaseModel):
     doc_id: str
     reason: str = Field(description='"deleted" or "replaced".')
     at: str = Field(description="When it went to the trash (ISO 8601, UTC).")
+    title: str = Field("", description="The document's title when it was indexed; empty when unknown.")
+    size: int | None = Field(None, description="The file's size in bytes; null when it cannot be read.")
+    sha256: str = Field("", description="SHA-256 of the file's bytes, in hex: tells versions of one file apart.")
 
 
 class Restored(BaseModel):
@@ -211,8 +218,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             serving.generation()
         yield
 
-    app = FastAPIOffline(  # FastAPI with /docs and /redoc served from installed files, no CDN
+    app = FastAPIOffline(  # FastAPI with /docs served from installed files, no CDN; /redoc from api_docs.py
         static_url=DOCS_ASSETS,
+        redoc_url=None,
         title="alliance-qa",
         summary="Answers questions about the U.S.–Japan economic alliance with cited passages.",
         lifespan=lifespan,
@@ -262,7 +270,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.get("/ask", response_model=Answer, responses=ERRORS, tags=["questions"])
     def ask_get(
         a: Annotated[Assistant, Depends(current)],
-        q: Annotated[str, Query(description="The question.", max_length=MAX_QUESTION_CHARS,
+        q: Annotated[str, Query(description=f"The question: {QUESTION_RULE}", max_length=MAX_QUESTION_CHARS,
                                 json_schema_extra=QUESTION_SCHEMA)],
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
         documents: Annotated[list[str] | None, Query(
@@ -341,6 +349,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     app.include_router(web.router)
     app.include_router(library.router)
+    app.include_router(theme.router)
+    app.include_router(api_docs.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app
 
