@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from markupsafe import Markup, escape
 
 from qa.config import size_text
 from qa.errors import QAError
@@ -366,7 +367,7 @@ def rebuild(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
     return _back_to_library()
 
 
-def when(value: str, seconds: bool = False) -> str:
+def when_text(value: str, seconds: bool = False) -> str:
     """An ISO time as "2026-11-29 14:55 UTC" for the table (with seconds, "14:55:07", where two
     moments must be told apart, as two versions in the trash)."""
     try:
@@ -375,10 +376,20 @@ def when(value: str, seconds: bool = False) -> str:
         return value or ""
 
 
+def when(value: str, seconds: bool = False) -> Markup:
+    """when_text as HTML, its day in a span that never wraps at the hyphens (the time may go below)."""
+    text = when_text(value, seconds)
+    day, sep, rest = text.partition(" ")
+    if not sep or len(day) != 10:
+        return escape(text)
+    return Markup('<span class="day">{}</span> {}').format(day, rest)
+
+
 def size(value: int | None) -> str:
     return "" if value is None else size_text(value)
 
 
 templates.env.filters["when"] = when
+templates.env.filters["when_text"] = when_text
 templates.env.filters["size"] = size
 templates.env.filters["short_hash"] = short_hash
