@@ -203,7 +203,9 @@ def test_an_upload_answers_at_once_and_its_indexing_shows_until_ready(client, as
     csrf = csrf_of(client)
     r = client.post("/library/upload", data={"csrf": csrf}, files={"file": ("memo.md", MEMO)},
                     follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/library"
+    assert r.status_code == 303 and r.headers["location"] == "/library?received=uploads%2Fmemo.md"
+    received = client.get(r.headers["location"]).text  # the page says the upload was received
+    assert 'class="received" role="status">Received “uploads/memo.md”' in received
     finish_jobs(client)
     page = client.get("/library").text
     row = page[page.index('<tr data-doc="uploads/memo.md">'):]

@@ -121,10 +121,11 @@ def test_sign_in_upload_watch_replace_delete_rebuild_sign_out(page, server):
 
     # A Markdown file and a PDF through the form; each answer comes back at once to the library.
     upload(page, "harbour-memo.md", MEMO.encode(), "text/markdown")
-    expect(page).to_have_url(server + "/library")
+    expect(page).to_have_url(server + "/library?received=uploads%2Fharbour-memo.md")
+    expect(page.locator(".received")).to_have_text(re.compile("^Received “uploads/harbour-memo.md”"))
     wait_ready(page, "uploads/harbour-memo.md")
     upload(page, "shipyard-survey.pdf", make_pdf(SURVEY_PAGES), "application/pdf")
-    expect(page).to_have_url(server + "/library")
+    expect(page).to_have_url(server + "/library?received=uploads%2Fshipyard-survey.pdf")
     expect(page.locator("#build progress")).to_be_visible()
     expect(page.locator("#build-phase")).not_to_have_text(re.compile("^(waiting|scanning)"))  # under way
     shot(page, "indexing")
@@ -164,7 +165,7 @@ def test_sign_in_upload_watch_replace_delete_rebuild_sign_out(page, server):
     assert "modems" in httpx.get(server + "/documents/uploads/harbour-memo.md").json()["text"]  # not yet
     shot(page, "replace")
     page.get_by_role("button", name="Replace").click()
-    expect(page).to_have_url(server + "/library")
+    expect(page).to_have_url(server + "/library?received=uploads%2Fharbour-memo.md")
     page.wait_for_function("() => !document.querySelector('#build') || document.querySelector('#build').hidden")
     wait_ready(page, "uploads/harbour-memo.md")
     assert "new software" in httpx.get(server + "/documents/uploads/harbour-memo.md").json()["text"]

@@ -191,7 +191,7 @@ class Assistant:
             if target.exists() and not _same_bytes(target, data):
                 if not replace:  # another upload took the name since the check above
                     raise _name_taken(doc_id)
-                Trash(self.settings.corpus_dir).put(target, doc_id, "replaced")
+                Trash(self.settings.corpus_dir).put(target, doc_id, "replaced", self._indexed_title(doc_id))
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{name}.tmp")
             tmp.write_bytes(data)
@@ -219,7 +219,7 @@ class Assistant:
 
         def to_trash() -> None:
             if path.is_file():  # a file already removed by hand is only dropped from the index
-                Trash(self.settings.corpus_dir).put(path, doc_id, "deleted")
+                Trash(self.settings.corpus_dir).put(path, doc_id, "deleted", self._indexed_title(doc_id))
 
         self.reindex(prepare=to_trash)
 
@@ -240,11 +240,19 @@ class Assistant:
             if target.exists():
                 if not replace:
                     raise _name_taken(entry.doc_id, restoring=True)
-                trash.put(target, entry.doc_id, "replaced")
+                trash.put(target, entry.doc_id, "replaced", self._indexed_title(entry.doc_id))
             trash.take_back(entry, target)
 
         self.reindex(prepare=put_back)
         return entry.doc_id
+
+    def _indexed_title(self, doc_id: str) -> str:
+        """The title the index holds for doc_id (the version about to go to the trash), or ""."""
+        try:
+            found = self.generation().document(doc_id)
+        except (IndexMissing, IndexMismatch):
+            return ""
+        return found.title if found else ""
 
     def _indexed_sha(self, doc_id: str) -> str | None:
         try:

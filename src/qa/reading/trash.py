@@ -7,12 +7,13 @@ clean-up (`make clean-index` touches only the index folder) removes anything fro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,11 @@ class TrashEntry:
     doc_id: str
     reason: str  # "deleted" | "replaced"
     at: str  # ISO 8601, UTC
+    # What tells two versions of one file apart (entries written before these fields have them filled
+    # in from the file when listed; a missing title stays "").
+    title: str = ""  # the document's title as it was indexed
+    size: int | None = None  # bytes
+    sha256: str = ""  # of the file's bytes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,11 +44,12 @@ class Trash:
     def __init__(self, corpus_dir: Path) -> None:
         self.root = corpus_dir / TRASH
 
-    def put(self, path: Path, doc_id: str, reason: str) -> TrashEntry:
-        """Move the file at `path` (the document doc_id) into a new entry of its own."""
+    def put(self, path: Path, doc_id: str, reason: str, title: str = "") -> TrashEntry:
+        """Move the file at `path` (the document doc_id, titled `title`) into a new entry of its own."""
         now = datetime.now(UTC)
+        size, sha256 = _fingerprint(path)
         entry = TrashEntry(f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}", doc_id, reason,
-                           now.isoformat(timespec="seconds"))
+                           now.isoformat(timespec="seconds"), title, size, sha256)
         folder = self.root / entry.id
         folder.mkdir(parents=True)
         os.replace(path, folder / path.name)
@@ -58,10 +65,16 @@ class Trash:
         found = []
         for meta in self.root.glob(f"*/{ENTRY}"):
             try:
-                found.append(TrashEntry(**json.loads(meta.read_text())))
+                entry = TrashEntry(**json.loads(meta.read_text()))
+                written = meta.stat().st_mtime_ns
             except (OSError, ValueError, TypeError):
                 continue  # an entry damaged by hand: its file stays where it is
-        return sorted(found, key=lambda e: e.id, reverse=True)
+            if not entry.sha256:  # written before entries recorded size and hash
+                size, sha256 = _fingerprint(self.file_of(entry))
+                entry = replace(entry, size=size, sha256=sha256)
+            found.append((entry.id[:16], written, entry))
+        # The id's time is to the second: two entries of one second are told apart by when each was written.
+        return [entry for *_, entry in sorted(found, key=lambda f: f[:2], reverse=True)]
 
     def get(self, entry_id: str) -> TrashEntry:
         meta = self.root / entry_id / ENTRY
@@ -77,3 +90,15 @@ class Trash:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.file_of(entry), target)
         shutil.rmtree(self.root / entry.id, ignore_errors=True)
+
+
+def _fingerprint(path: Path) -> tuple[int | None, str]:
+    """(size in bytes, sha256 of the bytes) of a file; (None, "") when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return path.stat().st_size, digest.hexdigest()
+    except OSError:
+        return None, ""

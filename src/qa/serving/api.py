@@ -28,11 +28,11 @@ from qa.errors import (
 )
 from qa.indexing.store import StoredDocument
 from qa.service import MAX_K, MAX_QUESTION_CHARS, Assistant, InvalidRequest, UnsupportedType
-from qa.serving import library, sessions, web
+from qa.serving import api_docs, library, sessions, theme, web
 from qa.serving.limits import DOCS_ASSETS, BodySizeLimit, HeadAsGet, SecurityHeaders
 from qa.serving.mcp_http import PATH as MCP_PATH
 from qa.serving.mcp_http import MCPEndpoint
-from qa.serving.requests import MAX_DOCUMENT_FILTERS, QUESTION_SCHEMA, AskRequest, describe_invalid
+from qa.serving.requests import MAX_DOCUMENT_FILTERS, QUESTION_RULE, QUESTION_SCHEMA, AskRequest, describe_invalid
 
 STATUS_OF = {
     InvalidRequest: 422,
@@ -88,6 +88,9 @@ class TrashEntryOut(BaseModel):
     doc_id: str
     reason: str = Field(description='"deleted" or "replaced".')
     at: str = Field(description="When it went to the trash (ISO 8601, UTC).")
+    title: str = Field("", description="The document's title when it was indexed; empty when unknown.")
+    size: int | None = Field(None, description="The file's size in bytes; null when it cannot be read.")
+    sha256: str = Field("", description="SHA-256 of the file's bytes, in hex: tells versions of one file apart.")
 
 
 class Restored(BaseModel):
@@ -145,8 +148,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         async with mcp.running():  # the MCP tools at /mcp
             yield
 
-    app = FastAPIOffline(  # FastAPI with /docs and /redoc served from installed files, no CDN
+    app = FastAPIOffline(  # FastAPI with /docs served from installed files, no CDN; /redoc from api_docs.py
         static_url=DOCS_ASSETS,
+        redoc_url=None,
         title="alliance-qa",
         summary="Answers questions about the U.S.–Japan economic alliance with cited passages.",
         lifespan=lifespan,
@@ -196,7 +200,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.get("/ask", response_model=Answer, responses=ERRORS, tags=["questions"])
     def ask_get(
         a: Annotated[Assistant, Depends(current)],
-        q: Annotated[str, Query(description="The question.", max_length=MAX_QUESTION_CHARS,
+        q: Annotated[str, Query(description=f"The question: {QUESTION_RULE}", max_length=MAX_QUESTION_CHARS,
                                 json_schema_extra=QUESTION_SCHEMA)],
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
         documents: Annotated[list[str] | None, Query(
@@ -277,6 +281,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     app.add_route(MCP_PATH, mcp, include_in_schema=False)
     app.include_router(web.router)
     app.include_router(library.router)
+    app.include_router(theme.router)
+    app.include_router(api_docs.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app
 

@@ -16,6 +16,11 @@ from qa.answering.answers import Answer, Passage
 HASH_CHARS = 12  # of the document's sha256: enough to tell versions apart, short enough for a link
 QUOTE_CHARS = 300  # a passage without evidence is quoted up to this many characters
 _YEAR = re.compile(r"\b(\d{4})\b")
+# An answer's [n] claim marker, as web.cite_links links it.
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+CITED = "Cited passages"
+OTHERS = "Other passages retrieved (not cited in the answer)"
+NEAREST = "Nearest passages (not relevant enough to cite)"
 _SPACE = re.compile(r"\s+")
 
 
@@ -79,14 +84,43 @@ def citation(passage: Passage, markdown: bool = False) -> str:
     return ", ".join(part for part in parts if part) + f". “{quotation(passage)}”"
 
 
+def cited_ranks(answer: Answer) -> set[int]:
+    """The ranks the answer's [n] markers name (a bracketed number beyond the passages, such as a
+    footnote quoted from a document, names none); none when the answer abstains."""
+    if answer.abstained:
+        return set()
+    ranks = {int(m.group(1)) for m in _MARKER.finditer(answer.answer)}
+    return {p.rank for p in answer.passages if p.rank in ranks}
+
+
+def groups(answer: Answer) -> list[tuple[str, list[Passage], bool]]:
+    """(heading, passages, cited) in page order: the passages the answer cites, then the others it
+    retrieved; an abstained answer's passages are all "nearest". Empty groups are left out."""
+    if answer.abstained:
+        return [(NEAREST, list(answer.passages), False)] if answer.passages else []
+    cited = cited_ranks(answer)
+    out = [(CITED, [p for p in answer.passages if p.rank in cited], True),
+           (OTHERS, [p for p in answer.passages if p.rank not in cited], False)]
+    return [group for group in out if group[1]]
+
+
+def source(passage: Passage) -> str:
+    """Where an uncited passage comes from, in Markdown: its title, section and page, then its words."""
+    section = one_line(passage.section or "").rstrip(".:;,")
+    parts = [f"*{passage.title}*", f"“{section}”" if section and section != one_line(passage.title) else "",
+             f"p. {passage.page}" if passage.page else ""]
+    return ", ".join(part for part in parts if part) + f": “{quotation(passage)}”"
+
+
 def markdown(answer: Answer, page_url: str, links: Mapping[int, str]) -> str:
     """The answer page as Markdown: the question, the answer with its [n] markers as on the page, then
-    the passages numbered by rank, each with its citation, quotation and link (links: rank -> URL)."""
+    the passages numbered by rank under the page's headings: the cited ones with their citation, the
+    others with their source only (they are not citations); each with its link (links: rank -> URL)."""
     lines = [f"# {one_line(answer.question)}", "", answer.answer, ""]
-    if answer.passages:
-        heading = "Nearest passages (not relevant enough to cite)" if answer.abstained else "Cited passages"
+    for heading, passages, cited in groups(answer):
         lines += [f"## {heading}", ""]
-        for p in answer.passages:
-            lines += [f"{p.rank}. {citation(p, markdown=True)}", f"   <{links[p.rank]}>", ""]
+        for p in passages:
+            text = citation(p, markdown=True) if cited else source(p)
+            lines += [f"{p.rank}. {text}", f"   <{links[p.rank]}>", ""]
     lines += [f"Answer page: <{page_url}>", ""]
     return "\n".join(lines)

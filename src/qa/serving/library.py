@@ -14,15 +14,18 @@ import time
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from markupsafe import Markup, escape
 
 from qa.config import size_text
 from qa.errors import QAError
 from qa.indexing.generations import read_last_build
 from qa.service import UPLOADS, Assistant, InvalidRequest, UnsupportedType, corpus_path, sanitise_filename
 from qa.serving import sessions
+from qa.serving.citations import short_hash
 from qa.serving.library_jobs import Jobs
 from qa.serving.web import templates
 
@@ -74,8 +77,10 @@ def _check_write(request: Request, csrf: str | None) -> HTMLResponse | None:
     return None
 
 
-def _back_to_library() -> RedirectResponse:
-    return RedirectResponse("/library", status_code=303)
+def _back_to_library(received: str = "") -> RedirectResponse:
+    """303 to the library; `received` names an upload the page then says it received."""
+    return RedirectResponse("/library" + (f"?{urlencode({'received': received})}" if received else ""),
+                            status_code=303)
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -152,8 +157,16 @@ def _failures(request: Request) -> list[dict]:
     return out
 
 
+def _received(request: Request, doc_id: str, rows: list[dict]) -> str:
+    """doc_id if it names an upload this server took or a document it lists, else "": a link cannot
+    make the page claim to have received anything else."""
+    jobs = _jobs(request)
+    known = {job.doc_id for job in [*jobs.active(), *jobs.finished()]} | {r["doc_id"] for r in rows}
+    return doc_id if doc_id and doc_id in known else ""
+
+
 def _library_page(request: Request, problem: str = "", status: int = 200, sort: str = "title",
-                  order: str = "asc", q: str = "") -> HTMLResponse:
+                  order: str = "asc", q: str = "", received: str = "") -> HTMLResponse:
     token = _token(request)
     csrf = sessions.session_csrf(request, token)
     progress = build_progress(request)
@@ -166,16 +179,18 @@ def _library_page(request: Request, problem: str = "", status: int = 200, sort: 
         "index_problem": index_problem, "enable_writes": ENABLE_WRITES,
         "trash": _trash(_assistant(request)) if csrf else [],
         "max_upload": _assistant(request).settings.max_upload_bytes,
+        "received": _received(request, received, rows),
     }
     return templates.TemplateResponse(request, "library.html", context, status_code=status)
 
 
 @router.get("/library", response_class=HTMLResponse)
-def library(request: Request, sort: str = "title", order: str = "asc", q: str = "") -> HTMLResponse:
-    """Every indexed document; ?q= filters by title, ?sort= and ?order= sort (links in the headings)."""
+def library(request: Request, sort: str = "title", order: str = "asc", q: str = "", received: str = "") -> HTMLResponse:
+    """Every indexed document; ?q= filters by title, ?sort= and ?order= sort (links in the headings);
+    ?received= names the upload just received (the upload form's redirect)."""
     sort = sort if sort in SORTS else "title"
     order = "desc" if order == "desc" else "asc"
-    return _library_page(request, sort=sort, order=order, q=q.strip()[:200])
+    return _library_page(request, sort=sort, order=order, q=q.strip()[:200], received=received[:300])
 
 
 @router.get("/library/progress")
@@ -291,7 +306,7 @@ def upload(
         context = {"csrf": csrf, "doc_id": doc_id, "staged": _stage(request, name, data), "size": len(data)}
         return templates.TemplateResponse(request, "library_replace.html", context, status_code=409)
     _jobs(request).submit("replace" if taken else "upload", doc_id, lambda: a.add_document(name, data, replace=taken))
-    return _back_to_library()
+    return _back_to_library(received=doc_id)
 
 
 @router.get("/library/delete", response_class=HTMLResponse)
@@ -352,12 +367,22 @@ def rebuild(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
     return _back_to_library()
 
 
-def when(value: str) -> str:
-    """An ISO time as "2026-11-29 14:55 UTC" for the table."""
+def when_text(value: str, seconds: bool = False) -> str:
+    """An ISO time as "2026-11-29 14:55 UTC" for the table (with seconds, "14:55:07", where two
+    moments must be told apart, as two versions in the trash)."""
     try:
-        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC")
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
     except (TypeError, ValueError):
         return value or ""
+
+
+def when(value: str, seconds: bool = False) -> Markup:
+    """when_text as HTML, its day in a span that never wraps at the hyphens (the time may go below)."""
+    text = when_text(value, seconds)
+    day, sep, rest = text.partition(" ")
+    if not sep or len(day) != 10:
+        return escape(text)
+    return Markup('<span class="day">{}</span> {}').format(day, rest)
 
 
 def size(value: int | None) -> str:
@@ -365,4 +390,6 @@ def size(value: int | None) -> str:
 
 
 templates.env.filters["when"] = when
+templates.env.filters["when_text"] = when_text
 templates.env.filters["size"] = size
+templates.env.filters["short_hash"] = short_hash

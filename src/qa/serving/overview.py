@@ -16,6 +16,7 @@ DOCUMENTS_READ = 50
 HEADING_WORDS = (1, 8)  # a longer heading is a sentence of the text, not a topic
 _NUMBERING = re.compile(r"^\s*(?:\d{1,3}|[ivxlc]{1,6}|[a-z])[.)]\s+", re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
+_WORDS = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,31 @@ class Overview:
     examples: list[Example]
 
 
-def topic(heading: str, title: str) -> str | None:
+def _words(text: str) -> list[str]:
+    return _WORDS.findall(text.casefold())
+
+
+def is_title(text: str, titles: list[str]) -> bool:
+    """Whether a heading is a document's title, in another case, shortened or lengthened: the same
+    words, or the words at the start of one of them (a title line cut by the reader, or a title with
+    its subtitle)."""
+    words = _words(text)
+    for title in titles:
+        other = _words(title)
+        shorter, longer = sorted((words, other), key=len)
+        if shorter and longer[:len(shorter)] == shorter and (len(shorter) >= 3 or shorter == longer):
+            return True
+    return False
+
+
+def topic(heading: str, title: str | list[str]) -> str | None:
     """A heading fit to ask about ("3. Work toward a free and open digital economy." -> without the
-    number and the full stop), or None for the title line, a lead-in ("... the following:"), a byline
-    ("A, B | Publisher") or a heading too short or too long to name a topic."""
+    number and the full stop), or None for a document's title (`title`: its own, or every title in
+    the index), a lead-in ("... the following:"), a byline ("A, B | Publisher") or a heading too
+    short or too long to name a topic."""
+    titles = [title] if isinstance(title, str) else title
     text = _NUMBERING.sub("", " ".join(heading.split())).rstrip(" .;")
-    if not text or text == " ".join(title.split()) or text.endswith(":") or "|" in text:
+    if not text or text.endswith(":") or "|" in text or is_title(text, titles) or is_title(heading, titles):
         return None
     if not _LETTER.search(text) or not HEADING_WORDS[0] <= len(text.split()) <= HEADING_WORDS[1]:
         return None
@@ -51,8 +71,10 @@ def topic(heading: str, title: str) -> str | None:
 
 def example_questions(headings: list[tuple[str, str, list[str]]], limit: int = EXAMPLES) -> list[Example]:
     """Up to `limit` questions, taken in turn from each document (by doc_id) in its reading order, so
-    several documents are represented; each is scoped to its document. Deterministic."""
-    topics = [[(doc_id, title, t) for h in found if (t := topic(h, title))] for doc_id, title, found in headings]
+    several documents are represented; each is scoped to its document. Deterministic. A heading that
+    is any document's title is never one: a question about a title is not about a section."""
+    titles = [title for _, title, _ in headings]
+    topics = [[(doc_id, title, t) for h in found if (t := topic(h, titles))] for doc_id, title, found in headings]
     examples: list[Example] = []
     for depth in range(max((len(t) for t in topics), default=0)):
         for doc_topics in topics:

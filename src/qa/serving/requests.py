@@ -17,7 +17,11 @@ from qa.service import (
 
 MAX_DOCUMENT_FILTERS = 100
 # Documented in the schema, enforced by validate_question (whose messages say what to fix).
+# The pattern stays in the schema for tools that read it (what the schema accepts, the server accepts);
+# people read the rule in the description (ReDoc hides patterns: api_docs.py).
 QUESTION_SCHEMA = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS, "pattern": QUESTION_PATTERN}
+QUESTION_RULE = (f"1 to {MAX_QUESTION_CHARS:,} characters, at least one of them not blank: a question of spaces, "
+                 "tabs or line breaks alone is refused.")
 
 
 def whole_number(value: object) -> int:
@@ -31,7 +35,7 @@ def whole_number(value: object) -> int:
 
 class AskRequest(BaseModel):
     question: str = Field(
-        description="The question, 1 to 2,000 characters.", json_schema_extra=QUESTION_SCHEMA,
+        description=f"The question: {QUESTION_RULE}", json_schema_extra=QUESTION_SCHEMA,
         examples=["What does Article II ask of the allies?"],
     )
     k: Annotated[int, BeforeValidator(whole_number)] = Field(

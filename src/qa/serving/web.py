@@ -19,7 +19,7 @@ from qa.errors import QAError
 from qa.indexing import lexical
 from qa.indexing.store import StoredDocument
 from qa.service import MAX_K, MAX_QUESTION_CHARS, Assistant, InvalidRequest
-from qa.serving import citations
+from qa.serving import citations, document_view
 from qa.serving.overview import Overview, overview
 
 # web/ sits at the top of the repository; src/qa/assets links to it so wheels carry it as package data.
@@ -71,6 +71,32 @@ def readable(piece: str) -> str:
     return _WRAPPED.sub(" ", _BLANK_LINES.sub("\n\n", piece))
 
 
+Pieces = list[tuple[str, bool]]
+
+
+def paragraphs(pieces: Pieces) -> list[Pieces]:
+    """The pieces cut into paragraphs at blank lines (a mark across a break is cut in two), without
+    the blanks at a paragraph's ends: shown as <p>s, a passage has no empty line of its own."""
+    out: list[Pieces] = [[]]
+    for piece, marked in pieces:
+        for i, part in enumerate(_BLANK_LINES.split(piece)):
+            if i:
+                out.append([])
+            out[-1].append((part, marked))
+    trimmed = []
+    for para in out:
+        para = [piece for piece in para if piece[0]]
+        while para and not para[0][0].strip():
+            para.pop(0)
+        while para and not para[-1][0].strip():
+            para.pop()
+        if para:
+            para[0] = (para[0][0].lstrip(), para[0][1])
+            para[-1] = (para[-1][0].rstrip(), para[-1][1])
+            trimmed.append(para)
+    return trimmed
+
+
 templates.env.filters["cite_links"] = cite_links
 templates.env.filters["readable"] = readable
 templates.env.globals.update(max_question=MAX_QUESTION_CHARS, max_k=MAX_K)
@@ -90,7 +116,8 @@ class ShownPassage:
     """One passage as the answer page shows it: marked pieces, its links, citation and why it came up."""
 
     passage: Passage
-    pieces: list[tuple[str, bool]]
+    paragraphs: list[Pieces]  # the passage's text, its evidence marked
+    cited: bool  # the answer's [n] markers name it: only then is it offered as a citation
     path: str  # the document view at the passage, with the document's short hash
     url: str  # the same, absolute: what "Copy link" copies
     citation: str
@@ -109,17 +136,31 @@ def question_words(question: str) -> list[tuple[str, str]]:
     return out
 
 
-def shown_passages(answer: Answer, paths: dict[int, str], base_url: str) -> list[ShownPassage]:
+@dataclass(frozen=True)
+class PassageGroup:
+    """A heading of the answer page and the passages under it: "Cited passages", the others, or the
+    nearest ones of an abstained answer."""
+
+    id: str
+    heading: str
+    passages: list[ShownPassage]
+
+
+def shown_passages(answer: Answer, paths: dict[int, str], base_url: str) -> list[PassageGroup]:
     words = question_words(answer.question)
-    shown = []
-    for p in answer.passages:
-        path = paths[p.rank]
-        stems = set(lexical.terms(p.text))
-        shown.append(ShownPassage(
-            p, segments(p.text, p.highlights), path, base_url + path, citations.citation(p),
-            [w for w, s in words if s in stems], [w for w, s in words if s not in stems],
-        ))
-    return shown
+    groups = []
+    for heading, passages, cited in citations.groups(answer):
+        shown = []
+        for p in passages:
+            path = paths[p.rank]
+            stems = set(lexical.terms(p.text))
+            shown.append(ShownPassage(
+                p, paragraphs(segments(p.text, p.highlights)), cited, path, base_url + path,
+                citations.citation(p), [w for w, s in words if s in stems], [w for w, s in words if s not in stems],
+            ))
+        kind = "cited" if heading == citations.CITED else "others" if heading == citations.OTHERS else "nearest"
+        groups.append(PassageGroup(kind, heading, shown))
+    return groups
 
 
 @dataclass(frozen=True)
@@ -146,6 +187,20 @@ def shelf(assistant: Assistant) -> Shelf:
     return _shelf_cache[key]
 
 
+_headings_cache: dict[str, dict[str, list[str]]] = {}
+
+
+def section_headings(assistant: Assistant, doc_id: str) -> list[str]:
+    """The document's section headings in reading order, as its reader found them; read once per
+    published generation (the store keeps them for every document in one column)."""
+    gen = assistant.generation()
+    key = str(gen.path)
+    if key not in _headings_cache:
+        _headings_cache.clear()
+        _headings_cache[key] = {found: heads for found, _, heads in gen.headings(gen.document_count)}
+    return _headings_cache[key].get(doc_id, [])
+
+
 def answer_href(request: Request, fmt: str | None = None) -> str:
     """This answer page's own link (relative), in `fmt` if given: the question, k and the chosen documents."""
     params = [(key, value) for key, value in request.query_params.multi_items() if key != "format"]
@@ -163,10 +218,11 @@ def home(
     chosen = list(dict.fromkeys(doc))
     here = shelf(assistant)
     picked = [d for d in here.documents if d.doc_id in chosen]
-    # The chosen documents first, so a long list cut at MAX_SCOPE_CHOICES still shows them ticked.
-    listed = picked + [d for d in here.documents if d.doc_id not in chosen]
+    # In their own order, ticked or not (a ticked box does not jump to the top); a long list is cut at
+    # MAX_SCOPE_CHOICES, but a chosen document past the cut is still listed, ticked.
+    listed = [d for i, d in enumerate(here.documents) if i < MAX_SCOPE_CHOICES or d.doc_id in chosen]
     context: dict = {"question": q or "", "k": k, "answer": None, "problem": None, "chosen": chosen,
-                     "documents": listed[:MAX_SCOPE_CHOICES], "overview": here.overview,
+                     "documents": listed, "overview": here.overview,
                      "chosen_titles": [d.title for d in picked]}
     if q is None:
         return templates.TemplateResponse(request, "index.html", context)
@@ -186,7 +242,7 @@ def home(
         context["problem"] = problem
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
     context.update(answer=answer, markdown_href=answer_href(request, "md"),
-                   passages=shown_passages(answer, passage_paths(assistant, answer), _base(request)))
+                   groups=shown_passages(answer, passage_paths(assistant, answer), _base(request)))
     return templates.TemplateResponse(request, "index.html", context)
 
 
@@ -252,11 +308,18 @@ def view_document(
     evidence = [(start + int(m.group(1)), start + int(m.group(2))) for m in spans if m]
     if end <= start or changed:  # no passage named, or not one we can trust: the whole document, unmarked
         start = end = len(text)
+    headings = document_view.heading_spans(text, section_headings(assistant, doc_id))
+    # The title is the page's <h1>: the text's own title line is not shown again, unless it is cited.
+    skip = document_view.title_end(text, doc.title, headings)
+    skip = skip if skip <= start else 0
     context = {
         "doc": doc,
         "changed": changed,
-        "before": text[:start],
-        "passage": segments(text[start:end], [(a - start, b - start) for a, b in evidence]),
-        "after": text[end:],
+        "before": document_view.pieces(text, skip, start, [], headings),
+        "passage": document_view.pieces(text, start, end, evidence, headings),
+        "after": document_view.pieces(text, end, len(text), [], headings),
     }
+    if skip and context["before"]:
+        first = context["before"][0]
+        context["before"][0] = document_view.Piece(first.text.lstrip(), first.marked, first.heading)
     return templates.TemplateResponse(request, "document.html", context)
