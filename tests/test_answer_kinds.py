@@ -118,6 +118,11 @@ def test_sentence_roles_read_reasons_dates_numbers_and_proposals_by_cue_words():
     assert [r.proposal for r in roles] == [False, False, False, False, True, False]
 
 
+def test_a_numeral_that_names_something_is_not_a_count():
+    _, roles = _roles("Card numbers follow ISO/IEC 7812. A card number is typically 16 digits long.")
+    assert [r.number for r in roles] == [False, True]
+
+
 def test_sentence_roles_find_a_lead_in_s_items_and_where_the_list_ends():
     text = ("The survey found three things:\n- Tanks were not emptied.\n- Pipes drained into the lake.\n"
             "- Owners did not know the rules.\nThe council then wrote to every owner about what the survey "

@@ -30,19 +30,24 @@ class SentenceRole:
 
 
 # Each sentence is read once into its words (lower case, punctuation dropped); the cues are sets of
-# words and phrases looked up in them: a regular expression per cue cost 2.4 ms a chunk (SQuAD), this
-# about a tenth of it.
+# words and phrases looked up in them: a regular expression per cue over the raw text cost about four
+# times as much.
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
+
+def _phrases(*phrases: str) -> re.Pattern:
+    """One search for any of the phrases (each padded with spaces, as `_Cues.joined` is)."""
+    return re.compile("|".join(re.escape(p) for p in phrases))
+
 
 # Causal and purpose connectives. "since" counts unless a time follows it ("since 1987", "since the
 # 1990s", "since then"); "as" is too ambiguous to count at all.
 _REASON_WORDS = frozenset("because therefore hence caused causes reason reasons motivated prompted".split())
-_REASON_PHRASES = tuple(f" {p} " for p in (
+_REASON_PHRASES = _phrases(*(f" {p} " for p in (
     "due to", "owing to", "thanks to", "as a result", "as a consequence", "result of", "results of",
     "resulted from", "resulting from", "so that", "so as to", "in order to", "in order that", "for fear",
     "in protest", "in response", "led to", "leads to", "lead to", "which is why", "that is why", "this is why",
     "aim at", "aims at", "aimed at", "aim to", "aims to", "aimed to", "to avoid", "to prevent", "to encourage",
-    "to ensure"))
+    "to ensure")))
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
 _TIME_AFTER_SINCE = frozenset(["then", "early", "late", "at", "about", "around", *_MONTHS])
@@ -62,20 +67,20 @@ _NUMBER_WORDS = frozenset(
 _PROPOSAL_WORDS = frozenset("should must recommend recommends recommended recommendation recommendations "
                             "propose proposes proposed proposal proposals urge urges advise advises suggest "
                             "suggests".split())
-_PROPOSAL_PHRASES = (" ought to ", " need to ", " needs to ", " call for ", " calls for ", " call on ",
-                     " calls on ")
+_PROPOSAL_PHRASES = _phrases(" ought to ", " need to ", " needs to ", " call for ", " calls for ", " call on ",
+                             " calls on ")
 # A means is "by doing" ("by building capacity", "through offering"), not any "by": "formed by the
 # eruption", "written by" and "by the end of the century" name an agent or a time; "need" counts as
 # "need to", not "the need for". Lower-case "-ing" only, so "by Beijing" is not a means.
 _MEANS_WORDS = frozenset("should must can could would using".split())
-_MEANS_PHRASES = (" need to ", " needs to ")
+_MEANS_PHRASES = _phrases(" need to ", " needs to ")
 _MEANS_BEFORE = frozenset(["by", "through", "via"])
 # A sentence that opens with one of these, or says what would or will happen, carries on the one before
 # it: "It would be raised...", "The payment would be set...", "In doing so, ...", "This means...".
 _CONTINUING_OPENINGS = frozenset("it its this these that those they their such also then instead otherwise "
                                  "first second third finally moreover furthermore thus so".split())
-_CONTINUING_PHRASES = (" doing so ", " in doing so ", " to do so ", " to that end ", " for this ", " in addition ",
-                       " in particular ", " for example ", " for instance ")
+_CONTINUING_PHRASES = _phrases(" doing so ", " in doing so ", " to do so ", " to that end ", " for this ",
+                               " in addition ", " in particular ", " for example ", " for instance ")
 _MODALS = frozenset("would will could can should must may".split())
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _LIST_MARKER = re.compile(r"(?:[-*•◦▪‣–]|\d{1,3}[.)]|\(?[a-z][.)])\s+\S")
@@ -118,21 +123,24 @@ def sentence_roles(text: str, spans: tuple[Span, ...] | list[Span]) -> tuple[Sen
 
 
 class _Cues:
-    """One sentence's words, as the cue tests look them up."""
+    """One sentence's words, as the cue tests look them up: sets for words, one search per group of
+    phrases, and a look at the few numerals only."""
 
     def __init__(self, sentence: str) -> None:
         self.tokens = _TOKEN.findall(sentence)
         self.words = [t.lower() for t in self.tokens]
         self.set = frozenset(self.words)
         self.joined = f" {' '.join(self.words)} "
+        self.numerals = [n for n, w in enumerate(self.words) if w[:1].isdigit()]
 
-    def _has(self, words: frozenset, phrases: tuple = ()) -> bool:
-        return not self.set.isdisjoint(words) or any(p in self.joined for p in phrases)
+    def _has(self, words: frozenset, phrases: re.Pattern | None = None) -> bool:
+        return not self.set.isdisjoint(words) or (phrases is not None and phrases.search(self.joined) is not None)
 
     def reason(self) -> bool:
         if self._has(_REASON_WORDS, _REASON_PHRASES):
             return True
-        return any(w == "since" and not self._time_follows(n + 1) for n, w in enumerate(self.words))
+        return "since" in self.set and any(
+            w == "since" and not self._time_follows(n + 1) for n, w in enumerate(self.words))
 
     def _time_follows(self, n: int) -> bool:
         after = self.words[n:n + 2]
@@ -143,23 +151,30 @@ class _Cues:
         return after[0][:1].isdigit() or after[0] in _TIME_AFTER_SINCE
 
     def date(self) -> bool:
-        for n, w in enumerate(self.words):
-            if _is_year(w) or self.tokens[n] in _TIME_NAMES:
+        words = self.words
+        if not _TIME_NAMES.isdisjoint(self.tokens):
+            return True
+        for n in self.numerals:
+            w = words[n]
+            if _is_year(w):
                 return True
-            if w.isdigit() and len(w) <= 2 and ((n and self.words[n - 1] in _MONTHS)
-                                                or (n + 1 < len(self.words) and self.words[n + 1] in _MONTHS)):
+            if w.isdigit() and len(w) <= 2 and ((n and words[n - 1] in _MONTHS)
+                                                or (n + 1 < len(words) and words[n + 1] in _MONTHS)):
                 return True  # "June 2", "2 June"
-            if w == "century" and n and (self.words[n - 1] in _ORDINALS or _is_ordinal_numeral(self.words[n - 1])):
-                return True
-            if w in _ERAS and n and self.words[n - 1].isdigit():
-                return True
+            if n + 1 < len(words) and words[n + 1] in _ERAS:
+                return True  # "300 BC"
+        if "century" in self.set:
+            return any(w == "century" and n and (words[n - 1] in _ORDINALS or _is_ordinal_numeral(words[n - 1]))
+                       for n, w in enumerate(words))
         return False
 
     def number(self) -> bool:
-        """A count or amount: a numeral that is not a year ("1,200", "435", "3 per cent"), or a number word."""
+        """A count or amount: a numeral that is not a year ("1,200", "435", "3 per cent"), or a number word.
+        A numeral right after a capitalised word names something ("ISO 7812", "Article 11", "Stage 3")."""
         if not self.set.isdisjoint(_NUMBER_WORDS):
             return True
-        return any(w[:1].isdigit() and not _is_year(w) and not _is_ordinal_numeral(w) for w in self.words)
+        return any(not _is_year(self.words[n]) and not _is_ordinal_numeral(self.words[n])
+                   and not (n > 1 and self.tokens[n - 1][:1].isupper()) for n in self.numerals)
 
     def proposal(self) -> bool:
         return self._has(_PROPOSAL_WORDS, _PROPOSAL_PHRASES)
@@ -167,12 +182,13 @@ class _Cues:
     def means(self) -> bool:
         if self._has(_MEANS_WORDS, _MEANS_PHRASES):
             return True
-        return any(w in _MEANS_BEFORE and n + 1 < len(self.tokens) and self.tokens[n + 1].endswith("ing")
-                   and self.tokens[n + 1].islower() for n, w in enumerate(self.words))
+        return not self.set.isdisjoint(_MEANS_BEFORE) and any(
+            w in _MEANS_BEFORE and n + 1 < len(self.tokens) and self.tokens[n + 1].endswith("ing")
+            and self.tokens[n + 1].islower() for n, w in enumerate(self.words))
 
     def continuing(self) -> bool:
         return bool(self.words) and (self.words[0] in _CONTINUING_OPENINGS
-                                     or any(self.joined.startswith(p) for p in _CONTINUING_PHRASES)
+                                     or _CONTINUING_PHRASES.match(self.joined) is not None
                                      or not self.set.isdisjoint(_MODALS))
 
 
