@@ -13,9 +13,10 @@ from typing import ClassVar
 import numpy as np
 
 from qa.answering import confidence
-from qa.answering.evidence import highlight_order, is_title_line, one_line, sentence_coverage, stems
+from qa.answering.evidence import highlight_order, is_title_line, one_line, roles, sentence_coverage, stems
 from qa.answering.retrieval import Hit
 from qa.indexing.lexical import STOPWORDS
+from qa.indexing.store import StoredChunk
 from qa.reading.chunking import Chunk
 
 ABSTAIN_ANSWER = "The indexed documents do not answer this question."
@@ -38,9 +39,19 @@ HIGHLIGHT_FLOOR = 0.25
 # A sentence of another document than the first passage's joins the answer only when its evidence
 # is about as strong: its cosine at most this far below the first passage's evidence.
 OTHER_DOCUMENT_MARGIN = 0.02
-# A how/why/what-should question is answered by the first passage's best sentence that says how, why
-# or what should be done, looked for among its this many best evidence sentences.
+# A why, when, how-many, how or what-should question is answered by the first passage's best sentence
+# that holds what it asks for (a reason, a date, a count, a means, a proposal), looked for among its
+# this many best evidence sentences.
 CUE_DEPTH = 4
+# A list is quoted whole: its lead-in and up to this many items, as one of the answer's sentences.
+MAX_LIST_ITEMS = 10
+# A proposal that leads the answer brings up to this many following sentences that carry it on.
+MAX_CONTINUATION = 2
+# A sentence of another passage answers too only when it holds at least this share of the question's
+# words that the first sentence holds (IDF-weighted, evidence.sentence_coverage), beside being close in
+# meaning. Applied to the first passage's own second sentence as well, it cost SQuAD's answer-has-gold
+# 0.026 (its second sentence often holds the gold span in other words); on other passages, nothing.
+EXTRA_COVERAGE = 0.5
 
 
 @dataclass
@@ -129,7 +140,7 @@ def compose(
             Passage(
                 rank=rank, doc_id=chunk.doc_id, title=hit.stored.title, section=chunk.section,
                 page=chunk.page, start=chunk.start, end=chunk.end, text=chunk.text, score=round(hit.score, 4),
-                highlights=sorted(_relative(chunk, i) for i in chosen),
+                highlights=_highlights(hit.stored, chosen),
             )
         )
         passages[-1].semantic = round(hit.dense, 4)
@@ -139,9 +150,9 @@ def compose(
     if anchor is not None:
         candidates = [(anchor[0] + 1, anchor[1])]
     else:  # a question about a numbered part is answered from that part
-        candidates = _answer_sentences(question, leading[:1] if pointed else leading, best)
+        candidates = _answer_sentences(question, leading[:1] if pointed else leading, best, term_weights or {})
     parts, seen = [], set()
-    for rank, i in _completed(candidates, ranked)[:MAX_ANSWER_SENTENCES]:
+    for rank, i in _completed(candidates, ranked):
         sentence = one_line(_sentence(hits[rank - 1].stored.chunk, i))
         if sentence.lower() not in seen:
             seen.add(sentence.lower())
@@ -149,56 +160,55 @@ def compose(
     return Answer(question, " ".join(parts), False, estimate, 0.0, passages)
 
 
-def _answer_sentences(question: str, leading: list, best: float) -> list[tuple[int, int]]:
+def _answer_sentences(question: str, leading: list, best: float, weights: dict[str, float]) -> list[tuple[int, int]]:
     """(rank, sentence index) of the sentences that answer, in the order the answer quotes them.
 
-    The first passage's evidence comes first (retrieval ranks passages better than one sentence's
-    cosine does), then its document's other evidence within ANSWER_MARGIN of the best; a sentence of
-    another document only when it is about as strong as the first passage's. For a how, why or
-    what-should question, a sentence of the evidence that says how, why or what should be done
-    comes before one that restates the topic (`_saying` put it first)."""
+    The first passage's best evidence comes first (retrieval ranks passages better than one
+    sentence's cosine does; for a why, when, how-many, how or what-should question, `_saying` put the
+    sentence that holds what is asked first), then its second evidence sentence when it is close in
+    meaning (within ANSWER_MARGIN of the best cosine). A sentence of another passage follows only when
+    it answers too, by the evidence the first one has: as close in meaning (of another document,
+    about as close as the first), holding the question's words (at least EXTRA_COVERAGE of the first
+    one's share) and, when the first holds what the question's kind asks for (a date, a reason...),
+    holding it too. Being next in rank is not enough: a sentence about another period or topic beside
+    a right answer reads as part of it."""
     if not leading or not leading[0][2]:
         return []
-    lead_doc = leading[0][0].stored.chunk.doc_id
-    lead_strength = float(leading[0][1][leading[0][2][0]])
-    out: list[tuple[int, int]] = []
+    first_hit, first_sims, first_order = leading[0]
+    lead = first_order[0]
+    lead_doc = first_hit.stored.chunk.doc_id
+    lead_strength = float(first_sims[lead])
+    lead_coverage = float(sentence_coverage(first_hit.stored, weights)[lead])
+    lead_roles = roles(first_hit.stored)[lead]
+    asked = [k for k in question_kinds(question) if getattr(lead_roles, k)]
+    out: list[tuple[int, int]] = [(1, lead)]
     for rank, (hit, sims, order) in enumerate(leading, start=1):
         picks = [i for i in order if sims[i] >= HIGHLIGHT_FLOOR][:MAX_HIGHLIGHTS] or order[:1]
-        for n, i in enumerate(picks):
-            strong = sims[i] >= best - ANSWER_MARGIN
-            if hit.stored.chunk.doc_id == lead_doc:
-                if rank == 1 and n == 0 or strong:
-                    out.append((rank, i))
-            elif strong and sims[i] >= lead_strength - OTHER_DOCUMENT_MARGIN:
-                out.append((rank, i))
+        coverage = sentence_coverage(hit.stored, weights)
+        held = roles(hit.stored) if asked and rank > 1 else ()
+        for i in picks:
+            if (rank, i) in out or sims[i] < best - ANSWER_MARGIN:
+                continue
+            if hit.stored.chunk.doc_id != lead_doc and sims[i] < lead_strength - OTHER_DOCUMENT_MARGIN:
+                continue
+            if rank > 1 and coverage[i] < EXTRA_COVERAGE * lead_coverage - 1e-9:
+                continue
+            if rank > 1 and asked and not any(getattr(held[i], k) for k in asked):
+                continue
+            out.append((rank, i))
     return out
 
 
-# What a sentence that says how, why or what should be done tends to hold. A means is "by doing"
-# ("by building capacity", "through offering"), not any "by": "formed by the eruption", "written by"
-# and "by the end of the century" name an agent or a time; "need" counts as "need to", not "the need
-# for". Lower-case "-ing" only, so "by Beijing" is not a means.
-_CUES = {
-    "how": re.compile(r"(?i:\b(?:should|must|can|could|would|using|needs? to)\b)|\b(?i:by|through|via) [a-z]+ing\b"),
-    "why": re.compile(r"\b(?:because|due|reasons?|result|order|caused|led|aim|response)\b", re.IGNORECASE),
-    "should": re.compile(r"\b(?:should|must|needs?|recommends?|ought|urge|call)\b", re.IGNORECASE),
-}
+# What the question asks for, by its first words: a reason, a date, a count, what should be done, or
+# (the interrogative "how" not followed by a degree word) how something is done. Each is a role a
+# sentence can hold (reading/sentence_roles.py); the first passage's best evidence sentence holding
+# it leads the answer.
 _WORDS = re.compile(r"[a-z']+")
-
-
-def _saying(question: str, first: tuple) -> int | None:
-    """For a how, why or what-should question, the first passage's best evidence sentence (among its
-    CUE_DEPTH best) that says how, why or what should be done, when a sentence before it does not."""
-    cues = _cues(question)
-    hit, _, order = first
-    if not cues:
-        return None
-    for i in order[:CUE_DEPTH]:
-        text = _sentence(hit.stored.chunk, i)
-        if any(c.search(text) for c in cues) and not _incomplete(text, hit.stored.chunk):
-            return i
-    return None
-
+_WHEN = re.compile(
+    r"^(?:when\b|(?:in |by |during |since )?(?:what|which) (?:year|years|date|day|month|decade|century)\b)")
+_COUNT = re.compile(r"^(?:how (?:many|much)\b|(?:what|which) (?:number|amount|percentage|share|proportion) of\b)")
+_SHOULD = {"should", "recommend", "recommends", "recommended", "recommendation", "recommendations", "propose",
+           "proposes", "proposed", "proposal", "proposals", "suggest", "suggests", "suggested", "urge", "urges"}
 
 # "How" before one of these asks how much or how long, not how something is done: "how many seasons
 # were there", "how old is", "how long did it take" want a quantity, which no cue word marks.
@@ -206,40 +216,97 @@ _DEGREE = {"many", "much", "long", "old", "far", "big", "large", "tall", "high",
            "wide", "fast", "thick", "heavy", "small", "short", "early", "late", "young", "rich"}
 
 
-def _cues(question: str) -> list[re.Pattern]:
-    """What a sentence answering the question says: how (a means or what can be done), why (a cause or
-    an aim), or what should be done; nothing for other questions."""
+def question_kinds(question: str) -> list[str]:
+    """The roles (SentenceRole fields) a sentence answering the question holds, most telling first:
+    `reason` (why), `date` (when, what year), `number` (how many, how much), `proposal` (what should
+    be done, what is recommended or proposed), `means` (how something is done); [] for the rest."""
     words = _WORDS.findall(question.lower())
-    cues = []
-    if words[:1] == ["why"] or (words[:1] == ["how"] and len(words) > 1 and words[1] not in _DEGREE):
-        cues.append(_CUES[words[0]])
-    if "should" in words or "recommend" in words or "recommendations" in words:
-        cues.append(_CUES["should"])
-    return cues
+    opening = " ".join(words[:4])
+    kinds = []
+    if words[:1] == ["why"]:
+        kinds.append("reason")
+    elif _WHEN.match(opening):
+        kinds.append("date")
+    elif _COUNT.match(opening):
+        kinds.append("number")
+    elif words[:1] == ["how"] and len(words) > 1 and words[1] not in _DEGREE:
+        kinds.append("means")
+    if _SHOULD.intersection(words):
+        kinds.append("proposal")
+    return kinds
+
+
+def _saying(question: str, first: tuple) -> int | None:
+    """The first passage's best evidence sentence (among its CUE_DEPTH best) that holds what the
+    question asks for (`question_kinds`: a reason, a date, a count, a proposal, a means), when a
+    sentence before it does not; a heading, lead-in or table cell aside."""
+    kinds = question_kinds(question)
+    hit, _, order = first
+    if not kinds:
+        return None
+    held = roles(hit.stored)
+    for i in order[:CUE_DEPTH]:
+        chunk = hit.stored.chunk
+        if any(getattr(held[i], k) for k in kinds) and not _incomplete(_sentence(chunk, i), chunk):
+            return i
+    return None
 
 
 def _completed(candidates: list[tuple[int, int]], ranked: list) -> list[tuple[int, int]]:
-    """The candidates, an incomplete first one followed by what it introduces: a heading, a lead-in
-    ending in a colon or a lone table cell is followed by the passage's next sentences (its body or
-    its items, up to a complete sentence; all the items a colon introduces, within the answer's
-    length). An incomplete sentence elsewhere adds nothing to the sentences around it: dropped."""
+    """The sentences the answer quotes: each candidate with what it brings, at most
+    MAX_ANSWER_SENTENCES in all beyond what the first brings.
+
+    - A lead-in ending in a colon brings its items (sentence_roles), up to MAX_LIST_ITEMS: it is
+      never quoted alone, and a list is quoted whole or not at all.
+    - A first candidate that is a heading, a lead-in whose items are not in view, or a lone table cell
+      brings the passage's next sentences (its body, up to a complete sentence; a lead-in's next ones).
+    - A first candidate that proposes what should be done brings the sentences right after it that
+      carry it on (the how, the cost, the conditions), up to MAX_CONTINUATION.
+    An incomplete sentence elsewhere adds nothing to the sentences around it: dropped."""
     out: list[tuple[int, int]] = []
     for n, (rank, i) in enumerate(candidates):
-        chunk = ranked[rank - 1][0].stored.chunk
-        if not _incomplete(_sentence(chunk, i), chunk):
-            out.append((rank, i))
-            continue
-        if n > 0 or i + 1 >= len(chunk.sentences):
-            continue
+        stored = ranked[rank - 1][0].stored
+        chunk = stored.chunk
         lead_in = _sentence(chunk, i).rstrip().endswith(":")
-        out.append((rank, i))
-        for j in range(i + 1, len(chunk.sentences)):
-            if len(out) >= MAX_ANSWER_SENTENCES:
-                break
-            out.append((rank, j))
-            if not lead_in and not _incomplete(_sentence(chunk, j), chunk):
-                break
-    return [c for n, c in enumerate(out) if c not in out[:n]] or candidates[:1]
+        held = roles(stored) if lead_in or n == 0 else ()
+        unit = [(rank, i)]
+        if lead_in and held[i].items_end > i:
+            unit += [(rank, j) for j in range(i + 1, min(held[i].items_end, i + MAX_LIST_ITEMS) + 1)]
+        elif _incomplete(_sentence(chunk, i), chunk):
+            if n > 0 or i + 1 >= len(chunk.sentences):
+                continue
+            for j in range(i + 1, len(chunk.sentences)):
+                if len(unit) >= MAX_ANSWER_SENTENCES:
+                    break
+                unit.append((rank, j))
+                if not lead_in and not _incomplete(_sentence(chunk, j), chunk):
+                    break
+        elif n == 0 and held[i].proposal:
+            j = i + 1
+            while j < len(chunk.sentences) and held[j].continues and len(unit) <= MAX_CONTINUATION:
+                unit.append((rank, j))
+                j += 1
+        unit = [c for c in unit if c not in out]
+        if out and len(out) + len(unit) > MAX_ANSWER_SENTENCES:
+            continue
+        out += unit
+    return out or candidates[:1]
+
+
+def _highlights(stored: StoredChunk, chosen: list[int]) -> list[tuple[int, int]]:
+    """Offsets within the passage of its chosen evidence sentences; a lead-in's span runs to the end
+    of its last item (the contract lets a list's items form one span), and a sentence already inside
+    such a span adds none of its own."""
+    if not any(_sentence(stored.chunk, i).rstrip().endswith(":") for i in chosen):  # no lead-in: no roles needed
+        return sorted(_relative(stored.chunk, i) for i in chosen)
+    held = roles(stored)
+    spans = []
+    for i in chosen:
+        a, b = _relative(stored.chunk, i)
+        if held[i].lead_in and held[i].items_end > i:
+            b = _relative(stored.chunk, held[i].items_end)[1]
+        spans.append((a, b))
+    return sorted(s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans))
 
 
 _CELL = re.compile(r"[\W\d_]*")
