@@ -52,8 +52,9 @@ def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: st
 
     address = ray_address or settings.ray_address
     show = sys.stderr.isatty()
+    assistant = Assistant(settings)
     if not address:
-        summary = Assistant(settings).reindex(rebuild=rebuild, wait=wait, show_progress=show)
+        summary = assistant.reindex(rebuild=rebuild, wait=wait, show_progress=show, merge=False)
         click.echo(summary.describe())
     else:
         from tqdm import tqdm
@@ -61,8 +62,13 @@ def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: st
         from qa.indexing.distributed import RayEmbedding
 
         with RayEmbedding(settings, address, status=lambda line: tqdm.write(line, file=sys.stderr)) as embed:
-            summary = Assistant(settings).reindex(rebuild=rebuild, wait=wait, show_progress=show, embed=embed)
+            summary = assistant.reindex(rebuild=rebuild, wait=wait, show_progress=show, embed=embed, merge=False)
         click.echo(summary.describe())
+    if summary.touched:  # merged here, before exiting, so that no later request waits for it
+        merged = assistant.merge().describe()
+        if merged:
+            click.echo(merged)
+    click.echo(f"index: {assistant.segments.describe()}")
     if summary.skipped:
         sys.exit(EXIT_SKIPPED)
 

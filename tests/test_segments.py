@@ -1,0 +1,147 @@
+"""An index made of segments (issue 21): updates add segments, deletions mark them, merges combine
+them, and the answers equal those of one freshly built segment of the same documents."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, REPORT, make_settings
+from qa.indexing.generations import current_generation, segment_sizes
+from qa.indexing.store import SEGMENTS, Generation
+from qa.service import Assistant
+from test_incremental import QUESTIONS
+
+DOCS = FIXTURES / "incremental"
+DISTRACTORS = sorted((FIXTURES / "distractors").glob("*"))[:3]
+MORE_QUESTIONS = QUESTIONS + [
+    "What did the joint statement say about port cranes?",
+    "Which shipyards build the new frigates?",
+    "Who wrote the report?",
+]
+
+
+def passages_of(assistant: Assistant) -> list[dict]:
+    out = []
+    for question in MORE_QUESTIONS:
+        body = assistant.ask(question, k=8).to_dict()
+        body.pop("took_ms")
+        out.append(body)
+    return out
+
+
+def by_content(gen: Generation, hits: list[tuple[int, float]]) -> list[tuple[tuple, float]]:
+    """Hits keyed by (doc_id, ordinal): chunk ids differ between two indexes of the same documents."""
+    stored = gen.chunks([i for i, _ in hits])
+    return [((stored[i].chunk.doc_id, stored[i].chunk.ordinal), s) for i, s in hits]
+
+
+def assert_equal_indexes(got: Assistant, want: Assistant) -> float:
+    """Same passages, offsets, highlights and answers; scores within 1e-6. Returns the largest score gap."""
+    gap = 0.0
+    for g, w in zip(passages_of(got), passages_of(want), strict=True):
+        assert (g["answer"], g["abstained"]) == (w["answer"], w["abstained"]), g["question"]
+        key = ("doc_id", "start", "end", "text", "section", "page", "highlights")
+        assert [[p[k] for k in key] for p in g["passages"]] == [[p[k] for k in key] for p in w["passages"]]
+        assert g["confidence"] == pytest.approx(w["confidence"], abs=1e-6)
+        for p, q in zip(g["passages"], w["passages"], strict=True):
+            gap = max(gap, abs(p["score"] - q["score"]))
+    assert gap <= 1e-6
+    a, b = got.generation(), want.generation()
+    assert (a.chunk_count, a.document_count) == (b.chunk_count, b.document_count)
+    assert [(d.doc_id, d.title, d.chunks) for d in a.documents()] == [(d.doc_id, d.title, d.chunks)
+                                                                       for d in b.documents()]
+    for question in MORE_QUESTIONS:  # the raw candidate lists, BM25 with global statistics included
+        lexical = by_content(a, a.lexical(question, 80)), by_content(b, b.lexical(question, 80))
+        assert [k for k, _ in lexical[0]] == [k for k, _ in lexical[1]]
+        assert [s for _, s in lexical[0]] == pytest.approx([s for _, s in lexical[1]], abs=1e-6)
+        query = got.encoder.encode_query(question)
+        dense = by_content(a, a.dense(query, 40)), by_content(b, b.dense(query, 40))
+        assert [k for k, _ in dense[0]] == [k for k, _ in dense[1]]
+        assert [s for _, s in dense[0]] == pytest.approx([s for _, s in dense[1]], abs=1e-6)
+        words = ["japan", "beef", "lithographi", "zebra"]
+        assert a.words.idf(words) == pytest.approx(b.words.idf(words), abs=1e-9)
+        assert a.words.absent(words) == b.words.absent(words)
+    return gap
+
+
+def fresh_build(root: Path, corpus: Path, encoder) -> Assistant:
+    shutil.copytree(corpus, root / "corpus")
+    full = Assistant(make_settings(root), encoder=encoder)
+    full.reindex(merge=False)
+    assert len(full.generation().segments) == 1
+    return full
+
+
+def test_a_segmented_index_answers_as_a_fresh_one_segment_build(tmp_path, encoder):
+    settings = make_settings(tmp_path / "seg")
+    corpus = settings.corpus_dir
+    corpus.mkdir(parents=True)
+    assistant = Assistant(settings, encoder=encoder)
+    shutil.copy(REPORT, corpus)
+    shutil.copy(DOCS / "joint-statement.txt", corpus)
+    assistant.reindex(merge=False)  # one segment of two documents
+    files = [DOCS / "trade-fact-sheet.md", DOCS / "shipbuilding-notes.html", DOCS / "export-controls.pdf",
+             *DISTRACTORS]
+    for f in files:  # then one document at a time: one segment each
+        shutil.copy(f, corpus)
+        summary = assistant.reindex(merge=False)
+        assert summary.added == [f.name]
+    statement = corpus / "joint-statement.txt"  # replaced: a new segment, the old version marked deleted
+    statement.write_text(statement.read_text().replace("port cranes", "harbour cranes and port cranes") +
+                         "\nThe ministers will meet again in Kobe next spring.\n")
+    assert assistant.reindex(merge=False).changed == ["joint-statement.txt"]
+    (corpus / "trade-fact-sheet.md").unlink()  # deleted: marked only, no new segment
+    (corpus / DISTRACTORS[0].name).unlink()
+    summary = assistant.reindex(merge=False)
+    assert sorted(summary.removed) == sorted(["trade-fact-sheet.md", DISTRACTORS[0].name])
+
+    manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text())
+    assert "documents" not in manifest  # a small manifest: segments and deletions
+    # 1 + 6 + the replacement, less the fact sheet's and the distractor's, which had nothing left
+    assert len(manifest["segments"]) == len(files)
+    assert manifest["segments"][0]["deleted"] == ["joint-statement.txt"]
+
+    full = fresh_build(tmp_path / "full", corpus, encoder)
+    gap = assert_equal_indexes(assistant, full)
+
+    merged = assistant.merge(wait=True)  # the default policy: too few segments to merge
+    assert not merged.merges
+    from qa.indexing import merging
+    summary = merging.merge_index(settings, factor=2)  # merge everything, tier by tier
+    assert summary.merges and len(segment_sizes(settings.index_dir)) < len(files)
+    gap_after = assert_equal_indexes(assistant, full)
+    sizes = segment_sizes(settings.index_dir)
+    assert sum(size[1] for size in sizes) == full.generation().chunk_count
+    listed = {size[0] for size in sizes}
+    kept = {e["name"] for g in settings.index_dir.glob("gen-*")
+            for e in json.loads((g / "manifest.json").read_text())["segments"]}
+    assert {p.name for p in (settings.index_dir / SEGMENTS).iterdir()} == kept >= listed
+    print(f"\nequality: largest score gap {gap:.2e} before the merge, {gap_after:.2e} after; "
+          f"{len(files)} -> {len(sizes)} segments")
+
+
+def test_merging_drops_deleted_passages_and_keeps_chunk_ids(tmp_path, encoder):
+    settings = make_settings(tmp_path)
+    corpus = settings.corpus_dir
+    corpus.mkdir()
+    assistant = Assistant(settings, encoder=encoder)
+    for f in (DOCS / "joint-statement.txt", DOCS / "trade-fact-sheet.md", DOCS / "shipbuilding-notes.html"):
+        shutil.copy(f, corpus)
+        assistant.reindex(merge=False)
+    before = assistant.generation()
+    ids = {d: before.chunk_ids_of([d]).tolist() for d in before.manifest["documents"]}
+    (corpus / "trade-fact-sheet.md").unlink()
+    assistant.reindex(merge=False)
+    from qa.indexing import merging
+    merging.merge_index(settings, factor=2)
+    after = assistant.generation()
+    assert len(after.segments) == 1 and len(after.segments[0].ids) == after.chunk_count
+    assert {d: after.chunk_ids_of([d]).tolist() for d in after.manifest["documents"]} == {
+        d: v for d, v in ids.items() if d != "trade-fact-sheet.md"}
+    np.testing.assert_array_equal(after.chunk_vectors(ids["joint-statement.txt"]),
+                                  before.chunk_vectors(ids["joint-statement.txt"]))
