@@ -145,3 +145,167 @@ def test_merging_drops_deleted_passages_and_keeps_chunk_ids(tmp_path, encoder):
         d: v for d, v in ids.items() if d != "trade-fact-sheet.md"}
     np.testing.assert_array_equal(after.chunk_vectors(ids["joint-statement.txt"]),
                                   before.chunk_vectors(ids["joint-statement.txt"]))
+
+
+# -- crash safety -------------------------------------------------------------------------------
+def small_document(n: int) -> str:
+    return (f"Note {n} from the maritime working group\n\nIn meeting {n} the allies reviewed port security "
+            f"in harbour {n} and agreed to share inspection records for {n * 7} container cranes.\n")
+
+
+def leftovers(index_dir: Path) -> list[str]:
+    """What a killed writer left: staging folders, generations and segments the published one does not need."""
+    listed = {e["name"] for g in index_dir.glob("gen-*") if (g / "manifest.json").is_file()
+              for e in json.loads((g / "manifest.json").read_text()).get("segments", [])}
+    out = [p.name for p in index_dir.glob(".build-*")]
+    out += [p.name for p in (index_dir / SEGMENTS).glob("seg-*") if p.name not in listed]
+    published = current_generation(index_dir)
+    older = sorted(g.name for g in index_dir.glob("gen-*") if g.name < published.name)
+    out += [g.name for g in index_dir.glob("gen-*") if g.name not in (published.name, *older[-1:])]
+    return sorted(out)
+
+
+def killed_qa_index(settings, step: str) -> None:
+    """`qa index` in a real child process that kills itself with SIGKILL at `step` (generations.checkpoint)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QA_TEST_KILL_AT": step}
+    proc = subprocess.run([sys.executable, "-m", "qa.cli", "index", "--corpus", str(settings.corpus_dir),
+                           "--index", str(settings.index_dir)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, (step, proc.returncode, proc.stdout + proc.stderr)
+
+
+def assert_whole(settings, encoder, documents: set[str]) -> None:
+    """A new reader opens the published generation, lists exactly `documents` and answers from them."""
+    reader = Assistant(settings, encoder=encoder)
+    assert {d.doc_id for d in reader.documents()} == documents
+    answer = reader.ask("Where does the maritime working group meet?", k=3)
+    assert answer.passages and all(p.doc_id in documents for p in answer.passages)
+
+
+def assert_clean(index_dir: Path) -> None:
+    assert leftovers(index_dir) == []
+    assert not (index_dir / ".progress.json").exists()
+
+
+@pytest.fixture
+def writer(tmp_path, encoder) -> Assistant:
+    settings = make_settings(tmp_path)
+    settings.corpus_dir.mkdir()
+    shutil.copy(REPORT, settings.corpus_dir)
+    shutil.copy(DOCS / "joint-statement.txt", settings.corpus_dir)
+    assistant = Assistant(settings, encoder=encoder)
+    assistant.reindex(merge=False)
+    return assistant
+
+
+STEPS = ["segment-staged", "segment-placed", "generation-staged", "generation-placed", "published"]
+
+
+def test_kill_9_during_an_add_leaves_the_index_whole_and_the_next_write_cleans_up(writer, encoder):
+    settings, found = writer.settings, {}
+    for n, step in enumerate(STEPS):
+        before = {d.doc_id for d in writer.documents()}
+        (settings.corpus_dir / f"note-{n}.txt").write_text(small_document(n))
+        killed_qa_index(settings, f"write:{step}")
+        found[step] = leftovers(settings.index_dir)
+        # published: the pointer moved before the kill, so the new document is in; before it, it is not
+        assert_whole(settings, encoder, before | {f"note-{n}.txt"} if step == "published" else before)
+        summary = writer.reindex(merge=False)  # the next write finishes the job and cleans up
+        assert summary.added == ([] if step == "published" else [f"note-{n}.txt"])
+        assert_clean(settings.index_dir)
+        assert_whole(settings, encoder, before | {f"note-{n}.txt"})
+    print("\nleft by kill -9 during an add:", found)
+    assert found["segment-staged"] and found["segment-placed"] and found["generation-staged"]
+
+
+def test_kill_9_during_a_delete_leaves_the_index_whole(writer, encoder):
+    settings, found = writer.settings, {}
+    for n in range(3):
+        (settings.corpus_dir / f"note-{n}.txt").write_text(small_document(n))
+    writer.reindex(merge=False)
+    for n, step in enumerate(["generation-staged", "generation-placed", "published"]):
+        before = {d.doc_id for d in writer.documents()}
+        (settings.corpus_dir / f"note-{n}.txt").unlink()
+        killed_qa_index(settings, f"write:{step}")
+        found[step] = leftovers(settings.index_dir)
+        assert_whole(settings, encoder, before - {f"note-{n}.txt"} if step == "published" else before)
+        assert writer.reindex(merge=False).removed == ([] if step == "published" else [f"note-{n}.txt"])
+        assert_clean(settings.index_dir)
+        assert_whole(settings, encoder, before - {f"note-{n}.txt"})
+    print("\nleft by kill -9 during a delete:", found)
+
+
+def test_kill_9_during_a_merge_leaves_the_index_whole(writer, encoder):
+    from qa.indexing.merging import MERGE_FACTOR
+
+    settings, found = writer.settings, {}
+    for n in range(MERGE_FACTOR - 1):  # with the first segment: a full tier after the next add
+        (settings.corpus_dir / f"note-{n}.txt").write_text(small_document(n))
+        writer.reindex(merge=False)
+    for n, step in enumerate(["copying", "segment-staged", "segment-placed", "generation-placed"]):
+        (settings.corpus_dir / f"extra-{n}.txt").write_text(small_document(100 + n))
+        expected = {d.doc_id for d in writer.documents()} | {f"extra-{n}.txt"}
+        segments = len(segment_sizes(settings.index_dir))
+        killed_qa_index(settings, f"merge:{step}")  # the add is published, then its merge is killed
+        found[step] = leftovers(settings.index_dir)
+        assert len(segment_sizes(settings.index_dir)) == segments + 1  # the add's generation, unmerged
+        assert_whole(settings, encoder, expected)
+        assert writer.reindex(merge=False).added == []  # nothing to index; the leftovers go
+        assert_clean(settings.index_dir)
+    merged = writer.merge()  # the next merge succeeds
+    assert merged.merges and len(segment_sizes(settings.index_dir)) < MERGE_FACTOR
+    assert_clean(settings.index_dir)
+    assert_whole(settings, encoder, expected)
+    print("\nleft by kill -9 during a merge:", found)
+
+
+def test_a_reader_holding_an_old_generation_answers_while_a_merge_publishes_and_files_go(writer, encoder):
+    import threading
+
+    from qa.answering.retrieval import retrieve
+    from qa.indexing import merging
+
+    settings = writer.settings
+    for n in range(3):
+        (settings.corpus_dir / f"note-{n}.txt").write_text(small_document(n))
+        writer.reindex(merge=False)
+    reader = Assistant(settings, encoder=encoder)
+    held = reader.generation()  # a request in flight holds this generation
+    old_segments = [s.path for s in held.segments]
+    question = "Where does the maritime working group meet?"
+    query = encoder.encode_query(question)
+
+    def answer_from_held() -> list:
+        hits = retrieve(held, query, question, 5)
+        return [(h.stored.id, round(h.score, 9), held.document(h.stored.chunk.doc_id).text[:40]) for h in hits]
+
+    baseline = answer_from_held()
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def keep_asking() -> None:
+        while not done.is_set():
+            try:
+                reader.ask(question, k=3)  # follows the pointer
+                assert answer_from_held() == baseline
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+
+    asking = threading.Thread(target=keep_asking)
+    asking.start()
+    try:
+        assert merging.merge_index(settings, factor=2).merges  # publishes the merged generation
+        (settings.corpus_dir / "note-9.txt").write_text(small_document(9))
+        writer.reindex(merge=False)  # one more publish: the pre-merge generation and its segments go
+    finally:
+        done.set()
+        asking.join(60)
+    assert not errors, errors
+    assert not any(p.exists() for p in old_segments)  # the merged-away segments' files are gone
+    assert answer_from_held() == baseline  # and the held generation still answers from them
+    assert reader.ask(question, k=3).passages
