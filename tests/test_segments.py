@@ -309,3 +309,90 @@ def test_a_reader_holding_an_old_generation_answers_while_a_merge_publishes_and_
     assert not any(p.exists() for p in old_segments)  # the merged-away segments' files are gone
     assert answer_from_held() == baseline  # and the held generation still answers from them
     assert reader.ask(question, k=3).passages
+
+
+# -- upgrading format 4 -------------------------------------------------------------------------
+def format_4_copy(source: Path, target: Path) -> None:
+    """The index at `source` (one segment) laid out as format 4 wrote it: one generation folder with
+    the chunk store and FAISS file themselves (same schema), a manifest listing every document."""
+    from qa.indexing.store import STORE, VECTORS
+
+    gen = Generation(current_generation(source))
+    (segment,) = gen.segments
+    folder = target / "gen-1000"
+    folder.mkdir(parents=True)
+    shutil.copy(segment.path / STORE, folder / STORE)
+    shutil.copy(segment.path / VECTORS, folder / VECTORS)
+    manifest = {k: v for k, v in gen.manifest.items() if k not in ("segments", "next_chunk_id", "document_count")}
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": 4, "chunks": gen.chunk_count}))
+    (target / "CURRENT").write_text("gen-1000\n")
+
+
+class CountingEncoder:
+    """The real encoder, counting the passages it is asked to encode (queries aside)."""
+
+    def __init__(self, encoder) -> None:
+        self._encoder, self.passages = encoder, 0
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+    def encode_with_spans(self, texts, spans):
+        self.passages += len(texts)
+        return self._encoder.encode_with_spans(texts, spans)
+
+
+def test_a_format_4_index_is_upgraded_into_one_segment_without_encoding(tmp_path, encoder):
+    original = Assistant(make_settings(tmp_path / "v5"), encoder=encoder)
+    original.settings.corpus_dir.mkdir(parents=True)
+    for f in (REPORT, DOCS / "joint-statement.txt", DOCS / "trade-fact-sheet.md"):
+        shutil.copy(f, original.settings.corpus_dir)
+    original.reindex(merge=False)
+    settings = make_settings(tmp_path / "v4")
+    shutil.copytree(original.settings.corpus_dir, settings.corpus_dir)
+    format_4_copy(original.settings.index_dir, settings.index_dir)
+
+    counting = CountingEncoder(encoder)
+    upgraded = Assistant(settings, encoder=counting)
+    summary = upgraded.reindex()
+    assert counting.passages == 0  # the stored vectors were reused
+    assert "upgraded: the format-4 index became one segment" in summary.describe()
+    assert summary.kept == sorted(p.name for p in settings.corpus_dir.iterdir()) and not summary.added
+    assert len(upgraded.generation().segments) == 1
+    assert assert_equal_indexes(upgraded, original) == 0.0
+
+    # and it updates like any segmented index
+    shutil.copy(DOCS / "shipbuilding-notes.html", settings.corpus_dir)
+    assert upgraded.reindex().added == ["shipbuilding-notes.html"]
+    assert counting.passages > 0 and len(upgraded.generation().segments) == 2
+
+
+# -- merge policy -------------------------------------------------------------------------------
+def test_the_tiered_policy_merges_segments_of_similar_size_and_purges_deletions():
+    from qa.indexing.merging import MERGE_FACTOR, choose
+
+    small = [(10, 10)] * (MERGE_FACTOR - 1)
+    assert choose(small) == []  # a tier not yet full
+    assert choose([(50_000, 50_000)] + small + [(12, 12)]) == list(range(1, MERGE_FACTOR + 1))  # the big one waits
+    tier_two = [(20_000, 20_000)] * MERGE_FACTOR  # a tier spans a factor of MERGE_FACTOR from TIER_FLOOR
+    assert choose([(10, 10)] + tier_two) == list(range(1, MERGE_FACTOR + 1))
+    assert choose([(5_000, 5_000), (40, 100)]) == [1]  # more than half deleted: rewritten without them
+
+
+def test_writes_merge_in_the_background_and_a_write_during_a_merge_waits_for_it(writer):
+    from qa.indexing.merging import MERGE_FACTOR
+
+    settings = writer.settings
+    for n in range(MERGE_FACTOR - 2):
+        (settings.corpus_dir / f"note-{n}.txt").write_text(small_document(n))
+        writer.reindex(merge=False)
+    assert len(segment_sizes(settings.index_dir)) == MERGE_FACTOR - 1
+    doc_id, _, _ = writer.add_document("upload-1.txt", small_document(50).encode())  # tier full: merge starts
+    # the write answered with its document live; the merge runs behind it, and a write meanwhile waits
+    assert doc_id in {d.doc_id for d in writer.documents()}
+    writer.add_document("upload-2.txt", small_document(51).encode())
+    writer._merger.join(120)
+    sizes = segment_sizes(settings.index_dir)
+    assert len(sizes) < MERGE_FACTOR and sum(s[1] for s in sizes) == writer.generation().chunk_count
+    assert {"uploads/upload-1.txt", "uploads/upload-2.txt"} <= {d.doc_id for d in writer.documents()}
+    assert not writer.segments.merging and "segment" in writer.segments.describe()

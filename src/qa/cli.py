@@ -123,7 +123,8 @@ def serve_command(settings: Settings, host: str, port: int, workers: int, forwar
                       "(or QA_CORPUS_DIR), or create the folder")
     unusable = _unusable_index(settings)
     if unusable:
-        click.echo(f"{unusable}: building the index from {settings.corpus_dir}", err=True)
+        how = "upgrading the index, its vectors reused" if _upgradable(settings) else "building the index"
+        click.echo(f"{unusable}: {how} from {settings.corpus_dir}", err=True)
         click.echo(Assistant(settings).reindex(wait=True, show_progress=sys.stderr.isatty()).describe(), err=True)
     # Workers are separate processes: hand them the settings through the environment.
     os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
@@ -132,6 +133,15 @@ def serve_command(settings: Settings, host: str, port: int, workers: int, forwar
     # a client cannot pick its own address (and its own throttle) by sending X-Forwarded-For.
     uvicorn.run("qa.serving.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
                 proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None)
+
+
+def _upgradable(settings: Settings) -> bool:
+    """An index of the format before segments, which `qa index` upgrades without encoding anything."""
+    from qa.indexing.build import upgradable
+    from qa.indexing.generations import current_generation, read_manifest
+
+    manifest = read_manifest(settings.index_dir)
+    return manifest is not None and upgradable(current_generation(settings.index_dir), manifest, settings)
 
 
 def _unusable_index(settings: Settings) -> str | None:

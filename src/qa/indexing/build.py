@@ -32,8 +32,8 @@ from qa.indexing.generations import (
     remove_leftovers,
     writer_lock,
 )
-from qa.indexing.segments import write_segment
-from qa.indexing.store import FORMAT_VERSION, MANIFEST, live_documents
+from qa.indexing.segments import upgrade_format_4, write_segment
+from qa.indexing.store import FORMAT_VERSION, MANIFEST, STORE, VECTORS, live_documents
 from qa.reading.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from qa.reading.documents import Document, iter_corpus_files, read_document
 
@@ -54,6 +54,7 @@ class BuildSummary:
     # doc_id -> {"chars", "passages", "warning"} of every document read in this build
     read: dict[str, dict] = field(default_factory=dict)
     rebuilt: bool = False
+    upgraded: str = ""  # what upgrading an index of an older format did, when it was
     reason: str = ""  # why every document was re-embedded, when one was
     documents: int = 0
     chunks: int = 0
@@ -73,6 +74,8 @@ class BuildSummary:
             f"{len(self.kept)} kept, {len(self.skipped)} skipped; {self.documents} documents, "
             f"{self.chunks} chunks ({self.seconds:.1f}s)"
         ]
+        if self.upgraded:
+            lines.append(f"  upgraded: {self.upgraded}")
         if self.reason:
             lines.append(f"  full rebuild: {self.reason}")
         for label, names in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
@@ -195,6 +198,12 @@ def _build_locked(
     old_gen = current_generation(index_dir)
     manifest = json.loads((old_gen / MANIFEST).read_text()) if old_gen else None
     summary = BuildSummary()
+    if manifest is not None and not rebuild and upgradable(old_gen, manifest, settings):
+        progress("upgrading", 0, 1)
+        manifest = _upgrade(index_dir, old_gen, manifest, settings)
+        summary.upgraded = (f"the format-{UPGRADABLE_FORMAT} index became one segment of format {FORMAT_VERSION} "
+                            f"({manifest['document_count']} documents, {manifest['chunks']} passages); its "
+                            "vectors were reused, nothing was encoded again")
     if manifest is not None:
         try:
             check_compatible(manifest, settings)
@@ -285,6 +294,34 @@ def _build_locked(
     summary.documents, summary.chunks = len(live), total_chunks
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+UPGRADABLE_FORMAT = 4  # one generation of one store, FAISS index and BM25 index (before segments)
+
+
+def upgradable(generation: Path, manifest: dict, settings: Settings) -> bool:
+    """Whether a published generation is a format-4 one this configuration built, so that it can
+    become one segment without encoding anything (`_upgrade`)."""
+    if manifest.get("format") != UPGRADABLE_FORMAT or "segments" in manifest:
+        return False
+    if not all((generation / name).is_file() for name in (STORE, VECTORS)):
+        return False
+    try:
+        check_compatible({**manifest, "format": FORMAT_VERSION}, settings)
+    except IndexMismatch:
+        return False
+    return True
+
+
+def _upgrade(index_dir: Path, generation: Path, manifest: dict, settings: Settings) -> dict:
+    """Publish a format-4 generation as one segment (segments.upgrade_format_4); returns the new manifest."""
+    folder = upgrade_format_4(index_dir, generation, manifest, settings.exact_max_chunks)
+    info = json.loads((folder / "segment.json").read_text())
+    upgraded = new_manifest(settings, (manifest["dimension"], manifest["max_seq_length"]),
+                            [{"name": folder.name, "deleted": []}], (info["last_chunk_id"] or 0) + 1,
+                            len(info["documents"]), info["chunks"], datetime.now(UTC).isoformat(timespec="seconds"))
+    publish_manifest(index_dir, upgraded)
+    return upgraded
 
 
 def _hashes_of(index_dir: Path, manifest: dict) -> dict[str, str]:

@@ -23,7 +23,7 @@ import numpy as np
 from qa.indexing import lexical
 from qa.indexing.generations import checkpoint, fsync_tree
 from qa.indexing.store import SCHEMA, SEGMENT, SEGMENTS, STORE, VECTORS, Segment
-from qa.indexing.vector_index import empty_index, hnsw
+from qa.indexing.vector_index import empty_index, hnsw, load
 from qa.reading.chunking import Chunk
 from qa.reading.documents import Document
 
@@ -110,6 +110,41 @@ def merge_segments(
         raise
 
 
+def upgrade_format_4(index_dir: Path, generation: Path, manifest: dict, exact_max_chunks: int) -> Path:
+    """One segment holding a format-4 generation's documents, chunk ids and vectors as they are:
+    its store (same schema) and, without tombstones, its FAISS file are hard-linked (both immutable),
+    the BM25 postings are counted again from the stored texts; nothing is encoded."""
+    staging = _staging(index_dir)
+    try:
+        _link_or_copy(generation / STORE, staging / STORE)
+        db = sqlite3.connect(f"file:{(staging / STORE).as_posix()}?mode=ro&immutable=1", uri=True)
+        rows = db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+        titles = db.execute("SELECT d.doc_id, d.title, COUNT(c.id) FROM documents d LEFT JOIN chunks c "
+                            "USING (doc_id) GROUP BY d.doc_id").fetchall()
+        db.close()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        old = load(str(generation / VECTORS))
+        reuse = old.ntotal == len(ids)  # no tombstones: the file serves as it is
+        if reuse:
+            _link_or_copy(generation / VECTORS, staging / VECTORS)
+        vectors = None if reuse else (old.reconstruct_batch(ids) if len(ids) else np.zeros((0, old.d), np.float32))
+        triples, lengths = lexical.Triples.of_texts([r[1] for r in rows])
+        indexed = manifest.get("indexed", {})
+        about = {doc_id: {"sha256": manifest["documents"][doc_id], "title": title, "chunks": n,
+                          "indexed": indexed.get(doc_id, manifest.get("created", ""))} for doc_id, title, n in titles}
+        return _finish(index_dir, staging, ids, vectors, triples, lengths, about, exact_max_chunks, "upgrade")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def _staging(index_dir: Path) -> Path:
     staging = index_dir / f".build-{os.getpid()}-{time.time_ns()}"
     staging.mkdir(parents=True)
@@ -117,14 +152,16 @@ def _staging(index_dir: Path) -> Path:
 
 
 def _finish(
-    index_dir: Path, staging: Path, ids: np.ndarray, vectors: np.ndarray, triples: lexical.Triples,
+    index_dir: Path, staging: Path, ids: np.ndarray, vectors: np.ndarray | None, triples: lexical.Triples,
     lengths: np.ndarray, about: dict[str, dict], exact_max_chunks: int, kind: str,
 ) -> Path:
-    """Write the vectors, postings and segment.json beside the store, then move the folder into segments/."""
-    index = empty_index(vectors.shape[1]) if len(ids) <= exact_max_chunks else hnsw(vectors.shape[1])
-    if len(ids):
-        index.add_with_ids(vectors, ids)
-    faiss.write_index(index, str(staging / VECTORS))
+    """Write the vectors (None: already there), postings and segment.json beside the store, then
+    move the folder into segments/."""
+    if vectors is not None:
+        index = empty_index(vectors.shape[1]) if len(ids) <= exact_max_chunks else hnsw(vectors.shape[1])
+        if len(ids):
+            index.add_with_ids(vectors, ids)
+        faiss.write_index(index, str(staging / VECTORS))
     lexical.write_postings(staging, ids, lengths, triples)
     info = {
         "documents": dict(sorted(about.items())),
