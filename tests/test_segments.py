@@ -396,3 +396,10 @@ def test_writes_merge_in_the_background_and_a_write_during_a_merge_waits_for_it(
     assert len(sizes) < MERGE_FACTOR and sum(s[1] for s in sizes) == writer.generation().chunk_count
     assert {"uploads/upload-1.txt", "uploads/upload-2.txt"} <= {d.doc_id for d in writer.documents()}
     assert not writer.segments.merging and "segment" in writer.segments.describe()
+    from fastapi.testclient import TestClient
+
+    from qa.serving.api import create_app
+
+    with TestClient(create_app(assistant=writer)) as client:
+        page = client.get("/library").text
+    assert f'<p class="segments">Index: {writer.segments.describe()}</p>' in page

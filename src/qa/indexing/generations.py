@@ -19,7 +19,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
 LOCK = ".lock"
+MERGE_LOCK = ".merge-lock"  # held by a merge while it holds or waits for LOCK (writer_lock)
 PROGRESS = ".progress.json"  # written by the running build so any process (a server) can report it
 LAST_BUILD = ".last-build.json"  # what the last build did to each document it touched (the library shows it)
 MERGING = "merging"  # the progress phase of a background merge (merging.py)
@@ -86,18 +87,24 @@ def read_manifest(index_dir: Path) -> dict | None:
 
 
 @contextmanager
-def writer_lock(index_dir: Path, wait: bool = False):
-    """One writer per index directory, across processes. Raises BuildInProgress unless `wait`."""
+def writer_lock(index_dir: Path, wait: bool = False, merge: bool = False):
+    """One writer per index directory, across processes. Raises BuildInProgress unless `wait`.
+
+    A merge (`merge`) also holds MERGE_LOCK for as long as it holds or waits for the writer lock,
+    so that a write finding the lock taken by a merge waits for it instead of being turned away."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / LOCK, "a+") as handle:
+    with ExitStack() as stack:
+        if merge:
+            merging_handle = stack.enter_context(open(index_dir / MERGE_LOCK, "a+"))
+            fcntl.flock(merging_handle, fcntl.LOCK_EX)
+        handle = stack.enter_context(open(index_dir / LOCK, "a+"))
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             running = read_progress(index_dir)
             how_far = f" ({running['phase']} {running['done']}/{running['total']})" if running else ""
             busy = f"another build is running on {index_dir}{how_far}"
-            merging = bool(running) and running["phase"] == MERGING  # a merge never turns a write away
-            if not (wait or merging):
+            if not (wait or merge or _held(index_dir / MERGE_LOCK)):
                 raise BuildInProgress(
                     f"{busy}; try again when it has finished (`qa index --wait` waits for it)"
                 ) from exc
@@ -106,7 +113,20 @@ def writer_lock(index_dir: Path, wait: bool = False):
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(handle, fcntl.LOCK_UN)  # before MERGE_LOCK (the stack closes it after)
+
+
+def _held(path: Path) -> bool:
+    """Whether another open file holds a flock on path (a merge holds MERGE_LOCK)."""
+    try:
+        with open(path) as probe:
+            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(probe, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return False  # no merge ever ran here
+    except BlockingIOError:
+        return True
 
 
 class ProgressFile:

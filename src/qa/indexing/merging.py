@@ -6,8 +6,8 @@ factor of MERGE_FACTOR in live chunks, everything under TIER_FLOOR counting as t
 tier holding MERGE_FACTOR segments has them merged into one of the next tier. A segment whose
 deleted chunks pass PURGE_SHARE of it is rewritten without them. The writer runs merges after
 publishing, under the writer lock, never on the request path; each merge publishes a new generation
-like any other write. The lock tells other writers a merge is running (progress phase "merging"),
-and they wait for it rather than being turned away.
+like any other write. Other writers wait for a merge rather than being turned away (writer_lock's
+MERGE_LOCK); the progress phase "merging" tells the library a merge is running.
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ def merge_index(settings: Settings, wait: bool = True, factor: int = MERGE_FACTO
     """Merge the published generation's segments until the policy asks for no more; publish each merge."""
     index_dir = settings.index_dir
     summary = MergeSummary()
-    with writer_lock(index_dir, wait=wait):
+    with writer_lock(index_dir, wait=wait, merge=True):
         report = ProgressFile(index_dir, lambda *_: None)
-        report(MERGING, 0, 0)  # at once: a writer that finds the lock taken reads it and waits for the merge
+        report(MERGING, 0, 0)
         try:
             remove_leftovers(index_dir)
             while (done := _merge_once(index_dir, settings, report, factor)) is not None:
