@@ -272,28 +272,45 @@ def _build_locked(
     progress.mark([doc.doc_id for doc in documents], "embedded")
 
     progress("writing", 0, 1)
+    summary.documents, summary.chunks = write_update(
+        settings, None if full else manifest, sizes, documents, all_chunks, chunk_vectors, sentence_vectors,
+        summary.removed)
+    progress.mark([doc.doc_id for doc in documents], "ready")
+    progress.mark(summary.removed, "removed")
+    summary.seconds = time.perf_counter() - began
+    return summary
+
+
+def write_update(
+    settings: Settings, manifest: dict | None, sizes: tuple[int, int], documents: list[Document],
+    chunks: list[Chunk], chunk_vectors: np.ndarray, sentence_vectors: list[np.ndarray], removed: list[str],
+) -> tuple[int, int]:
+    """Write what an update changes and publish it (the caller holds the writer lock): one new segment
+    with `documents` (their `chunks` in order, embedded), older versions of them and the `removed`
+    doc_ids marked deleted in the segments holding them. manifest None: a new index of these
+    documents alone. `sizes`: the model's (dimension, max_seq_length). Returns (documents, chunks)."""
+    index_dir = settings.index_dir
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    live = {} if full else live_documents(index_dir, manifest)
-    segments = [] if full else [dict(entry, deleted=list(entry.get("deleted", []))) for entry in manifest["segments"]]
-    for doc_id in summary.removed + [d.doc_id for d in documents]:
+    live = {} if manifest is None else live_documents(index_dir, manifest)
+    segments = [] if manifest is None else [dict(e, deleted=list(e.get("deleted", []))) for e in manifest["segments"]]
+    for doc_id in removed + [d.doc_id for d in documents]:
         if doc_id in live:  # its old version: deleted in the segment that holds it
             home = live.pop(doc_id)["segment"]
             next(e for e in segments if e["name"] == home)["deleted"].append(doc_id)
-    first_id = 1 if full else int(manifest["next_chunk_id"])
+    first_id = 1 if manifest is None else int(manifest["next_chunk_id"])
     if documents:
-        folder = write_segment(index_dir, first_id, documents, all_chunks, chunk_vectors, sentence_vectors,
+        folder = write_segment(index_dir, first_id, documents, chunks, chunk_vectors, sentence_vectors,
                                settings.exact_max_chunks, {d.doc_id: now for d in documents})
         segments.append({"name": folder.name, "deleted": []})
-        live.update({d.doc_id: {"sha256": d.sha256, "chunks": len(chunks_of[d.doc_id])} for d in documents})
+        counts = {d.doc_id: 0 for d in documents}
+        for c in chunks:
+            counts[c.doc_id] += 1
+        live.update({d.doc_id: {"sha256": d.sha256, "chunks": counts[d.doc_id]} for d in documents})
     segments = _without_empty(index_dir, segments)
     total_chunks = sum(about["chunks"] for about in live.values())
-    publish_manifest(index_dir, new_manifest(settings, sizes, segments, first_id + len(all_chunks),
-                                             len(live), total_chunks, now))
-    progress.mark([doc.doc_id for doc in documents], "ready")
-    progress.mark(summary.removed, "removed")
-    summary.documents, summary.chunks = len(live), total_chunks
-    summary.seconds = time.perf_counter() - began
-    return summary
+    publish_manifest(index_dir, new_manifest(settings, sizes, segments, first_id + len(chunks), len(live),
+                                             total_chunks, now))
+    return len(live), total_chunks
 
 
 UPGRADABLE_FORMAT = 4  # one generation of one store, FAISS index and BM25 index (before segments)
