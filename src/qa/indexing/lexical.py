@@ -204,11 +204,15 @@ class Words:
         if total <= 0 or not chunk_ids:
             return out
         wanted = np.asarray(chunk_ids, dtype=np.int64)
-        for word, weight in weights.items():
-            for p in self.parts:
+        for p in self.parts:  # only the parts holding candidates, by binary search (rows are sorted)
+            inside = _members(p.postings.ids, wanted)
+            if not inside.any():
+                continue
+            at = np.searchsorted(p.postings.ids, wanted[inside])
+            for word, weight in weights.items():
                 positions, _ = p.row(word)
                 if len(positions):
-                    out += weight * np.isin(wanted, p.postings.ids[positions])
+                    out[inside] += weight * _members(positions, at)
         return out / total
 
     def search(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
@@ -246,6 +250,14 @@ def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
         ids, scores = ids[keep], scores[keep]
     order = np.lexsort((ids, -scores))[:n]
     return [(int(i), float(s)) for i, s in zip(ids[order], scores[order], strict=True)]
+
+
+def _members(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of `values` are in `sorted_values` (ascending), by binary search."""
+    if not len(sorted_values) or not len(values):
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_values, values).clip(0, len(sorted_values) - 1)
+    return np.asarray(sorted_values[at] == values)
 
 
 def _idf(n: int, df: int) -> float:

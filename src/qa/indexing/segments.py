@@ -159,8 +159,14 @@ def _finish(
     move the folder into segments/."""
     if vectors is not None:
         index = empty_index(vectors.shape[1]) if len(ids) <= exact_max_chunks else hnsw(vectors.shape[1])
-        if len(ids):
-            index.add_with_ids(vectors, ids)
+        threads = faiss.omp_get_max_threads()
+        if kind == "merge":  # a merge runs beside the questions: building its graph on one core leaves
+            faiss.omp_set_num_threads(1)  # them the others (the setting is this thread's only)
+        try:
+            if len(ids):
+                index.add_with_ids(vectors, ids)
+        finally:
+            faiss.omp_set_num_threads(threads)
         faiss.write_index(index, str(staging / VECTORS))
     lexical.write_postings(staging, ids, lengths, triples)
     info = {

@@ -105,10 +105,7 @@ class Segment:
 
     def holds(self, ids: np.ndarray) -> np.ndarray:
         """Which of `ids` are chunks of this segment."""
-        if not len(self.ids):
-            return np.zeros(len(ids), dtype=bool)
-        at = np.searchsorted(self.ids, ids).clip(0, len(self.ids) - 1)
-        return np.asarray(self.ids[at] == ids)
+        return vector_index.members(self.ids, ids)
 
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
         if not ids:
@@ -162,7 +159,10 @@ class Generation:
                                                                                  strict=True)]
         parts = []
         for segment, dead in zip(self.segments, self.dead, strict=True):
-            live = ~np.isin(np.asarray(segment.ids), dead) if len(dead) else None
+            live = None
+            if len(dead):  # a binary search per deleted chunk, not a pass over the segment per one
+                live = np.ones(len(segment.ids), dtype=bool)
+                live[np.searchsorted(segment.ids, dead)] = False
             parts.append(Part(segment.postings, live))
         self.words = Words(parts)
         self.chunk_count = self.words.n
