@@ -125,8 +125,11 @@ def test_a_segmented_index_answers_as_a_fresh_one_segment_build(tmp_path, encode
           f"{len(files)} -> {len(sizes)} segments")
 
 
-def test_merging_drops_deleted_passages_and_keeps_chunk_ids(tmp_path, encoder):
-    settings = make_settings(tmp_path)
+@pytest.mark.parametrize("exact_max_chunks", [20_000, 5])  # exact indexes, HNSW graphs
+def test_merging_drops_deleted_passages_and_keeps_chunk_ids(tmp_path, encoder, exact_max_chunks):
+    from qa.indexing import vector_index
+
+    settings = make_settings(tmp_path, exact_max_chunks=exact_max_chunks)
     corpus = settings.corpus_dir
     corpus.mkdir()
     assistant = Assistant(settings, encoder=encoder)
@@ -145,6 +148,11 @@ def test_merging_drops_deleted_passages_and_keeps_chunk_ids(tmp_path, encoder):
         d: v for d, v in ids.items() if d != "trade-fact-sheet.md"}
     np.testing.assert_array_equal(after.chunk_vectors(ids["joint-statement.txt"]),
                                   before.chunk_vectors(ids["joint-statement.txt"]))
+    assert vector_index.is_exact(after.segments[0].vectors) == (exact_max_chunks > after.chunk_count)
+    for cid in ids["joint-statement.txt"] + ids["shipbuilding-notes.html"]:  # each finds itself first
+        assert after.dense(after.chunk_vectors([cid])[0], 1)[0][0] == cid
+    found = {i for i, _ in after.dense(encoder.encode_query("tariff on American beef"), 80)}
+    assert found == set(ids["joint-statement.txt"] + ids["shipbuilding-notes.html"])  # no deleted passage
 
 
 # -- crash safety -------------------------------------------------------------------------------
