@@ -69,6 +69,8 @@ def merge_index(settings: Settings, wait: bool = True, factor: int = MERGE_FACTO
     """Merge the published generation's segments until the policy asks for no more; publish each merge."""
     index_dir = settings.index_dir
     summary = MergeSummary()
+    if not merge_needed(settings, factor):  # the usual case: no lock taken, nothing written
+        return summary
     with writer_lock(index_dir, wait=wait, merge=True):
         report = ProgressFile(index_dir, lambda *_: None)
         report(MERGING, 0, 0)
