@@ -34,7 +34,8 @@ STOPWORDS = frozenset(
     "will with would about into than then there these those you your me my we our".split()
 )
 FILES = {name: f"postings-{name}.npy" for name in ("indptr", "positions", "tf", "ids", "lengths")}
-VOCAB = "postings-terms.json"  # the part's terms as strings, in row order
+VOCAB = "postings-terms.json"
+DF_CACHE_MAX = 100_000  # terms whose document frequency a Words keeps  # the part's terms as strings, in row order
 
 _TOKEN = re.compile(TOKEN_PATTERN)
 _local = threading.local()  # a PyStemmer object must not be shared between threads
@@ -181,9 +182,17 @@ class Words:
         self.parts = parts
         self.n = sum(p.size for p in parts)
         self.average_length = sum(p.total_length for p in parts) / self.n if self.n else 0.0
+        # A question asks for its terms' df four times (search, coverage, idf, absent), once per part
+        # each: kept, as the parts never change (bounded, for a long-lived server).
+        self._dfs: dict[str, int] = {}
 
     def _df(self, term: str) -> int:
-        return sum(len(p.row(term)[0]) for p in self.parts)
+        df = self._dfs.get(term)
+        if df is None:
+            if len(self._dfs) > DF_CACHE_MAX:
+                self._dfs.clear()
+            df = self._dfs[term] = sum(len(p.row(term)[0]) for p in self.parts)
+        return df
 
     def idf(self, words: list[str]) -> dict[str, float]:
         """Lucene's IDF of each term (as `terms` gives them) over the live chunks; a term no chunk
@@ -219,7 +228,12 @@ class Words:
         """Top-n (chunk id, BM25 score) by score then id over every part; only chunks in `allowed`."""
         query = sorted(set(terms(question)))
         rows = [[p.row(t) for t in query] for p in self.parts]
-        idf = {t: _idf(self.n, sum(len(r[i][0]) for r in rows)) for i, t in enumerate(query)}
+        idf = {}
+        for i, t in enumerate(query):
+            df = self._dfs.get(t)
+            if df is None:
+                df = self._dfs[t] = sum(len(r[i][0]) for r in rows)
+            idf[t] = _idf(self.n, df)
         found_ids, found_scores = [], []
         for part, part_rows in zip(self.parts, rows, strict=True):
             hits = [(r, idf[t]) for r, t in zip(part_rows, query, strict=True) if len(r[0])]
