@@ -15,7 +15,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from conftest import FIXTURES, REPORT, make_settings
-from qa.indexing.generations import LAST_BUILD, PROGRESS, current_generation, read_progress
+from qa.indexing.generations import LAST_BUILD, PROGRESS, current_generation, read_manifest, read_progress
+from qa.indexing.store import SEGMENTS
 from qa.service import Assistant
 from qa.serving.api import create_app
 
@@ -88,9 +89,8 @@ def test_kill_9_mid_build_keeps_the_old_index_and_the_next_build_finishes_the_jo
         assert build.returncode == 0, err
         assert out.startswith("updated: 40 added, 0 changed, 0 removed, 2 kept, 0 skipped; 42 documents")
         left = sorted(p.name for p in index.iterdir() if not p.name.startswith("gen-"))
-        assert left == [LAST_BUILD, ".lock", "CURRENT"]  # and what this build did, for the library
+        assert left == sorted([LAST_BUILD, ".lock", "CURRENT", SEGMENTS])  # and what this build did, for the library
         assert client.get("/health").json()["documents"] == 42  # the server follows without a restart
-        manifest = json.loads((current_generation(index) / "manifest.json").read_text())
-        assert len(manifest["documents"]) == 42
+        assert len(read_manifest(index)["documents"]) == 42  # since format 5 read from the segments
         r = client.post("/ask", json={"question": "Working paper 7", "documents": ["papers/paper-007.txt"]})
         assert r.status_code == 200 and r.json()["passages"][0]["doc_id"] == "papers/paper-007.txt"
