@@ -18,7 +18,6 @@ The build's chunks/s against the raw encoder on the same chunks is bench/increme
 from __future__ import annotations
 
 import json
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from qa.answering.evaluation import evaluate, load_cases, summarise
 from qa.config import Settings
 from qa.indexing.embedding import Encoder
 from qa.indexing.generations import current_generation
-from qa.indexing.store import STORE
+from qa.indexing.store import Generation
 from qa.service import Assistant
 
 BATCH_SIZES = (8, 16, 32, 64)
@@ -134,9 +133,10 @@ def run(tsv: Path, workdir: Path, with_evidence: bool) -> dict:
     wikiqa.write_corpus(data, corpus)
     settings = Settings(corpus_dir=corpus, index_dir=workdir / "throughput" / "index")
     Assistant(settings, encoder=fast).reindex()
-    db = sqlite3.connect(current_generation(settings.index_dir) / STORE)
-    chunks = [text for (text,) in db.execute("SELECT text FROM chunks ORDER BY id")]
-    db.close()
+    gen = Generation(current_generation(settings.index_dir))  # the live chunks of every segment
+    ids = gen.chunk_ids_of(sorted(gen.manifest["documents"])).tolist()
+    stored = gen.chunks(ids)
+    chunks = [stored[i].chunk.text for i in ids]
     out["chunks"] = len(chunks)
     out["chunks_per_s"] = {"onnx": throughput(fast, chunks), "torch": throughput(torch, chunks)}
     del torch

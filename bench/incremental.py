@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 from qa.config import Settings
 from qa.indexing.build import build_index
 from qa.indexing.generations import current_generation
-from qa.indexing.store import STORE
+from qa.indexing.store import Generation
 from qa.service import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +57,10 @@ def timed(action) -> tuple[float, object]:
 
 def stored_chunk_texts(index_dir: Path) -> list[str]:
     """The chunk texts exactly as the build embedded them."""
-    db = sqlite3.connect(current_generation(index_dir) / STORE)
-    return [text for (text,) in db.execute("SELECT text FROM chunks ORDER BY id")]
+    gen = Generation(current_generation(index_dir))  # the live chunks of every segment
+    ids = gen.chunk_ids_of(sorted(gen.manifest["documents"])).tolist()
+    stored = gen.chunks(ids)
+    return [stored[i].chunk.text for i in ids]
 
 
 class PhaseClock:

@@ -11,11 +11,20 @@ product's own store writer (SQLite chunk store + the vector index chosen by size
 postings), published, and opened the way the server opens it. Queries are WikiQA questions,
 encoded by the product.
 
-Reported per size: build time (store + vector index + BM25; no encoding), updating one document,
-disk and memory per chunk, generation load time, vector search p50 and recall@10 against exact
-search (same run: exact search p50 as the baseline), lexical (BM25) p50 against the SQLite FTS5
-search the product used before (same run, same texts), and `/ask` in-process p50. Targets at 1M:
-vector search p50 <= 5 ms at recall@10 >= 0.95; `/ask` p50 <= 25 ms.
+Reported per size: build time (store + vector index + BM25; no encoding), disk and memory per
+chunk, generation load time, vector search p50 and recall@10 against exact search (same run: exact
+search p50 as the baseline), lexical (BM25) p50 against the SQLite FTS5 search the product used
+before (same run, same texts), and `/ask` in-process p50. Targets at 1M: vector search p50 <= 5 ms
+at recall@10 >= 0.95; `/ask` p50 <= 25 ms.
+
+Segments (issue 21), through the product's writer (build.write_update, segments.merge_segments):
+adding one document of 10 passages and publishing, p50 over 20 (`update_one_document_s`), with the
+bytes each wrote and the check that the next search finds it; `/ask` p50 with those 20 small
+segments unmerged against one segment (same run); deleting one document and publishing, p50 over
+20; and `/ask` p50/p95 while a merge of every segment (all the passages) runs in a thread of the
+same process, as the server's background merge does, against without, with the merge's time and
+its peak private memory. Targets at 1M: add p50 <= 1 s writing <= 16 MB; 20 segments' /ask p50 <=
+1.2x one segment's; /ask p95 during the merge <= 2x; delete p50 <= 1 s.
 """
 
 from __future__ import annotations
@@ -26,8 +35,8 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import faiss
@@ -37,12 +46,13 @@ import wikiqa
 from common import bench_parser, machine, parse_bench_args, percentiles
 from qa.answering.retrieval import CANDIDATES
 from qa.config import Settings
-from qa.indexing import generations, vector_index
-from qa.indexing.build import _write_store, chunker_settings
+from qa.indexing import vector_index
+from qa.indexing.build import write_update
 from qa.indexing.embedding import Encoder
-from qa.indexing.generations import current_generation
+from qa.indexing.generations import current_generation, publish_manifest, writer_lock
 from qa.indexing.lexical import STOPWORDS
-from qa.indexing.store import FORMAT_VERSION, MANIFEST, STORE, VECTORS
+from qa.indexing.segments import merge_segments
+from qa.indexing.store import MANIFEST, STORE, VECTORS, Generation
 from qa.reading.chunking import Chunk
 from qa.reading.documents import Document
 from qa.service import Assistant
@@ -56,7 +66,7 @@ def memory_kb() -> dict[str, int]:
     return {k: int(fields[k].split()[0]) for k in ("RssAnon", "RssFile")}
 
 
-def synthesise(n: int, sentences: list[str], vectors: np.ndarray, seed: int):
+def synthesise(n: int, sentences: list[str], vectors: np.ndarray, seed: int, folder: str = "synthetic"):
     """Documents, chunks, chunk vectors and sentence vectors of n chunks made of sentence pairs."""
     rng = np.random.default_rng(seed)
     first = rng.integers(0, len(sentences), n)
@@ -67,7 +77,7 @@ def synthesise(n: int, sentences: list[str], vectors: np.ndarray, seed: int):
     chunk_vectors = np.ascontiguousarray(mixed, dtype=np.float32)
     documents, chunks, sentence_vectors = [], [], []
     for start in range(0, n, CHUNKS_PER_DOCUMENT):
-        doc_id = f"synthetic/{start // CHUNKS_PER_DOCUMENT:07d}.txt"
+        doc_id = f"{folder}/{start // CHUNKS_PER_DOCUMENT:07d}.txt"
         parts, offset, doc_chunks = [], 0, []
         for k in range(start, min(start + CHUNKS_PER_DOCUMENT, n)):
             a, b = sentences[first[k]], sentences[second[k]]
@@ -84,37 +94,95 @@ def synthesise(n: int, sentences: list[str], vectors: np.ndarray, seed: int):
 
 
 def publish(settings: Settings, encoder: Encoder, documents, chunks, vectors, sentence_vectors) -> float:
-    """Write and publish one generation through the product's store writer; returns the seconds taken."""
+    """Write and publish one generation of one segment through the product's writer; returns the seconds taken."""
     began = time.perf_counter()
-    staging = settings.index_dir / ".build-scale"
-    staging.mkdir(parents=True)
-    total = _write_store(staging, None, encoder.dimension, [], documents, chunks, vectors, sentence_vectors,
-                         settings.exact_max_chunks)
-    limit = encoder.max_seq_length
-    manifest = {
-        "format": FORMAT_VERSION, "model": settings.model, "dimension": encoder.dimension,
-        "max_seq_length": limit, "chunker": chunker_settings(settings, limit),
-        "documents": {d.doc_id: d.sha256 for d in documents}, "chunks": total,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    (staging / MANIFEST).write_text(json.dumps(manifest))
-    generations.publish(settings.index_dir, staging)
+    with writer_lock(settings.index_dir):
+        write_update(settings, None, (encoder.dimension, encoder.max_seq_length), documents, chunks, vectors,
+                     sentence_vectors, [])
     return time.perf_counter() - began
 
 
-def update(settings: Settings, encoder: Encoder, document, chunks, vectors, sentence_vectors) -> float:
-    """Re-index one document of the published generation as changed (its 10 chunks removed and added
-    again) and publish the result, as `qa index` does after an edit; returns the seconds taken."""
+def manifest_of(settings: Settings) -> dict:
+    return json.loads((current_generation(settings.index_dir) / MANIFEST).read_text())
+
+
+def written_bytes(settings: Settings, before: set[str]) -> int:
+    """Bytes of the files that appeared in the index folder (a new segment, a new generation)."""
+    files = [p for p in settings.index_dir.rglob("*") if p.is_file() and str(p) not in before]
+    return sum(p.stat().st_size for p in files)
+
+
+def update(settings: Settings, encoder: Encoder, document, chunks, vectors, sentence_vectors,
+           removed: list[str] | None = None) -> tuple[float, int]:
+    """Add `document` (None: none) and delete `removed`, and publish, as `qa index` does after an
+    upload or a deletion: a new small segment and a new manifest. Returns (seconds, bytes written)."""
+    before = {str(p) for p in settings.index_dir.rglob("*")}
     began = time.perf_counter()
-    base = current_generation(settings.index_dir)
-    staging = settings.index_dir / ".build-scale-update"
-    staging.mkdir()
-    total = _write_store(staging, base, encoder.dimension, [document.doc_id], [document], chunks,
-                         np.ascontiguousarray(vectors), sentence_vectors, settings.exact_max_chunks)
-    manifest = json.loads((base / MANIFEST).read_text()) | {"chunks": total}
-    (staging / MANIFEST).write_text(json.dumps(manifest))
-    generations.publish(settings.index_dir, staging)
-    return time.perf_counter() - began
+    with writer_lock(settings.index_dir):
+        write_update(settings, manifest_of(settings), (encoder.dimension, encoder.max_seq_length),
+                     [document] if document else [], chunks, np.ascontiguousarray(vectors, dtype=np.float32),
+                     sentence_vectors, removed or [])
+    seconds = time.perf_counter() - began
+    return seconds, written_bytes(settings, before)
+
+
+def segments_figures(settings: Settings, encoder: Encoder, assistant: Assistant, questions: list[str],
+                     extra) -> dict:
+    """Add 20 documents one at a time, ask with 20 unmerged segments, delete 20, ask during a merge."""
+    documents, chunks, vectors, sentence_vectors = extra
+    out: dict = {}
+    _, one_segment_s = timed_each(assistant.ask, questions)
+    adds, written, found = [], [], 0
+    for k, doc in enumerate(documents):
+        span = slice(k * CHUNKS_PER_DOCUMENT, (k + 1) * CHUNKS_PER_DOCUMENT)
+        seconds, size = update(settings, encoder, doc, chunks[span], vectors[span], sentence_vectors[span])
+        adds.append(seconds)
+        written.append(size)
+        gen = assistant.generation()  # the next question's generation
+        hits = gen.chunks([i for i, _ in gen.lexical(chunks[span][0].text, 5)])
+        found += doc.doc_id in {c.chunk.doc_id for c in hits.values()}
+    out["update_one_document_s"] = round(float(np.median(adds)), 3)
+    out["add_one_document_ms"] = percentiles(adds)
+    out["add_bytes_written"] = int(np.median(written))
+    out["added_found_by_next_search"] = f"{found}/{len(documents)}"
+    out["segments_unmerged"] = len(assistant.generation().segments)
+    _, many_s = timed_each(assistant.ask, questions)
+    out["ask_ms_one_segment"] = percentiles(one_segment_s)
+    out["ask_ms_unmerged_segments"] = percentiles(many_s)
+    deletes = [update(settings, encoder, None, [], np.zeros((0, encoder.dimension)), [], [d.doc_id])[0]
+               for d in documents]
+    out["delete_one_document_ms"] = percentiles(deletes)
+    # put the 20 back, so the merge has small segments to fold in as well as the big one
+    for k, doc in enumerate(documents):
+        span = slice(k * CHUNKS_PER_DOCUMENT, (k + 1) * CHUNKS_PER_DOCUMENT)
+        update(settings, encoder, doc, chunks[span], vectors[span], sentence_vectors[span])
+    gen = assistant.generation()
+    _, quiet_s = timed_each(assistant.ask, questions)
+    out["ask_ms_without_merge"] = percentiles(quiet_s)
+    merged, peak, start = {}, [0], memory_kb()["RssAnon"]
+
+    def merge() -> None:
+        began = time.perf_counter()
+        with writer_lock(settings.index_dir):
+            folder = merge_segments(settings.index_dir, gen.segments, gen.deleted, settings.exact_max_chunks)
+            manifest = manifest_of(settings)
+            publish_manifest(settings.index_dir, {**manifest, "segments": [{"name": folder.name, "deleted": []}]},
+                             "merge")
+        merged["s"] = time.perf_counter() - began
+
+    worker = threading.Thread(target=merge)
+    worker.start()
+    during = []
+    while worker.is_alive():
+        peak[0] = max(peak[0], memory_kb()["RssAnon"] - start)
+        t = time.perf_counter()
+        assistant.ask(questions[len(during) % len(questions)])
+        during.append(time.perf_counter() - t)
+    worker.join()
+    out["merge"] = {"passages": gen.chunk_count, "segments": len(gen.segments), "seconds": round(merged["s"], 1),
+                    "peak_private_memory_mb": round(peak[0] / 1024), "ask_ms_during": percentiles(during)}
+    out["segments_after_merge"] = len(Generation(current_generation(settings.index_dir)).segments)
+    return out
 
 
 def timed_each(action, items) -> tuple[list, list[float]]:
@@ -160,13 +228,12 @@ def one_size(n: int, workdir: Path, encoder: Encoder, sentences, vectors, questi
     shutil.rmtree(settings.index_dir, ignore_errors=True)
     documents, chunks, chunk_vectors, sentence_vectors = synthesise(n, sentences, vectors, seed=n)
     build_s = publish(settings, encoder, documents, chunks, chunk_vectors, sentence_vectors)
-    one_document = (documents[0], chunks[:CHUNKS_PER_DOCUMENT], chunk_vectors[:CHUNKS_PER_DOCUMENT],
-                    sentence_vectors[:CHUNKS_PER_DOCUMENT])
+    extra = synthesise(20 * CHUNKS_PER_DOCUMENT, sentences, vectors, seed=n + 1, folder="added")  # 20 to add
     del documents, chunks, sentence_vectors
-    path = current_generation(settings.index_dir)
+    path = Generation(current_generation(settings.index_dir)).segments[0].path
     out: dict = {"chunks": n, "build_s": round(build_s, 1)}
     out["disk_bytes_per_chunk"] = {name: round((path / name).stat().st_size / n) for name in (VECTORS, STORE)}
-    out["disk_bytes_per_chunk"]["bm25"] = round(sum(f.stat().st_size for f in path.glob("bm25-*")) / n)
+    out["disk_bytes_per_chunk"]["bm25"] = round(sum(f.stat().st_size for f in path.glob("postings-*")) / n)
 
     truth, exact_s = exact_search(chunk_vectors, query_vectors)
     out["exact_search_ms"] = percentiles(exact_s)
@@ -177,8 +244,8 @@ def one_size(n: int, workdir: Path, encoder: Encoder, sentences, vectors, questi
     t = time.perf_counter()
     generation = assistant.generation()  # what a server worker opens
     out["load_ms"] = round((time.perf_counter() - t) * 1000, 1)
-    out["index_type"] = "exact" if vector_index.is_exact(generation.vectors) else "HNSW"
-    index = generation.vectors
+    index = generation.segments[0].vectors
+    out["index_type"] = "exact" if vector_index.is_exact(index) else "HNSW"
     found, search_s = timed_each(lambda q: vector_index.search(index, q, CANDIDATES), query_vectors)
     out["vector_search_ms"] = percentiles(search_s)
     overlap = [len({i for i, _ in f[:10]} & t) / 10 for f, t in zip(found, truth, strict=True)]
@@ -199,8 +266,7 @@ def one_size(n: int, workdir: Path, encoder: Encoder, sentences, vectors, questi
         "private": round((after["RssAnon"] - before["RssAnon"]) * 1024 / n),
         "shared_file_pages": round((after["RssFile"] - before["RssFile"]) * 1024 / n),
     }
-    generation.close()
-    out["update_one_document_s"] = round(update(settings, encoder, *one_document), 1)
+    out.update(segments_figures(settings, encoder, assistant, questions, extra))
     return out
 
 
@@ -240,7 +306,20 @@ def render(out: dict) -> str:
              "| --- |" + " --- |" * len(sizes),
              row("vector index", lambda r: r["index_type"]),
              row("build (store + vector index + BM25, no encoding)", lambda r: f"{r['build_s']:.0f} s"),
-             row("update one document (10 chunks) and publish", lambda r: f"{r['update_one_document_s']:.1f} s"),
+             row("add one document (10 passages) and publish: p50 / p95 of 20; bytes written",
+                 lambda r: f"{r['add_one_document_ms']['p50']:.0f} / {r['add_one_document_ms']['p95']:.0f} ms; "
+                           f"{r['add_bytes_written'] / 2**20:.2f} MiB"),
+             row("found by the next search", lambda r: r["added_found_by_next_search"]),
+             row("delete one document and publish: p50 / p95 of 20",
+                 lambda r: f"{r['delete_one_document_ms']['p50']:.0f} / {r['delete_one_document_ms']['p95']:.0f} ms"),
+             row("/ask p50: 1 + 20 unmerged segments (one segment, same run)",
+                 lambda r: f"{r['ask_ms_unmerged_segments']['p50']:.1f} ms ({r['ask_ms_one_segment']['p50']:.1f} ms)"),
+             row("/ask p50 / p95 during a merge of every passage (without, same run)",
+                 lambda r: f"{r['merge']['ask_ms_during']['p50']:.1f} / {r['merge']['ask_ms_during']['p95']:.1f} ms "
+                           f"({r['ask_ms_without_merge']['p50']:.1f} / {r['ask_ms_without_merge']['p95']:.1f} ms)"),
+             row("that merge: passages, segments, time, peak private memory",
+                 lambda r: f"{r['merge']['passages']:,}, {r['merge']['segments']}, {r['merge']['seconds']:.0f} s, "
+                           f"{r['merge']['peak_private_memory_mb']} MB"),
              row("vector search p50 (exact search p50, same run)",
                  lambda r: f"{r['vector_search_ms']['p50']:.2f} ms ({r['exact_search_ms']['p50']:.1f} ms)"),
              row("recall@10 against exact", lambda r: f"{r['recall_at_10']:.4f}"),

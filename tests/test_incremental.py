@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pytest
 
 from conftest import FIXTURES, REPORT, make_settings
 from qa.errors import BuildInProgress
-from qa.indexing import build as qa_index
+from qa.indexing import segments as qa_segments
 from qa.indexing.generations import LAST_BUILD, current_generation, read_manifest, writer_lock
-from qa.indexing.lexical import LexicalIndex
-from qa.indexing.store import STORE, VECTORS
+from qa.indexing.store import SEGMENTS, STORE, Generation
 from qa.service import Assistant
 
 DOCS = FIXTURES / "incremental"
@@ -65,16 +62,16 @@ def qa_cli(*args: str, check_rc: int | None = 0, **kw) -> subprocess.CompletedPr
 
 
 def stored_chunks(index_dir: Path) -> dict[tuple, np.ndarray]:
-    """Everything stored about each chunk, keyed by its content, with its dense vector."""
-    gen = current_generation(index_dir)
-    db = sqlite3.connect(gen / STORE)
-    vectors = faiss.read_index(str(gen / VECTORS))
-    rows = db.execute('SELECT id, doc_id, ordinal, start, "end", text, section, page, sentences FROM chunks')
-    rows = rows.fetchall()
-    out = {tuple(row[1:]): vectors.reconstruct(row[0]) for row in rows}
-    words = LexicalIndex(gen).chunk_ids
-    assert len(out) == vectors.ntotal == len(words), "stores disagree on the number of chunks"
-    assert sorted(words) == sorted(row[0] for row in rows), "the BM25 index holds other chunks than the store"
+    """Everything stored about each live chunk, keyed by its content, with its dense vector
+    (read through the generation: since format 5 the files live in segments)."""
+    gen = Generation(current_generation(index_dir))
+    ids = gen.chunk_ids_of(sorted(gen.manifest["documents"])).tolist()
+    stored, vectors = gen.chunks(ids), gen.chunk_vectors(ids)
+    out = {}
+    for i, vector in zip(ids, vectors, strict=True):
+        c = stored[i].chunk
+        out[(c.doc_id, c.ordinal, c.start, c.end, c.text, c.section, c.page, c.sentences)] = vector
+    assert len(out) == len(ids) == gen.chunk_count == gen.words.n, "stores disagree on the number of chunks"
     return out
 
 
@@ -296,10 +293,13 @@ def test_old_generations_and_leftovers_are_cleaned_up(tmp_path, corpus, encoder,
     (index_dir / "CURRENT.tmp").write_text("gen-9\n")
     orphan = index_dir / "gen-9999999999999999999"
     orphan.mkdir()
+    listed = {e["name"] for g in gens for e in json.loads((g / "manifest.json").read_text())["segments"]}
+    (index_dir / SEGMENTS / "seg-1").mkdir()  # a segment written, its generation never published
     summary = assistant.reindex()  # nothing changed: no new generation, but leftovers go
     assert not summary.touched
     left = sorted(p.name for p in index_dir.iterdir())
-    assert left == sorted([LAST_BUILD, ".lock", "CURRENT", *(g.name for g in gens)])
+    assert left == sorted([LAST_BUILD, ".lock", "CURRENT", SEGMENTS, *(g.name for g in gens)])
+    assert {p.name for p in (index_dir / SEGMENTS).iterdir()} == listed  # the retained generations' segments
 
     # Ctrl-C while the new generation is being written: nothing left behind, old one still published
     def interrupted(*_):
@@ -307,7 +307,7 @@ def test_old_generations_and_leftovers_are_cleaned_up(tmp_path, corpus, encoder,
 
     (corpus / "notes-4.txt").write_text("Meeting four: the allies discussed energy.\n")
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(qa_index.faiss, "write_index", interrupted)
+        patch.setattr(qa_segments.faiss, "write_index", interrupted)
         assistant.reindex()
     assert current_generation(index_dir) == gens[-1] and not list(index_dir.glob(".build-*"))
     assert assistant.reindex().added == ["notes-4.txt"]

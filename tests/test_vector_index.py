@@ -11,7 +11,6 @@ import pytest
 
 from conftest import FIXTURES, REPORT, make_settings
 from qa.indexing import vector_index
-from qa.indexing.generations import current_generation
 from qa.indexing.store import VECTORS
 from qa.service import Assistant
 
@@ -119,19 +118,19 @@ def documents() -> list[str]:
 def test_the_product_picks_the_index_type_by_size_and_answers_alike(tmp_path, encoder, documents):
     exact = build(tmp_path / "exact", encoder, documents)
     graph = build(tmp_path / "graph", encoder, documents, exact_max_chunks=5)
-    assert vector_index.is_exact(exact.generation().vectors)
-    assert not vector_index.is_exact(graph.generation().vectors)
+    assert vector_index.is_exact(exact.generation().segments[0].vectors)
+    assert not vector_index.is_exact(graph.generation().segments[0].vectors)
     assert passages(graph) == passages(exact)
 
     # Memory-mapped: the published file itself is mapped, so worker processes share its pages.
-    mapped = (current_generation(graph.settings.index_dir) / VECTORS).as_posix()
+    mapped = (graph.generation().segments[0].path / VECTORS).as_posix()
     assert any(line.rstrip().endswith(mapped) for line in Path("/proc/self/maps").read_text().splitlines())
 
     # An incremental update above the threshold: same documents and chunks as a full build.
     (graph.settings.corpus_dir / "joint-statement.txt").unlink()
     summary = graph.reindex()
     assert summary.removed == ["joint-statement.txt"]
-    assert not vector_index.is_exact(graph.generation().vectors)
+    assert not vector_index.is_exact(graph.generation().segments[0].vectors)  # deletions only: marked
     rebuilt = build(tmp_path / "rebuilt", encoder, [d for d in documents if d != "joint-statement.txt"])
     assert graph.generation().chunk_count == rebuilt.generation().chunk_count
     assert passages(graph) == passages(rebuilt)

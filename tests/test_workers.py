@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -33,7 +34,8 @@ def server_pid(port: int) -> int:
 
 
 def open_stores(pid: int) -> set[str]:
-    """The generation folders whose chunk store process `pid` has open."""
+    """The segment folders whose chunk store process `pid` has open (since format 5 a generation
+    lists segments, and each segment holds its own store)."""
     folders = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -43,6 +45,10 @@ def open_stores(pid: int) -> set[str]:
         if target.endswith("/" + STORE):
             folders.add(Path(target).parent.name)
     return folders
+
+
+def newest_segment(index_dir: Path) -> str:
+    return json.loads((current_generation(index_dir) / "manifest.json").read_text())["segments"][-1]["name"]
 
 
 def workers(parent: int) -> dict[int, set[str]]:
@@ -76,7 +82,7 @@ def test_every_worker_answers_from_a_newly_published_index(tmp_path, encoder):
     settings = make_settings(tmp_path)
     publisher = Assistant(settings, encoder=encoder)
     publisher.reindex()
-    first = current_generation(settings.index_dir).name
+    first = newest_segment(settings.index_dir)
 
     with live_server(corpus, settings.index_dir, "--workers", "2") as base:
         parent = server_pid(int(base.rsplit(":", 1)[1]))
@@ -86,7 +92,7 @@ def test_every_worker_answers_from_a_newly_published_index(tmp_path, encoder):
 
         shutil.copy(FIXTURES / "incremental" / NEW_DOCUMENT, corpus / NEW_DOCUMENT)
         assert publisher.reindex().added == [NEW_DOCUMENT]
-        newest = current_generation(settings.index_dir).name
+        newest = newest_segment(settings.index_dir)  # holds the new document: opened with the new generation
         assert newest != first
 
         def ask(_) -> str:

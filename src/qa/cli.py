@@ -53,8 +53,9 @@ def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: st
 
     address = ray_address or settings.ray_address
     show = sys.stderr.isatty()
+    assistant = Assistant(settings)
     if not address:
-        summary = Assistant(settings).reindex(rebuild=rebuild, wait=wait, show_progress=show)
+        summary = assistant.reindex(rebuild=rebuild, wait=wait, show_progress=show, merge=False)
         click.echo(summary.describe())
     else:
         from tqdm import tqdm
@@ -62,8 +63,13 @@ def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: st
         from qa.indexing.distributed import RayEmbedding
 
         with RayEmbedding(settings, address, status=lambda line: tqdm.write(line, file=sys.stderr)) as embed:
-            summary = Assistant(settings).reindex(rebuild=rebuild, wait=wait, show_progress=show, embed=embed)
+            summary = assistant.reindex(rebuild=rebuild, wait=wait, show_progress=show, embed=embed, merge=False)
         click.echo(summary.describe())
+    if summary.touched:  # merged here, before exiting, so that no later request waits for it
+        merged = assistant.merge().describe()
+        if merged:
+            click.echo(merged)
+    click.echo(f"index: {assistant.segments.describe()}")
     if summary.skipped:
         sys.exit(EXIT_SKIPPED)
 
@@ -118,7 +124,8 @@ def serve_command(settings: Settings, host: str, port: int, workers: int, forwar
                       "(or QA_CORPUS_DIR), or create the folder")
     unusable = _unusable_index(settings)
     if unusable:
-        click.echo(f"{unusable}: building the index from {settings.corpus_dir}", err=True)
+        how = "upgrading the index, its vectors reused" if _upgradable(settings) else "building the index"
+        click.echo(f"{unusable}: {how} from {settings.corpus_dir}", err=True)
         click.echo(Assistant(settings).reindex(wait=True, show_progress=sys.stderr.isatty()).describe(), err=True)
     # Workers are separate processes: hand them the settings through the environment.
     os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
@@ -180,6 +187,13 @@ def _stdout_to_stderr():
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+def _upgradable(settings: Settings) -> bool:
+    """An index of the format before segments, which `qa index` upgrades without encoding anything."""
+    from qa.indexing.build import upgradable
+    from qa.indexing.generations import current_generation, read_manifest
+
+    manifest = read_manifest(settings.index_dir)
+    return manifest is not None and upgradable(current_generation(settings.index_dir), manifest, settings)
 
 
 def _unusable_index(settings: Settings) -> str | None:

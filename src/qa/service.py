@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sqlite3
 import threading
@@ -20,7 +21,8 @@ from qa.errors import DocumentError, IndexMismatch, IndexMissing, NameTaken, Not
 from qa.indexing import lexical
 from qa.indexing.build import BuildSummary, Embed, build_index, check_compatible, load_document, reading_report
 from qa.indexing.embedding import Encoder
-from qa.indexing.generations import current_generation, read_progress
+from qa.indexing.generations import MERGING, current_generation, read_progress, segment_sizes
+from qa.indexing.merging import MergeSummary, merge_index, merge_needed
 from qa.indexing.store import Generation, StoredDocument
 from qa.reading.documents import SUPPORTED_SUFFIXES
 from qa.reading.trash import Trash, TrashEntry
@@ -28,6 +30,8 @@ from qa.reading.trash import Trash, TrashEntry
 MAX_QUESTION_CHARS = 2000
 MAX_K = 20
 UPLOADS = "uploads"
+
+log = logging.getLogger(__name__)
 
 
 class InvalidRequest(QAError):
@@ -47,6 +51,20 @@ class BuildState:
     documents: dict = field(default_factory=dict)  # doc_id -> {"state", "reason"?} (generations.py)
 
 
+@dataclass
+class SegmentState:
+    sizes: list[tuple[str, int, int, int]]  # (name, live passages, bytes, passages written) of each segment
+    merging: bool
+
+    def describe(self) -> str:
+        """"3 segments (1,204, 10 and 8 passages; 5.2 MiB), merging"."""
+        counts = [f"{size[1]:,}" for size in self.sizes]
+        listed = ", ".join(counts[:-1]) + (" and " if len(counts) > 1 else "") + (counts[-1] if counts else "")
+        size = sum(size[2] for size in self.sizes) / 2**20
+        line = f"{len(self.sizes)} segment{'' if len(self.sizes) == 1 else 's'} ({listed} passages; {size:.1f} MiB)"
+        return line + (", merging" if self.merging else "")
+
+
 class Assistant:
     """Answers questions from the newest published index generation, reloading it when it changes."""
 
@@ -58,6 +76,9 @@ class Assistant:
         self._gen: Generation | None = None
         self._gen_name: str | None = None
         self._gen_lock = threading.Lock()
+        self._merge_lock = threading.Lock()
+        self._merger: threading.Thread | None = None
+        self._merge_again = False
 
     # -- resources -------------------------------------------------------------------------
     @property
@@ -90,7 +111,8 @@ class Assistant:
                 if path.name == self._gen_name:
                     break
                 try:
-                    gen = Generation(path)
+                    opened = {s.name: s for s in self._gen.segments} if self._gen is not None else None
+                    gen = Generation(path, opened)  # segments it shares with the last one stay open
                 except (OSError, sqlite3.Error, RuntimeError):
                     # Writers keep the generation before the newest; two publishes since we read the
                     # pointer removed this one: read the pointer again.
@@ -107,10 +129,17 @@ class Assistant:
     def build_state(self) -> BuildState:
         """The build running on this index directory, in this process or another (`qa index`)."""
         running = read_progress(self.settings.index_dir)
-        if running is None:
+        if running is None or running["phase"] == MERGING:  # a merge is not a build: writes wait for it
             return BuildState()
         return BuildState(True, running["phase"], running["done"], running["total"],
                           running.get("documents") or {})
+
+    @property
+    def segments(self) -> SegmentState:
+        """The published index's segments (count and sizes) and whether a merge is running."""
+        running = read_progress(self.settings.index_dir)
+        return SegmentState(segment_sizes(self.settings.index_dir),
+                            running is not None and running["phase"] == MERGING)
 
     # -- reading ---------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5, documents: list[str] | None = None) -> Answer:
@@ -144,13 +173,15 @@ class Assistant:
     # -- writing ---------------------------------------------------------------------------
     def reindex(
         self, rebuild: bool = False, wait: bool = False, show_progress: bool = False,
-        prepare: Callable[[], None] | None = None, embed: Embed | None = None,
+        prepare: Callable[[], None] | None = None, embed: Embed | None = None, merge: bool = True,
     ) -> BuildSummary:
         """Bring the index in line with the corpus folder; returns once the result is live.
 
-        Another writer holding the index lock raises BuildInProgress (HTTP 409) unless `wait`.
-        `prepare` changes the corpus under the same lock (an upload, a delete); `embed` encodes
-        elsewhere than in this process (distributed.RayEmbedding)."""
+        Another writer holding the index lock raises BuildInProgress (HTTP 409) unless `wait` (a
+        running merge is waited for). `prepare` changes the corpus under the same lock (an upload,
+        a delete); `embed` encodes elsewhere than in this process (distributed.RayEmbedding). With
+        `merge`, a write that changed the index then merges segments in a background thread
+        (`merge_in_background`); `qa index` merges in the foreground instead (`merge`)."""
         bar = None
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -169,7 +200,39 @@ class Assistant:
                 bar.close()
         if self._encoder is not None:  # a server: open the new generation now, not in the next answer
             self.generation()
+        if merge and summary.touched:
+            self.merge_in_background()
         return summary
+
+    def merge(self, wait: bool = True) -> MergeSummary:
+        """Merge segments as the tiered policy asks (merging.py), under the writer lock; publishes each merge."""
+        summary = merge_index(self.settings, wait=wait)
+        if self._encoder is not None and summary.merges:
+            self.generation()
+        return summary
+
+    def merge_in_background(self) -> None:
+        """Merge in a thread of its own, so that the write that asked for it has already answered.
+        One merging thread at a time; a request while it runs makes it look again when done."""
+        if not merge_needed(self.settings):  # the usual case: no thread, no lock, no progress file
+            return
+        with self._merge_lock:
+            self._merge_again = True
+            if self._merger is not None and self._merger.is_alive():
+                return
+            self._merger = threading.Thread(target=self._merge_while_asked, name="qa-merge", daemon=True)
+            self._merger.start()
+
+    def _merge_while_asked(self) -> None:
+        while True:
+            with self._merge_lock:
+                if not self._merge_again:
+                    return
+                self._merge_again = False
+            try:
+                self.merge(wait=True)
+            except Exception:  # noqa: BLE001 - a failed merge leaves the published index as it was
+                log.exception("merging the index's segments failed; the index stays as it was")
 
     def add_document(self, filename: str, data: bytes, replace: bool = False) -> tuple[str, int, bool]:
         """Store an upload as uploads/<name> and index it. Returns (doc_id, chunks, changed_anything).

@@ -31,7 +31,10 @@ def term_coverage(weights: dict[str, float], texts: list[str]) -> np.ndarray:
     total = sum(weights.values())
     if total <= 0:
         return np.zeros(len(texts))
-    return np.array([sum(weights[t] for t in stems(x) if t in weights) / total for x in texts])
+    # Summed in the question's term order, not the set's (which changes with PYTHONHASHSEED): the
+    # same answer in every process, to the last bit (the CLI's and the server's).
+    held = [stems(x) for x in texts]
+    return np.array([sum(w for t, w in weights.items() if t in have) / total for have in held])
 
 
 # Stems of the words seen so far: stemming each sentence anew cost about 1 ms an answer (10 passages);

@@ -1,41 +1,39 @@
 """Building and updating index generations.
 
-A build runs under the index directory's writer lock, writes a complete new generation into a
-temporary folder, then publishes it (generations.py). A crash at any point leaves the previous
-generation published and intact; the next build removes the leftovers. Only documents whose
-content hash changed are read, chunked and embedded.
+A build runs under the index directory's writer lock. An update writes ONE new segment holding the
+documents added or changed (segments.py), marks the old versions of changed and removed documents
+deleted in the segments holding them, and publishes a new manifest that lists the segments by
+reference (generations.py); a full build writes one segment of everything. A crash at any point
+leaves the previous generation published and intact; the next build removes the leftovers. Only
+documents whose content hash changed are read, chunked and embedded. Merging segments is
+merging.py's, after publishing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from qa.config import Settings
 from qa.errors import CorpusMissing, DocumentError, IndexMismatch
-from qa.indexing import lexical
 from qa.indexing.embedding import Encoder
 from qa.indexing.generations import (
     Progress,
     ProgressFile,
     current_generation,
-    publish,
+    publish_manifest,
     remove_leftovers,
     writer_lock,
 )
-from qa.indexing.store import FORMAT_VERSION, MANIFEST, SCHEMA, STORE, VECTORS
-from qa.indexing.vector_index import empty_index, fit_to_size, remove
+from qa.indexing.segments import upgrade_format_4, write_segment
+from qa.indexing.store import FORMAT_VERSION, MANIFEST, STORE, VECTORS, live_documents
 from qa.reading.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from qa.reading.documents import Document, iter_corpus_files, read_document
 
@@ -56,6 +54,7 @@ class BuildSummary:
     # doc_id -> {"chars", "passages", "warning"} of every document read in this build
     read: dict[str, dict] = field(default_factory=dict)
     rebuilt: bool = False
+    upgraded: str = ""  # what upgrading an index of an older format did, when it was
     reason: str = ""  # why every document was re-embedded, when one was
     documents: int = 0
     chunks: int = 0
@@ -75,6 +74,8 @@ class BuildSummary:
             f"{len(self.kept)} kept, {len(self.skipped)} skipped; {self.documents} documents, "
             f"{self.chunks} chunks ({self.seconds:.1f}s)"
         ]
+        if self.upgraded:
+            lines.append(f"  upgraded: {self.upgraded}")
         if self.reason:
             lines.append(f"  full rebuild: {self.reason}")
         for label, names in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
@@ -197,6 +198,12 @@ def _build_locked(
     old_gen = current_generation(index_dir)
     manifest = json.loads((old_gen / MANIFEST).read_text()) if old_gen else None
     summary = BuildSummary()
+    if manifest is not None and not rebuild and upgradable(old_gen, manifest, settings):
+        progress("upgrading", 0, 1)
+        manifest = _upgrade(index_dir, old_gen, manifest, settings)
+        summary.upgraded = (f"the format-{UPGRADABLE_FORMAT} index became one segment of format {FORMAT_VERSION} "
+                            f"({manifest['document_count']} documents, {manifest['chunks']} passages); its "
+                            "vectors were reused, nothing was encoded again")
     if manifest is not None:
         try:
             check_compatible(manifest, settings)
@@ -206,7 +213,7 @@ def _build_locked(
             summary.reason = "--rebuild asked for" if rebuild else ""
     summary.rebuilt = bool(summary.reason)
     full = summary.rebuilt or manifest is None
-    before: dict[str, str] = dict(manifest["documents"]) if manifest else {}
+    before = _hashes_of(index_dir, manifest) if manifest else {}
 
     files, unreadable = hash_corpus(settings.corpus_dir)
     hashes = {doc_id: hashlib.sha256(data).hexdigest() for doc_id, (_, data) in files.items()}
@@ -238,16 +245,17 @@ def _build_locked(
             progress.mark([doc_id], "failed", str(exc))
     for names in (summary.added, summary.changed, summary.kept):
         names[:] = [d for d in names if d not in summary.skipped]
-    indexed: dict[str, str] = {} if full else dict(before)  # doc_id -> sha256 of the new generation
-
     if not full and not (documents or summary.removed):
         # Nothing to embed or remove: the published generation stays, and the model is never loaded.
-        summary.documents, summary.chunks = len(indexed), manifest["chunks"]
+        summary.documents, summary.chunks = len(before), manifest["chunks"]
         summary.seconds = time.perf_counter() - began
         return summary
 
-    encoder = get_encoder()
-    limits = chunker_settings(settings, encoder.max_seq_length)
+    # A delete alone needs no model: its manifest keeps the published one's model settings.
+    encoder = get_encoder() if documents or full else None
+    sizes = (encoder.dimension, encoder.max_seq_length) if encoder else (manifest["dimension"],
+                                                                          manifest["max_seq_length"])
+    limits = chunker_settings(settings, sizes[1])
     chunks_of = {}
     for i, doc in enumerate(documents):
         progress("chunking", i, len(documents))
@@ -260,93 +268,115 @@ def _build_locked(
             doc.doc_id, len(doc.text), len(chunks_of[doc.doc_id]), len(files[doc.doc_id][1])
         )
     all_chunks = [c for doc in documents for c in chunks_of[doc.doc_id]]
-    chunk_vectors, sentence_vectors = (embed or _embed)(encoder, all_chunks, progress)
+    chunk_vectors, sentence_vectors = (embed or _embed)(encoder, all_chunks, progress) if encoder else ([], [])
     progress.mark([doc.doc_id for doc in documents], "embedded")
 
     progress("writing", 0, 1)
-    for doc_id in summary.removed + summary.changed:
-        indexed.pop(doc_id, None)
-    indexed.update((doc.doc_id, doc.sha256) for doc in documents)
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    fresh = {doc.doc_id for doc in documents}
-    indexed_at: dict = (manifest or {}).get("indexed", {})
-    created_before = (manifest or {}).get("created", now)
-    staging = index_dir / f".build-{os.getpid()}-{time.time_ns()}"
-    try:
-        staging.mkdir(parents=True)
-        stale = summary.removed + summary.changed
-        total_chunks = _write_store(staging, None if full else old_gen, encoder.dimension, stale, documents,
-                                    all_chunks, chunk_vectors, sentence_vectors, settings.exact_max_chunks)
-        new_manifest = {
-            "format": FORMAT_VERSION,
-            "model": settings.model,
-            "dimension": encoder.dimension,
-            "max_seq_length": encoder.max_seq_length,
-            "chunker": limits,
-            "documents": dict(sorted(indexed.items())),
-            "chunks": total_chunks,
-            "created": now,
-            # When each document was last (re)indexed; the library shows it. Older manifests lack it.
-            "indexed": {doc_id: now if doc_id in fresh else indexed_at.get(doc_id, created_before)
-                        for doc_id in sorted(indexed)},
-        }
-        (staging / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
-    except BaseException:  # Ctrl-C or a failure leaves nothing behind; kill -9 is cleaned up next time
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    publish(index_dir, staging)
+    summary.documents, summary.chunks = write_update(
+        settings, None if full else manifest, sizes, documents, all_chunks, chunk_vectors, sentence_vectors,
+        summary.removed)
     progress.mark([doc.doc_id for doc in documents], "ready")
     progress.mark(summary.removed, "removed")
-    summary.documents, summary.chunks = len(indexed), total_chunks
     summary.seconds = time.perf_counter() - began
     return summary
 
 
-def _write_store(
-    staging: Path, base: Path | None, dimension: int, stale: list[str], documents: list[Document],
-    chunks: list[Chunk], chunk_vectors: np.ndarray, sentence_vectors: list[np.ndarray], exact_max_chunks: int,
-) -> int:
-    """Write the chunk store and vectors into staging: a copy of `base` (None = start empty) with the
-    documents in `stale` removed from every store and `documents` added. Returns the chunk count."""
-    if base is None:
-        vectors = empty_index(dimension)
-    else:
-        shutil.copy2(base / STORE, staging / STORE)
-        vectors = faiss.read_index(str(base / VECTORS))
-    db = sqlite3.connect(staging / STORE)
-    db.executescript(SCHEMA)
-    with db:
-        for doc_id in stale:
-            ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
-            if ids:
-                remove(vectors, np.array(ids, dtype=np.int64))
-            db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-            db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
-        next_id = (db.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0] or 0) + 1
-        ids = np.arange(next_id, next_id + len(chunks), dtype=np.int64)
-        db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(d.doc_id, d.title, d.sha256, d.text, json.dumps(d.sections), json.dumps(d.pages),
-              json.dumps(d.metadata.to_row())) for d in documents],
-        )
-        db.executemany(
-            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (int(cid), c.doc_id, c.ordinal, c.start, c.end, c.text, c.section, c.page,
-                 json.dumps(c.sentences), sv.tobytes())
-                for cid, c, sv in zip(ids, chunks, sentence_vectors, strict=True)
-            ],
-        )
-        if len(chunks):
-            vectors.add_with_ids(chunk_vectors, ids)
-        rows = db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
-        all_ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vectors = fit_to_size(vectors, all_ids, exact_max_chunks)  # exact or HNSW, by size
-        total = len(all_ids)
-    db.close()
-    lexical.write(staging, all_ids, [r[1] for r in rows])  # BM25 statistics are corpus-wide: all of it
-    faiss.write_index(vectors, str(staging / VECTORS))
-    return total
+def write_update(
+    settings: Settings, manifest: dict | None, sizes: tuple[int, int], documents: list[Document],
+    chunks: list[Chunk], chunk_vectors: np.ndarray, sentence_vectors: list[np.ndarray], removed: list[str],
+) -> tuple[int, int]:
+    """Write what an update changes and publish it (the caller holds the writer lock): one new segment
+    with `documents` (their `chunks` in order, embedded), older versions of them and the `removed`
+    doc_ids marked deleted in the segments holding them. manifest None: a new index of these
+    documents alone. `sizes`: the model's (dimension, max_seq_length). Returns (documents, chunks)."""
+    index_dir = settings.index_dir
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    live = {} if manifest is None else live_documents(index_dir, manifest)
+    segments = [] if manifest is None else [dict(e, deleted=list(e.get("deleted", []))) for e in manifest["segments"]]
+    for doc_id in removed + [d.doc_id for d in documents]:
+        if doc_id in live:  # its old version: deleted in the segment that holds it
+            home = live.pop(doc_id)["segment"]
+            next(e for e in segments if e["name"] == home)["deleted"].append(doc_id)
+    first_id = 1 if manifest is None else int(manifest["next_chunk_id"])
+    if documents:
+        folder = write_segment(index_dir, first_id, documents, chunks, chunk_vectors, sentence_vectors,
+                               settings.exact_max_chunks, {d.doc_id: now for d in documents})
+        segments.append({"name": folder.name, "deleted": []})
+        counts = {d.doc_id: 0 for d in documents}
+        for c in chunks:
+            counts[c.doc_id] += 1
+        live.update({d.doc_id: {"sha256": d.sha256, "chunks": counts[d.doc_id]} for d in documents})
+    segments = _without_empty(index_dir, segments)
+    total_chunks = sum(about["chunks"] for about in live.values())
+    publish_manifest(index_dir, new_manifest(settings, sizes, segments, first_id + len(chunks), len(live),
+                                             total_chunks, now))
+    return len(live), total_chunks
+
+
+UPGRADABLE_FORMAT = 4  # one generation of one store, FAISS index and BM25 index (before segments)
+
+
+def upgradable(generation: Path, manifest: dict, settings: Settings) -> bool:
+    """Whether a published generation is a format-4 one this configuration built, so that it can
+    become one segment without encoding anything (`_upgrade`)."""
+    if manifest.get("format") != UPGRADABLE_FORMAT or "segments" in manifest:
+        return False
+    if not all((generation / name).is_file() for name in (STORE, VECTORS)):
+        return False
+    try:
+        check_compatible({**manifest, "format": FORMAT_VERSION}, settings)
+    except IndexMismatch:
+        return False
+    return True
+
+
+def _upgrade(index_dir: Path, generation: Path, manifest: dict, settings: Settings) -> dict:
+    """Publish a format-4 generation as one segment (segments.upgrade_format_4); returns the new manifest."""
+    folder = upgrade_format_4(index_dir, generation, manifest, settings.exact_max_chunks)
+    info = json.loads((folder / "segment.json").read_text())
+    upgraded = new_manifest(settings, (manifest["dimension"], manifest["max_seq_length"]),
+                            [{"name": folder.name, "deleted": []}], (info["last_chunk_id"] or 0) + 1,
+                            len(info["documents"]), info["chunks"], datetime.now(UTC).isoformat(timespec="seconds"))
+    publish_manifest(index_dir, upgraded)
+    return upgraded
+
+
+def _hashes_of(index_dir: Path, manifest: dict) -> dict[str, str]:
+    """doc_id -> sha256 of a published generation's documents (format 4 listed them in its manifest)."""
+    if "segments" not in manifest:
+        return dict(manifest.get("documents", {}))
+    return {d: about["sha256"] for d, about in live_documents(index_dir, manifest).items()}
+
+
+def new_manifest(settings: Settings, sizes: tuple[int, int], segments: list[dict], next_chunk_id: int,
+                 documents: int, chunks: int, now: str) -> dict:
+    """A format-5 manifest: the segments and their deletions, not a list of every document.
+    `sizes`: the model's (dimension, max_seq_length)."""
+    return {
+        "format": FORMAT_VERSION,
+        "model": settings.model,
+        "dimension": sizes[0],
+        "max_seq_length": sizes[1],
+        "chunker": chunker_settings(settings, sizes[1]),
+        "created": now,
+        "next_chunk_id": next_chunk_id,  # chunk ids are never reused, so segments' results merge as they are
+        "document_count": documents,
+        "chunks": chunks,
+        "segments": segments,
+    }
+
+
+def _without_empty(index_dir: Path, segments: list[dict]) -> list[dict]:
+    """The segments that still hold a live document (one whose documents are all deleted is dropped)."""
+    out = []
+    for entry in segments:
+        if entry["deleted"]:
+            entry["deleted"] = sorted(set(entry["deleted"]))
+            held = json.loads((index_dir / "segments" / entry["name"] / "segment.json").read_text())["documents"]
+            if set(held) <= set(entry["deleted"]):
+                continue
+        out.append(entry)
+    return out
 
 
 def _embed(encoder: Encoder, chunks: list[Chunk], progress: Progress):

@@ -1,10 +1,12 @@
 """Where index generations live, and who may write them.
 
-An index directory holds generation folders (gen-<ns>), the pointer file CURRENT naming the
-published one, a lock file that admits one writer at a time, and that writer's progress file
-(so any process, a server, can report a build it is not running). Publishing renames a complete
-folder into place, then replaces CURRENT (os.replace is atomic), so a reader sees the old
-generation or the new one, never a mix.
+An index directory holds generation folders (gen-<ns>, each a manifest), the segments they list
+(segments/seg-<ns>), the pointer file CURRENT naming the published generation, a lock file that
+admits one writer at a time, and that writer's progress file (so any process, a server, can
+report a build or a merge it is not running). Publishing renames a complete folder into place,
+then replaces CURRENT (os.replace is atomic), so a reader sees the old generation or the new one,
+never a mix. The published generation and the one before it are kept (a reader may have just
+resolved the old pointer), with every segment either lists; other generations and segments go.
 """
 
 from __future__ import annotations
@@ -14,25 +16,36 @@ import json
 import logging
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from qa.errors import BuildInProgress
-from qa.indexing.store import MANIFEST
+from qa.indexing.store import MANIFEST, SEGMENTS, live_documents
 
 log = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
 LOCK = ".lock"
+MERGE_LOCK = ".merge-lock"  # held by a merge while it holds or waits for LOCK (writer_lock)
 PROGRESS = ".progress.json"  # written by the running build so any process (a server) can report it
 LAST_BUILD = ".last-build.json"  # what the last build did to each document it touched (the library shows it)
+MERGING = "merging"  # the progress phase of a background merge (merging.py)
 PROGRESS_EVERY = 0.25  # seconds between progress file writes
 MAX_TRACKED = 1000  # documents whose state a build reports one by one; a larger build reports totals only
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def checkpoint(step: str) -> None:
+    """A named point of a write or a merge where a crash must leave the published index whole.
+    Test-only: with QA_TEST_KILL_AT=step the process kills itself there with SIGKILL, so that
+    tests/test_segments.py stops a real writer at exactly that point; unset, nothing happens."""
+    if os.environ.get("QA_TEST_KILL_AT") == step:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def current_generation(index_dir: Path) -> Path | None:
@@ -45,23 +58,53 @@ def current_generation(index_dir: Path) -> Path | None:
     return path if name and (path / MANIFEST).is_file() else None
 
 
-def read_manifest(index_dir: Path) -> dict | None:
+def segment_sizes(index_dir: Path) -> list[tuple[str, int, int, int]]:
+    """(name, live passages, bytes, passages written) of each segment of the published generation,
+    from segment.json files only; [] when there is none (or it predates segments)."""
     gen = current_generation(index_dir)
-    return json.loads((gen / MANIFEST).read_text()) if gen else None
+    if gen is None:
+        return []
+    out = []
+    for entry in json.loads((gen / MANIFEST).read_text()).get("segments", []):
+        info = json.loads((index_dir / SEGMENTS / entry["name"] / "segment.json").read_text())
+        gone = set(entry.get("deleted", []))
+        live = sum(about["chunks"] for d, about in info["documents"].items() if d not in gone)
+        out.append((entry["name"], live, int(info.get("bytes", 0)), int(info["chunks"])))
+    return out
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    """The published manifest, with "documents" (doc_id -> sha256) of its live documents filled in
+    from the segments (format 5 lists segments, not documents)."""
+    gen = current_generation(index_dir)
+    if gen is None:
+        return None
+    manifest = json.loads((gen / MANIFEST).read_text())
+    if "segments" in manifest:
+        live = live_documents(index_dir, manifest)
+        manifest["documents"] = {d: about["sha256"] for d, about in sorted(live.items())}
+    return manifest
 
 
 @contextmanager
-def writer_lock(index_dir: Path, wait: bool = False):
-    """One writer per index directory, across processes. Raises BuildInProgress unless `wait`."""
+def writer_lock(index_dir: Path, wait: bool = False, merge: bool = False):
+    """One writer per index directory, across processes. Raises BuildInProgress unless `wait`.
+
+    A merge (`merge`) also holds MERGE_LOCK for as long as it holds or waits for the writer lock,
+    so that a write finding the lock taken by a merge waits for it instead of being turned away."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / LOCK, "a+") as handle:
+    with ExitStack() as stack:
+        if merge:
+            merging_handle = stack.enter_context(open(index_dir / MERGE_LOCK, "a+"))
+            fcntl.flock(merging_handle, fcntl.LOCK_EX)
+        handle = stack.enter_context(open(index_dir / LOCK, "a+"))
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             running = read_progress(index_dir)
             how_far = f" ({running['phase']} {running['done']}/{running['total']})" if running else ""
             busy = f"another build is running on {index_dir}{how_far}"
-            if not wait:
+            if not (wait or merge or _held(index_dir / MERGE_LOCK)):
                 raise BuildInProgress(
                     f"{busy}; try again when it has finished (`qa index --wait` waits for it)"
                 ) from exc
@@ -70,7 +113,20 @@ def writer_lock(index_dir: Path, wait: bool = False):
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(handle, fcntl.LOCK_UN)  # before MERGE_LOCK (the stack closes it after)
+
+
+def _held(path: Path) -> bool:
+    """Whether another open file holds a flock on path (a merge holds MERGE_LOCK)."""
+    try:
+        with open(path) as probe:
+            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(probe, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return False  # no merge ever ran here
+    except BlockingIOError:
+        return True
 
 
 class ProgressFile:
@@ -150,8 +206,9 @@ def read_progress(index_dir: Path) -> dict | None:
     return state
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
+def fsync_tree(folder: Path, files: bool = True) -> None:
+    """fsync the files of folder (unless not `files`) and the folder itself."""
+    for path in folder.iterdir() if files else ():
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
     fd = os.open(folder, os.O_RDONLY)
@@ -161,10 +218,25 @@ def _fsync_tree(folder: Path) -> None:
         os.close(fd)
 
 
-def publish(index_dir: Path, staging: Path) -> None:
-    _fsync_tree(staging)
+def publish_manifest(index_dir: Path, manifest: dict, kind: str = "write") -> Path:
+    """Publish a generation made of `manifest` (its segments already in place); returns its folder.
+    `kind` ("write" or "merge") names the crash checkpoints on the way."""
+    staging = index_dir / f".build-{os.getpid()}-{time.time_ns()}"
+    staging.mkdir(parents=True)
+    try:
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    checkpoint(f"{kind}:generation-staged")
+    return publish(index_dir, staging, kind)
+
+
+def publish(index_dir: Path, staging: Path, kind: str = "write") -> Path:
+    fsync_tree(staging)
     final = index_dir / f"gen-{time.time_ns()}"
     staging.rename(final)
+    checkpoint(f"{kind}:generation-placed")
     pointer_tmp = index_dir / f"{POINTER}.tmp"
     pointer_tmp.write_text(final.name + "\n")
     with open(pointer_tmp, "rb") as handle:
@@ -176,10 +248,27 @@ def publish(index_dir: Path, staging: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    checkpoint(f"{kind}:published")
     # Keep the previous generation a while: a reader may have just resolved the old pointer.
     for old in index_dir.glob("gen-*"):
         if old not in (final, previous):
             shutil.rmtree(old, ignore_errors=True)
+    remove_unlisted_segments(index_dir)
+    return final
+
+
+def remove_unlisted_segments(index_dir: Path) -> None:
+    """Remove segment folders that no generation left on disk lists (writers only, under the lock).
+    A reader that opened one keeps its open files: Linux frees them when the last one closes."""
+    listed = set()
+    for gen in index_dir.glob("gen-*"):
+        try:
+            listed |= {entry["name"] for entry in json.loads((gen / MANIFEST).read_text()).get("segments", [])}
+        except (OSError, ValueError):
+            continue  # a generation without a readable manifest is a leftover, removed with it
+    for segment in (index_dir / SEGMENTS).glob("seg-*"):
+        if segment.name not in listed:
+            shutil.rmtree(segment, ignore_errors=True)
 
 
 def remove_leftovers(index_dir: Path) -> None:
@@ -193,11 +282,13 @@ def remove_leftovers(index_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
     published = current_generation(index_dir)
     if published is None:
+        remove_unlisted_segments(index_dir)
         return
     older = sorted((g for g in index_dir.glob("gen-*") if _gen_time(g) < _gen_time(published)), key=_gen_time)
     for gen in index_dir.glob("gen-*"):
         if gen != published and gen not in older[-1:]:
             shutil.rmtree(gen, ignore_errors=True)
+    remove_unlisted_segments(index_dir)
 
 
 def _gen_time(gen: Path) -> int:

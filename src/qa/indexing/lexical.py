@@ -1,9 +1,13 @@
-"""Lexical (BM25) search over a generation's chunks, built by bm25s and scored on its postings.
+"""Lexical (BM25) search over the chunks of one or more parts of an index, on raw-count postings.
 
-bm25s precomputes every (term, chunk) BM25 score into a term-major sparse matrix. A question sums
-the rows of its own terms, so it touches only the chunks that contain them: about 40,000 entries
-and 3 ms at a million chunks, where SQLite FTS5 computed bm25() row by row (47 ms) and bm25s's own
-`retrieve` scores every chunk of the corpus (45 ms). Files are plain .npy arrays, memory-mapped.
+Each part (a segment; later a shard) stores term-major postings of RAW term frequencies: per term
+the positions of the chunks that hold it and how often, plus every chunk's length in terms. A
+question's score is computed on the rows of its own terms only (about 40,000 entries and a few ms
+at a million chunks) with statistics summed over every part's LIVE chunks (N, average length,
+document frequency), so a passage's score does not depend on how the index is split: an index of
+one part scores exactly as bm25s's method="lucene" did when it precomputed the scores (k1, b, idf
+below; tf / (tf + k1 x (1 - b + b x length / average length))). Files are plain .npy arrays,
+memory-mapped (server workers share the pages).
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import Counter
 from pathlib import Path
 
-import bm25s
 import numpy as np
 import Stemmer
 
@@ -29,8 +33,8 @@ STOPWORDS = frozenset(
     "of on or should that the their them they this to was were what when where which who whom why "
     "will with would about into than then there these those you your me my we our".split()
 )
-FILES = {name: f"bm25-{name}.npy" for name in ("data", "indices", "indptr", "ids")}
-VOCAB = "bm25-vocab.json"
+FILES = {name: f"postings-{name}.npy" for name in ("indptr", "positions", "tf", "ids", "lengths")}
+VOCAB = "postings-terms.json"  # the part's terms as strings, in row order
 
 _TOKEN = re.compile(TOKEN_PATTERN)
 _local = threading.local()  # a PyStemmer object must not be shared between threads
@@ -56,54 +60,140 @@ def terms(text: str) -> list[str]:
     return _stem(words(text))
 
 
-def _tokenize(texts: list[str], return_ids: bool):
-    return bm25s.tokenize(texts, token_pattern=TOKEN_PATTERN, stopwords=list(STOPWORDS), stemmer=_stem,
-                          return_ids=return_ids, show_progress=False)
+class Triples:
+    """Postings as (term, chunk position, tf) triples, before they are sorted into rows."""
+
+    def __init__(self, vocab: list[str], term: np.ndarray, position: np.ndarray, tf: np.ndarray) -> None:
+        self.vocab, self.term, self.position, self.tf = vocab, term, position, tf
+
+    @classmethod
+    def of_texts(cls, texts: list[str]) -> tuple[Triples, np.ndarray]:
+        """Tokenise texts (chunk positions 0..len-1): the triples and each chunk's length in terms."""
+        vocab: dict[str, int] = {}
+        term, position, tf, lengths = [], [], [], []
+        for i, text in enumerate(texts):
+            counts = Counter(terms(text))
+            lengths.append(sum(counts.values()))
+            for t, c in counts.items():
+                term.append(vocab.setdefault(t, len(vocab)))
+                position.append(i)
+                tf.append(c)
+        return (cls(list(vocab), np.array(term, dtype=np.int64), np.array(position, dtype=np.int64),
+                     np.array(tf, dtype=np.float32)), np.array(lengths, dtype=np.int32))
+
+    @classmethod
+    def concatenate(cls, parts: list[Triples]) -> Triples:
+        """One set of triples under one vocabulary (positions must already be the merged ones)."""
+        vocab: dict[str, int] = {}
+        terms_, positions, tfs = [], [], []
+        for part in parts:
+            remap = np.array([vocab.setdefault(t, len(vocab)) for t in part.vocab], dtype=np.int64)
+            terms_.append(remap[part.term] if len(part.term) else part.term)
+            positions.append(part.position)
+            tfs.append(part.tf)
+        cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))  # noqa: E731
+        return cls(list(vocab), cat(terms_, np.int64), cat(positions, np.int64), cat(tfs, np.float32))
+
+
+def write_postings(folder: Path, chunk_ids: np.ndarray, lengths: np.ndarray, triples: Triples) -> None:
+    """Write term-major postings: terms sorted, each row's positions ascending."""
+    order_terms = sorted(range(len(triples.vocab)), key=triples.vocab.__getitem__)
+    rank = np.empty(len(order_terms), dtype=np.int64)
+    rank[order_terms] = np.arange(len(order_terms))
+    row = rank[triples.term] if len(triples.term) else triples.term
+    order = np.lexsort((triples.position, row))
+    counts = np.bincount(row, minlength=len(order_terms)) if len(row) else np.zeros(len(order_terms), np.int64)
+    arrays = {
+        "indptr": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        "positions": triples.position[order].astype(np.int32),
+        "tf": triples.tf[order].astype(np.float32),
+        "ids": np.asarray(chunk_ids, dtype=np.int64),
+        "lengths": np.asarray(lengths, dtype=np.int32),
+    }
+    for name, values in arrays.items():
+        np.save(folder / FILES[name], values)
+    (folder / VOCAB).write_text(json.dumps([triples.vocab[i] for i in order_terms]))
 
 
 def write(folder: Path, chunk_ids: np.ndarray, texts: list[str]) -> None:
-    """Index `texts` (the chunks `chunk_ids`, in that order) into folder's bm25-* files."""
-    if len(texts):
-        model = bm25s.BM25(k1=K1, b=B, method="lucene")
-        model.index(_tokenize(texts, return_ids=True), show_progress=False)
-        arrays, vocab = {k: model.scores[k] for k in ("data", "indices", "indptr")}, model.vocab_dict
-    else:
-        arrays, vocab = {"data": [], "indices": [], "indptr": [0]}, {}
-    arrays["ids"] = chunk_ids
-    dtypes = {"data": np.float32, "indices": np.int32, "indptr": np.int64, "ids": np.int64}
-    for name, values in arrays.items():
-        np.save(folder / FILES[name], np.asarray(values, dtype=dtypes[name]))
-    (folder / VOCAB).write_text(json.dumps(vocab))
+    """Index `texts` (the chunks `chunk_ids`, in that order, ascending) into folder's postings files."""
+    triples, lengths = Triples.of_texts(texts)
+    write_postings(folder, chunk_ids, lengths, triples)
 
 
-class LexicalIndex:
-    """A generation's BM25 index, read-only and memory-mapped (server workers share the pages)."""
+class Postings:
+    """One part's postings, read-only and memory-mapped."""
 
     def __init__(self, folder: Path) -> None:
-        self._arrays = {name: np.load(folder / file, mmap_mode="r") for name, file in FILES.items()}
-        self._vocab: dict[str, int] = json.loads((folder / VOCAB).read_text())
+        self.arrays = {name: np.load(folder / file, mmap_mode="r") for name, file in FILES.items()}
+        self.vocab: list[str] = json.loads((folder / VOCAB).read_text())
+        self.rows = {t: i for i, t in enumerate(self.vocab)}
+        self.ids: np.ndarray = self.arrays["ids"]
+        self.lengths: np.ndarray = self.arrays["lengths"]
+
+    def row(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, tf) of the chunks holding term."""
+        t = self.rows.get(term)
+        if t is None:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
+        indptr = self.arrays["indptr"]
+        a, b = int(indptr[t]), int(indptr[t + 1])
+        return self.arrays["positions"][a:b], self.arrays["tf"][a:b]
+
+    def triples(self, keep: np.ndarray, new_position: np.ndarray) -> Triples:
+        """The postings of the chunks at positions where `keep`, renumbered by `new_position`."""
+        indptr = np.asarray(self.arrays["indptr"])
+        term = np.repeat(np.arange(len(self.vocab), dtype=np.int64), np.diff(indptr))
+        position = np.asarray(self.arrays["positions"], dtype=np.int64)
+        live = keep[position]
+        return Triples(self.vocab, term[live], new_position[position[live]],
+                       np.asarray(self.arrays["tf"])[live])
+
+
+class Part:
+    """Postings of one part with the mask of its live chunks (None: all live)."""
+
+    def __init__(self, postings: Postings, live: np.ndarray | None = None) -> None:
+        self.postings, self.live = postings, live
+
+    def row(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        positions, tf = self.postings.row(term)
+        if self.live is not None and len(positions):
+            keep = self.live[positions]
+            positions, tf = positions[keep], tf[keep]
+        return positions, tf
 
     @property
-    def chunk_ids(self) -> list[int]:
-        return self._arrays["ids"].tolist()
+    def size(self) -> int:
+        return int(self.live.sum()) if self.live is not None else len(self.postings.ids)
+
+    @property
+    def total_length(self) -> int:
+        lengths = np.asarray(self.postings.lengths, dtype=np.int64)
+        return int(lengths[self.live].sum() if self.live is not None else lengths.sum())
+
+
+class Words:
+    """BM25 over several parts with statistics summed over all of them: the lexical half of
+    "search several parts and merge". idf, absent terms and coverage are global too."""
+
+    def __init__(self, parts: list[Part]) -> None:
+        self.parts = parts
+        self.n = sum(p.size for p in parts)
+        self.average_length = sum(p.total_length for p in parts) / self.n if self.n else 0.0
+
+    def _df(self, term: str) -> int:
+        return sum(len(p.row(term)[0]) for p in self.parts)
 
     def idf(self, words: list[str]) -> dict[str, float]:
-        """Lucene's IDF of each term (as `terms` gives them) over the indexed chunks; a term no chunk
+        """Lucene's IDF of each term (as `terms` gives them) over the live chunks; a term no chunk
         holds gets the largest IDF there is."""
-        indptr, n = self._arrays["indptr"], len(self._arrays["ids"])
-        out = {}
-        for w in words:
-            t = self._vocab.get(w)
-            df = int(indptr[t + 1] - indptr[t]) if t is not None and t + 1 < len(indptr) else 0
-            out[w] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
-        return out
+        return {w: _idf(self.n, self._df(w)) for w in words}
 
     def absent(self, words: list[str]) -> frozenset[str]:
-        """The terms (as `terms` gives them) that no indexed chunk holds: a question whose focal term
+        """The terms (as `terms` gives them) that no live chunk holds: a question whose focal term
         the corpus never uses cannot be answered by it, however close its passages come in meaning."""
-        indptr = self._arrays["indptr"]
-        return frozenset(w for w in words if (t := self._vocab.get(w)) is None or t + 1 >= len(indptr)
-                         or indptr[t + 1] == indptr[t])
+        return frozenset(w for w in words if self._df(w) == 0)
 
     def coverage(self, question: str, chunk_ids: list[int]) -> np.ndarray:
         """For each chunk, the share of the question's IDF (its distinct stemmed content words) that
@@ -114,28 +204,72 @@ class LexicalIndex:
         if total <= 0 or not chunk_ids:
             return out
         wanted = np.asarray(chunk_ids, dtype=np.int64)
-        indices, indptr, ids = (self._arrays[k] for k in ("indices", "indptr", "ids"))
-        for word, weight in weights.items():
-            t = self._vocab.get(word)
-            if t is not None and t + 1 < len(indptr):
-                out += weight * np.isin(wanted, ids[indices[indptr[t]:indptr[t + 1]]])
+        for p in self.parts:  # only the parts holding candidates, by binary search (rows are sorted)
+            inside = _members(p.postings.ids, wanted)
+            if not inside.any():
+                continue
+            at = np.searchsorted(p.postings.ids, wanted[inside])
+            for word, weight in weights.items():
+                positions, _ = p.row(word)
+                if len(positions):
+                    out[inside] += weight * _members(positions, at)
         return out / total
 
     def search(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top-n (chunk id, BM25 score) by score then id; only chunks in `allowed` if it is given."""
-        known = {self._vocab[t] for t in terms(question) if t in self._vocab}
-        data, indices, indptr, ids = (self._arrays[k] for k in ("data", "indices", "indptr", "ids"))
-        if not known:
+        """Top-n (chunk id, BM25 score) by score then id over every part; only chunks in `allowed`."""
+        query = sorted(set(terms(question)))
+        rows = [[p.row(t) for t in query] for p in self.parts]
+        idf = {t: _idf(self.n, sum(len(r[i][0]) for r in rows)) for i, t in enumerate(query)}
+        found_ids, found_scores = [], []
+        for part, part_rows in zip(self.parts, rows, strict=True):
+            hits = [(r, idf[t]) for r, t in zip(part_rows, query, strict=True) if len(r[0])]
+            if not hits:
+                continue
+            lengths = part.postings.lengths
+            positions = np.concatenate([r[0] for r, _ in hits]).astype(np.int64)
+            tf = np.concatenate([r[1] for r, _ in hits]).astype(np.float64)
+            weight = np.concatenate([np.full(len(r[0]), w) for r, w in hits])
+            norm = K1 * (1 - B + B * np.asarray(lengths[positions], dtype=np.float64) / self.average_length)
+            unique, inverse = np.unique(positions, return_inverse=True)
+            scores = np.bincount(inverse, weights=weight * tf / (tf + norm))
+            ids = np.asarray(part.postings.ids[unique], dtype=np.int64)
+            if allowed is not None:
+                keep = np.isin(ids, allowed)
+                ids, scores = ids[keep], scores[keep]
+            found_ids.append(ids)
+            found_scores.append(scores)
+        if not found_ids:
             return []
-        rows = [slice(indptr[t], indptr[t + 1]) for t in sorted(known)]
-        positions, inverse = np.unique(np.concatenate([indices[r] for r in rows]), return_inverse=True)
-        scores = np.bincount(inverse, weights=np.concatenate([data[r] for r in rows]))
-        chunk_ids = ids[positions]
-        if allowed is not None:
-            keep = np.isin(chunk_ids, allowed)
-            chunk_ids, scores = chunk_ids[keep], scores[keep]
-        if len(scores) > n:  # everything tied with the n-th best, then a stable cut by id
-            keep = scores >= -np.partition(-scores, n - 1)[n - 1]
-            chunk_ids, scores = chunk_ids[keep], scores[keep]
-        order = np.lexsort((chunk_ids, -scores))[:n]
-        return [(int(i), float(s)) for i, s in zip(chunk_ids[order], scores[order], strict=True)]
+        return top(np.concatenate(found_ids), np.concatenate(found_scores), n)
+
+
+def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """The n best (id, score) by score then id."""
+    if len(scores) > n:  # everything tied with the n-th best, then a stable cut by id
+        keep = scores >= -np.partition(-scores, n - 1)[n - 1]
+        ids, scores = ids[keep], scores[keep]
+    order = np.lexsort((ids, -scores))[:n]
+    return [(int(i), float(s)) for i, s in zip(ids[order], scores[order], strict=True)]
+
+
+def _members(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of `values` are in `sorted_values` (ascending), by binary search."""
+    if not len(sorted_values) or not len(values):
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_values, values).clip(0, len(sorted_values) - 1)
+    return np.asarray(sorted_values[at] == values)
+
+
+def _idf(n: int, df: int) -> float:
+    return float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+
+
+class LexicalIndex(Words):
+    """The BM25 index of one folder's postings, all chunks live (one part)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__([Part(Postings(folder))])
+
+    @property
+    def chunk_ids(self) -> list[int]:
+        return self.parts[0].postings.ids.tolist()

@@ -1,7 +1,16 @@
-"""One index generation on disk: a SQLite chunk store beside a FAISS index and a BM25 index.
+"""An index generation on disk: a manifest naming immutable segments and the deletions since each.
 
-A generation is immutable once published; a build writes a new one (index.py). Readers open
-the SQLite file read-only and immutable, so lookups take no locks.
+A segment (segments/seg-<ns>/) holds some documents: a SQLite chunk store, a FAISS index of their
+chunk vectors under GLOBAL chunk ids, and BM25 postings of raw term counts (lexical.py); its
+segment.json says which documents it holds. A generation (gen-<ns>/manifest.json) lists segments by
+name with the doc_ids deleted from each since it was written, so a write adds a small segment or
+marks deletions and never copies what did not change (segments.py writes them, build.py decides).
+Readers open every file read-only (SQLite immutable), so lookups take no locks; an open segment
+stays readable after its files are removed (Linux keeps unlinked files open), so a reader holding
+an old generation answers while a merge publishes.
+
+`Generation` searches its segments as parts (lexical.Words, vector_index.search_parts) and merges
+their candidates; answering/ sees one index.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.indexing import vector_index
-from qa.indexing.lexical import LexicalIndex
+from qa.indexing.lexical import Part, Postings, Words
 from qa.reading.chunking import Chunk
 from qa.reading.metadata import Metadata
 
@@ -24,8 +33,11 @@ from qa.reading.metadata import Metadata
 # 4: readers keep every visible word (HTML divs, tables, PDF paragraphs, Markdown without markup);
 #    documents carry their metadata (authors, publisher, date and where each was read; metadata.py);
 #    the manifest records when each document was indexed ("indexed"), for the library page.
-FORMAT_VERSION = 4
+# 5: immutable segments with raw-count BM25 postings scored with global statistics (issue 21).
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
+SEGMENTS = "segments"
+SEGMENT = "segment.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 
@@ -41,6 +53,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 """
+
 
 @dataclass(frozen=True)
 class StoredChunk:
@@ -59,49 +72,46 @@ class StoredDocument:
     metadata: Metadata = field(default_factory=Metadata)
 
 
-class Generation:
-    """A published, read-only index generation."""
+class Segment:
+    """One immutable segment, opened read-only; shared by every generation that lists it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, dimension: int) -> None:
         self.path = path
-        self.manifest: dict = json.loads((path / MANIFEST).read_text())
+        self.name = path.name
+        self.info: dict = json.loads((path / SEGMENT).read_text())
         uri = f"file:{(path / STORE).as_posix()}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
         self.vectors = vector_index.load(str(path / VECTORS))  # memory-mapped: workers share one copy
-        self.words = LexicalIndex(path)
-        self.dimension = int(self.manifest["dimension"])
-        self.chunk_count = int(self.manifest["chunks"])
-        self.document_count = len(self.manifest["documents"])
+        self.postings = Postings(path)
+        self.ids: np.ndarray = self.postings.ids  # the segment's chunk ids, ascending
+        self.dimension = dimension
 
-    def close(self) -> None:
-        self._db.close()
+    @property
+    def documents(self) -> dict[str, dict]:
+        """doc_id -> {"sha256", "title", "chunks", "indexed"} of the documents written into it."""
+        return self.info["documents"]
 
-    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._db_lock:
             return self._db.execute(sql, params).fetchall()
 
     def chunk_ids_of(self, doc_ids: list[str]) -> np.ndarray:
+        if not doc_ids:
+            return np.zeros(0, dtype=np.int64)
         marks = ",".join("?" * len(doc_ids))
-        rows = self._rows(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", tuple(doc_ids))
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        rows = self.rows(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", tuple(doc_ids))
+        return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
-    def dense(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top-n chunks by cosine similarity (inner product of normalised vectors)."""
-        return vector_index.search(self.vectors, query, n, allowed)
-
-    def lexical(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top-n chunks by BM25 (only chunk ids in `allowed`, if given); positive, larger is better."""
-        return self.words.search(question, n, allowed)
-
-    def chunk_vectors(self, ids: list[int]) -> np.ndarray:
-        return np.vstack([self.vectors.reconstruct(i) for i in ids]) if ids else np.zeros((0, self.dimension))
+    def holds(self, ids: np.ndarray) -> np.ndarray:
+        """Which of `ids` are chunks of this segment."""
+        return vector_index.members(self.ids, ids)
 
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._rows(
+        rows = self.rows(
             'SELECT c.id, c.doc_id, c.ordinal, c.start, c."end", c.text, c.section, c.page, c.sentences, '
             f"c.sentence_vectors, d.title FROM chunks c JOIN documents d USING (doc_id) WHERE c.id IN ({marks})",
             tuple(ids),
@@ -114,59 +124,176 @@ class Generation:
             out[cid] = StoredChunk(cid, chunk, title, vecs)
         return out
 
+    def close(self) -> None:
+        self._db.close()
+
+
+class Generation:
+    """A published, read-only index generation: its segments searched as one index.
+
+    `manifest` is the file's content with "documents" (doc_id -> sha256) and "indexed" (doc_id ->
+    when) of the live documents filled in from the segments, as callers read them in format 4.
+    `opened` lends segments already open (the previous generation's), so a publish reopens only
+    the new ones."""
+
+    def __init__(self, path: Path, opened: dict[str, Segment] | None = None) -> None:
+        self.path = path
+        stored: dict = json.loads((path / MANIFEST).read_text())
+        self.dimension = int(stored["dimension"])
+        index_dir = path.parent
+        self.segments: list[Segment] = []
+        self.deleted: list[frozenset[str]] = []
+        for entry in stored.get("segments", []):
+            segment = (opened or {}).get(entry["name"]) or Segment(index_dir / SEGMENTS / entry["name"], self.dimension)
+            self.segments.append(segment)
+            self.deleted.append(frozenset(entry.get("deleted", [])))
+        self.home: dict[str, int] = {}  # doc_id -> index of the segment holding its live version
+        hashes, indexed = {}, {}
+        for n, (segment, deleted) in enumerate(zip(self.segments, self.deleted, strict=True)):
+            for doc_id, about in segment.documents.items():
+                if doc_id not in deleted:
+                    self.home[doc_id] = n
+                    hashes[doc_id], indexed[doc_id] = about["sha256"], about["indexed"]
+        self.manifest = {**stored, "documents": dict(sorted(hashes.items())), "indexed": indexed}
+        self.dead: list[np.ndarray] = [s.chunk_ids_of(sorted(d)) for s, d in zip(self.segments, self.deleted,
+                                                                                 strict=True)]
+        parts = []
+        for segment, dead in zip(self.segments, self.dead, strict=True):
+            live = None
+            if len(dead):  # a binary search per deleted chunk, not a pass over the segment per one
+                live = np.ones(len(segment.ids), dtype=bool)
+                live[np.searchsorted(segment.ids, dead)] = False
+            parts.append(Part(segment.postings, live))
+        self.words = Words(parts)
+        self.chunk_count = self.words.n
+        self.document_count = len(self.home)
+
+    def close(self) -> None:
+        for segment in self.segments:
+            segment.close()
+
+    def _live(self, segment: int, doc_ids: list[str]) -> list[str]:
+        return [d for d in doc_ids if self.home.get(d) == segment]
+
+    def chunk_ids_of(self, doc_ids: list[str]) -> np.ndarray:
+        found = [s.chunk_ids_of(self._live(n, doc_ids)) for n, s in enumerate(self.segments)]
+        return np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+
+    def dense(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-n chunks by cosine similarity (inner product of normalised vectors), over every segment."""
+        return vector_index.search_parts(
+            [(s.vectors, s.ids, dead) for s, dead in zip(self.segments, self.dead, strict=True)], query, n, allowed)
+
+    def lexical(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-n chunks by BM25 (only chunk ids in `allowed`, if given); positive, larger is better."""
+        return self.words.search(question, n, allowed)
+
+    def _by_segment(self, ids: list[int]) -> list[tuple[Segment, list[int]]]:
+        wanted = np.asarray(ids, dtype=np.int64)
+        out = []
+        for segment in self.segments:
+            mine = wanted[segment.holds(wanted)] if len(wanted) else wanted
+            if len(mine):
+                out.append((segment, mine.tolist()))
+        return out
+
+    def chunk_vectors(self, ids: list[int]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, self.dimension))
+        found = {}
+        for segment, mine in self._by_segment(ids):
+            found.update(zip(mine, segment.vectors.reconstruct_batch(np.asarray(mine, dtype=np.int64)), strict=True))
+        return np.vstack([found[i] for i in ids])
+
+    def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
+        out: dict[int, StoredChunk] = {}
+        for segment, mine in self._by_segment(ids):
+            out.update(segment.chunks(mine))
+        return out
+
+    def _each(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows (doc_id first) of every segment, live documents only."""
+        out = []
+        for n, segment in enumerate(self.segments):
+            out += [row for row in segment.rows(sql, params) if self.home.get(row[0]) == n]
+        return out
+
     def documents(self) -> list[StoredDocument]:
-        rows = self._rows(
+        rows = self._each(
             "SELECT d.doc_id, d.title, COUNT(c.id), d.metadata FROM documents d LEFT JOIN chunks c USING (doc_id) "
-            "GROUP BY d.doc_id ORDER BY d.doc_id"
-        )
-        return [StoredDocument(doc_id, title, "", n, _metadata(title, meta)) for doc_id, title, n, meta in rows]
+            "GROUP BY d.doc_id")
+        return [StoredDocument(doc_id, title, "", n, _metadata(title, meta)) for doc_id, title, n, meta in sorted(rows)]
 
     def document(self, doc_id: str) -> StoredDocument | None:
-        rows = self._rows(
+        n = self.home.get(doc_id)
+        if n is None:
+            return None
+        rows = self.segments[n].rows(
             "SELECT d.doc_id, d.title, d.text, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.doc_id), "
             "d.metadata FROM documents d WHERE d.doc_id = ?",
             (doc_id,),
         )
-        if not rows:
-            return None
-        doc_id, title, text, n, meta = rows[0]
-        return StoredDocument(doc_id, title, text, n, _metadata(title, meta))
+        doc_id, title, text, count, meta = rows[0]
+        return StoredDocument(doc_id, title, text, count, _metadata(title, meta))
 
     def titles(self) -> list[tuple[str, str]]:
         """(doc_id, title) of every document, without counting chunks."""
-        return self._rows("SELECT doc_id, title FROM documents ORDER BY doc_id")
+        return sorted(self._each("SELECT doc_id, title FROM documents"))
 
     def documents_stating(self, field: str) -> list[str]:
         """doc_ids whose metadata knows `field` ("authors", "publisher" or "date")."""
-        return [r[0] for r in self._rows(
-            "SELECT doc_id FROM documents WHERE json_extract(metadata, ?) IS NOT NULL ORDER BY doc_id", (f"$.{field}",)
-        )]
+        return sorted(r[0] for r in self._each(
+            "SELECT doc_id FROM documents WHERE json_extract(metadata, ?) IS NOT NULL", (f"$.{field}",)))
 
     def metadata_of(self, doc_ids: list[str]) -> dict[str, Metadata]:
         """Metadata of each named document (unknown ids are left out)."""
-        ids = sorted(set(doc_ids))
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._rows(f"SELECT doc_id, title, metadata FROM documents WHERE doc_id IN ({marks})", tuple(ids))
-        return {doc_id: _metadata(title, meta) for doc_id, title, meta in rows}
+        out = {}
+        for n, segment in enumerate(self.segments):
+            ids = sorted(set(self._live(n, doc_ids)))
+            if ids:
+                marks = ",".join("?" * len(ids))
+                rows = segment.rows(f"SELECT doc_id, title, metadata FROM documents WHERE doc_id IN ({marks})",
+                                    tuple(ids))
+                out.update({doc_id: _metadata(title, meta) for doc_id, title, meta in rows})
+        return out
 
     def chunk_covering(self, doc_id: str, offset: int) -> StoredChunk | None:
         """The chunk of doc_id that holds `offset` (the first chunk for an offset before it)."""
-        rows = self._rows(
+        n = self.home.get(doc_id)
+        if n is None:
+            return None
+        segment = self.segments[n]
+        rows = segment.rows(
             "SELECT id FROM chunks WHERE doc_id = ? AND start <= ? ORDER BY start DESC LIMIT 1", (doc_id, offset)
-        ) or self._rows("SELECT id FROM chunks WHERE doc_id = ? ORDER BY ordinal LIMIT 1", (doc_id,))
-        return self.chunks([rows[0][0]])[rows[0][0]] if rows else None
+        ) or segment.rows("SELECT id FROM chunks WHERE doc_id = ? ORDER BY ordinal LIMIT 1", (doc_id,))
+        return segment.chunks([rows[0][0]])[rows[0][0]] if rows else None
 
     def headings(self, limit: int) -> list[tuple[str, str, list[str]]]:
         """(doc_id, title, section headings in reading order) of the first `limit` documents by doc_id."""
-        rows = self._rows("SELECT doc_id, title, sections FROM documents ORDER BY doc_id LIMIT ?", (limit,))
+        rows = sorted(self._each("SELECT doc_id, title, sections FROM documents ORDER BY doc_id LIMIT ?",
+                                 (limit + sum(map(len, self.deleted)),)))[:limit]
         return [(doc_id, title, [heading for _, heading in json.loads(sections)]) for doc_id, title, sections in rows]
 
     def page_counts(self) -> dict[str, int]:
         """doc_id -> number of pages, for documents with pages (PDFs); the library lists it."""
-        rows = self._rows("SELECT doc_id, json_array_length(pages) FROM documents")
+        rows = self._each("SELECT doc_id, json_array_length(pages) FROM documents")
         return {doc_id: n for doc_id, n in rows if n}
+
+    def segment_sizes(self) -> list[tuple[str, int, int]]:
+        """(name, live chunks, bytes on disk) of each segment, for `qa index` and the library."""
+        return [(s.name, p.size, int(s.info.get("bytes", 0))) for s, p in zip(self.segments, self.words.parts,
+                                                                               strict=True)]
+
+
+def live_documents(index_dir: Path, manifest: dict) -> dict[str, dict]:
+    """doc_id -> {"sha256", "title", "chunks", "indexed", "segment"} of a generation's live documents,
+    read from the segments' segment.json only (a writer needs no more to plan an update)."""
+    out = {}
+    for entry in manifest.get("segments", []):
+        info = json.loads((index_dir / SEGMENTS / entry["name"] / SEGMENT).read_text())
+        gone = set(entry.get("deleted", []))
+        out.update({d: {**about, "segment": entry["name"]} for d, about in info["documents"].items() if d not in gone})
+    return out
 
 
 def _metadata(title: str, stored: str) -> Metadata:

@@ -78,14 +78,45 @@ def load(path: str) -> faiss.Index:
     return faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
 
 
-def search(
-    index: faiss.Index, query: np.ndarray, n: int, allowed: np.ndarray | None = None
+def search_parts(
+    parts: list[tuple[faiss.Index, np.ndarray, np.ndarray]], query: np.ndarray, n: int,
+    allowed: np.ndarray | None = None,
 ) -> list[tuple[int, float]]:
-    """Top-n ids by inner product, optionally among `allowed` ids only."""
+    """Top-n ids by inner product over several indexes, each given as (index, its ids ascending, its
+    deleted ids); optionally among `allowed` ids only. Each part's top n, merged by score then id:
+    with exact indexes, the top n of one index holding every live vector."""
+    found: list[tuple[int, float]] = []
+    for index, ids, dead in parts:
+        if allowed is not None:
+            mine = allowed[members(ids, allowed)]
+            found += search(index, query, n, mine[~np.isin(mine, dead)] if len(dead) else mine)
+        else:
+            found += search(index, query, n, excluded=dead if len(dead) else None)
+    return sorted(found, key=lambda hit: (-hit[1], hit[0]))[:n]
+
+
+def members(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of `values` are in `sorted_ids` (ascending): a binary search each, where np.isin would
+    sort a million ids again for every question."""
+    if not len(sorted_ids) or not len(values):
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_ids, values).clip(0, len(sorted_ids) - 1)
+    return np.asarray(sorted_ids[at] == values)
+
+
+def search(
+    index: faiss.Index, query: np.ndarray, n: int, allowed: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
+) -> list[tuple[int, float]]:
+    """Top-n ids by inner product, optionally among `allowed` ids only, or all but `excluded`."""
     if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
         return []
     query = query.reshape(1, -1).astype(np.float32, copy=False)
     selector = faiss.IDSelectorBatch(allowed) if allowed is not None else None
+    if excluded is not None:
+        dead = faiss.IDSelectorBatch(excluded)  # locals: FAISS holds no reference to the inner selectors
+        keep = faiss.IDSelectorNot(dead)
+        selector = keep if is_exact(index) else faiss.IDSelectorAnd(_LIVE, keep)
     if is_exact(index):
         params = faiss.SearchParameters(sel=selector) if selector is not None else None
     elif allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
