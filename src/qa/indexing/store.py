@@ -25,6 +25,7 @@ import numpy as np
 
 from qa.indexing import vector_index
 from qa.indexing.lexical import Part, Postings, Words
+from qa.indexing.sentences import SentenceData
 from qa.reading.chunking import Chunk
 from qa.reading.metadata import Metadata
 
@@ -34,7 +35,8 @@ from qa.reading.metadata import Metadata
 #    documents carry their metadata (authors, publisher, date and where each was read; metadata.py);
 #    the manifest records when each document was indexed ("indexed"), for the library page.
 # 5: immutable segments with raw-count BM25 postings scored with global statistics (issue 21).
-FORMAT_VERSION = 5
+# 6: each chunk stores what the answer reads of its sentences (sentences.py: terms, title lines, roles).
+FORMAT_VERSION = 6
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"
 SEGMENT = "segment.json"
@@ -49,7 +51,7 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id), ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, section TEXT, page INTEGER,
-    sentences TEXT NOT NULL, sentence_vectors BLOB NOT NULL
+    sentences TEXT NOT NULL, sentence_vectors BLOB NOT NULL, sentence_data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 """
@@ -61,6 +63,7 @@ class StoredChunk:
     chunk: Chunk
     title: str
     sentence_vectors: np.ndarray  # (len(chunk.sentences), dim) float32, normalised
+    data: SentenceData | None = None  # stored at build time; None: the answer computes it (sentences.py)
 
 
 @dataclass(frozen=True)
@@ -113,15 +116,16 @@ class Segment:
         marks = ",".join("?" * len(ids))
         rows = self.rows(
             'SELECT c.id, c.doc_id, c.ordinal, c.start, c."end", c.text, c.section, c.page, c.sentences, '
-            f"c.sentence_vectors, d.title FROM chunks c JOIN documents d USING (doc_id) WHERE c.id IN ({marks})",
+            "c.sentence_vectors, c.sentence_data, d.title FROM chunks c JOIN documents d USING (doc_id) "
+            f"WHERE c.id IN ({marks})",
             tuple(ids),
         )
         out = {}
-        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, title in rows:
+        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, data, title in rows:
             spans = tuple(tuple(s) for s in json.loads(sentences))
             chunk = Chunk(doc_id, ordinal, start, end, text, section, page, spans)
             vecs = np.frombuffer(blob, dtype=np.float32).reshape(len(spans), self.dimension)
-            out[cid] = StoredChunk(cid, chunk, title, vecs)
+            out[cid] = StoredChunk(cid, chunk, title, vecs, SentenceData.from_json(data))
         return out
 
     def close(self) -> None:
