@@ -1,5 +1,6 @@
 """The FastAPI app: JSON routes over one shared `Assistant`, plus the HTML routes from web.py."""
 
+import json
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated
 
@@ -106,8 +107,16 @@ def _metadata(document: StoredDocument) -> dict:
     return {"authors": m.authors, "publisher": m.publisher, "date": m.date}
 
 
-def current(request: Request) -> Assistant:
+async def current(request: Request) -> Assistant:
+    """The app's Assistant. Async: resolved on the event loop, not in a trip to the thread pool."""
     return request.app.state.assistant
+
+
+def answer_response(answer: Answer) -> Response:
+    """The answer as the JSON body FastAPI would send for `response_model=Answer`, serialised once: the
+    code built it, so it is not validated again against the model (the OpenAPI schema still says Answer)."""
+    return Response(json.dumps(answer.to_dict(), ensure_ascii=False, allow_nan=False, indent=None,
+                               separators=(",", ":")).encode("utf-8"), media_type="application/json")
 
 
 def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
@@ -193,9 +202,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
                             status_code=405, headers={"Allow": ", ".join(allowed)})
 
     @app.post("/ask", response_model=Answer, responses=ERRORS, tags=["questions"])
-    def ask(body: AskRequest, a: Annotated[Assistant, Depends(current)]) -> dict:
+    def ask(body: AskRequest, a: Annotated[Assistant, Depends(current)]) -> Response:
         """Answer a question with cited passages; `answer` marks each claim with [rank]."""
-        return a.ask(body.question, body.k, body.documents).to_dict()
+        return answer_response(a.ask(body.question, body.k, body.documents))
 
     @app.get("/ask", response_model=Answer, responses=ERRORS, tags=["questions"])
     def ask_get(
@@ -205,9 +214,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
         documents: Annotated[list[str] | None, Query(
             max_length=MAX_DOCUMENT_FILTERS, description="Only search these doc_ids (repeat the parameter).")] = None,
-    ) -> dict:
+    ) -> Response:
         """The same as POST /ask, for links and quick calls."""
-        return a.ask(q, k, documents).to_dict()
+        return answer_response(a.ask(q, k, documents))
 
     @app.get("/health", tags=["service"], responses={503: {"description": "No index loaded yet"}})
     def health(a: Annotated[Assistant, Depends(current)]) -> JSONResponse:
