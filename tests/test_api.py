@@ -139,21 +139,19 @@ def test_openapi_documents_ask(client):
     assert client.get("/docs").status_code == 200
 
 
-@pytest.mark.parametrize("question", [QUESTION, "How do I bake sourdough bread at home?", "Who wrote the report?"])
+@pytest.mark.parametrize("question", [QUESTION, "How do I repot an orchid?", "Who wrote the report?"])
 def test_ask_sends_the_body_the_answer_model_describes_serialised_once(client, question):
     """/ask serialises the answer it built without validating it again (issue 22): the bytes must be
     those FastAPI sends for a value validated against the documented Answer schema, and the schema
     must still name Answer as the response of both /ask routes."""
-    from fastapi.encoders import jsonable_encoder
     from pydantic import TypeAdapter
 
     from qa.answering.answers import Answer
 
     r = client.post("/ask", json={"question": question})
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
-    body = json.loads(r.content)
-    validated = jsonable_encoder(TypeAdapter(Answer).validate_python(body))
-    assert r.content == json.dumps(validated, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    model = TypeAdapter(Answer)  # what FastAPI does with a response_model: validate, then dump_json
+    assert r.content == model.dump_json(model.validate_python(json.loads(r.content)))
     paths = client.get("/openapi.json").json()["paths"]["/ask"]
     for method in ("get", "post"):
         schema = paths[method]["responses"]["200"]["content"]["application/json"]["schema"]

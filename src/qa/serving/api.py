@@ -1,6 +1,5 @@
 """The FastAPI app: JSON routes over one shared `Assistant`, plus the HTML routes from web.py."""
 
-import json
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated
 
@@ -10,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -112,11 +111,14 @@ async def current(request: Request) -> Assistant:
     return request.app.state.assistant
 
 
+# Serialises an Answer by its schema (pydantic-core, as FastAPI serialises a response_model).
+ANSWER_JSON = TypeAdapter(Answer)
+
+
 def answer_response(answer: Answer) -> Response:
-    """The answer as the JSON body FastAPI would send for `response_model=Answer`, serialised once: the
-    code built it, so it is not validated again against the model (the OpenAPI schema still says Answer)."""
-    return Response(json.dumps(answer.to_dict(), ensure_ascii=False, allow_nan=False, indent=None,
-                               separators=(",", ":")).encode("utf-8"), media_type="application/json")
+    """The answer as the JSON body FastAPI sends for `response_model=Answer`, serialised once from the
+    dataclass: the code built it, so it is not validated again (the OpenAPI schema still says Answer)."""
+    return Response(ANSWER_JSON.dump_json(answer), media_type="application/json")
 
 
 def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
