@@ -126,8 +126,8 @@ def bodies(workdir: Path, squad: Path, wikiqa: Path) -> list[dict]:
         settings = Settings(corpus_dir=corpus, index_dir=corpus.parent / "index")
         assistant = Assistant(settings, encoder=encoder)
         began = time.perf_counter()
-        print(f"{name}: {assistant.reindex().describe().splitlines()[0]} "
-              f"({time.perf_counter() - began:.1f} s)", file=sys.stderr)
+        summary = assistant.reindex().describe()  # says so when it upgraded an older format
+        print(f"{name}: {summary} ({time.perf_counter() - began:.1f} s)", file=sys.stderr)
         client = TestClient(create_app(assistant=assistant))
         began = time.perf_counter()
         for question in questions:

@@ -43,6 +43,11 @@ SEGMENT = "segment.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 
+# Chunks whose stored sentence data (sentences.py) a segment keeps parsed: parsing a passage's JSON
+# costs about 60 us, and a question reads twenty passages. Documents' data only (a few KB a chunk),
+# never a question's; the segment is immutable, so nothing goes stale.
+SENTENCE_DATA_KEPT = 8192
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL,
@@ -88,6 +93,7 @@ class Segment:
         self.vectors = vector_index.load(str(path / VECTORS))  # memory-mapped: workers share one copy
         self.postings = Postings(path)
         self.ids: np.ndarray = self.postings.ids  # the segment's chunk ids, ascending
+        self._sentence_data: dict[int, SentenceData] = {}  # parsed once per chunk (SENTENCE_DATA_KEPT)
         self.dimension = dimension
 
     @property
@@ -125,7 +131,12 @@ class Segment:
             spans = tuple(tuple(s) for s in json.loads(sentences))
             chunk = Chunk(doc_id, ordinal, start, end, text, section, page, spans)
             vecs = np.frombuffer(blob, dtype=np.float32).reshape(len(spans), self.dimension)
-            out[cid] = StoredChunk(cid, chunk, title, vecs, SentenceData.from_json(data))
+            parsed = self._sentence_data.get(cid)
+            if parsed is None:
+                if len(self._sentence_data) >= SENTENCE_DATA_KEPT:
+                    self._sentence_data.clear()
+                parsed = self._sentence_data[cid] = SentenceData.from_json(data)
+            out[cid] = StoredChunk(cid, chunk, title, vecs, parsed)
         return out
 
     def close(self) -> None:
