@@ -139,6 +139,25 @@ def test_openapi_documents_ask(client):
     assert client.get("/docs").status_code == 200
 
 
+@pytest.mark.parametrize("question", [QUESTION, "How do I repot an orchid?", "Who wrote the report?"])
+def test_ask_sends_the_body_the_answer_model_describes_serialised_once(client, question):
+    """/ask serialises the answer it built without validating it again (issue 22): the bytes must be
+    those FastAPI sends for a value validated against the documented Answer schema, and the schema
+    must still name Answer as the response of both /ask routes."""
+    from pydantic import TypeAdapter
+
+    from qa.answering.answers import Answer
+
+    r = client.post("/ask", json={"question": question})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    model = TypeAdapter(Answer)  # what FastAPI does with a response_model: validate, then dump_json
+    assert r.content == model.dump_json(model.validate_python(json.loads(r.content)))
+    paths = client.get("/openapi.json").json()["paths"]["/ask"]
+    for method in ("get", "post"):
+        schema = paths[method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Answer"}
+
+
 def test_writes_are_disabled_without_a_token(client):
     assert client.post("/reindex").status_code == 403
     assert client.delete("/documents/article-ii-mandate.txt").status_code == 403

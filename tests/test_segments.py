@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -330,6 +331,10 @@ def format_4_copy(source: Path, target: Path) -> None:
     folder = target / "gen-1000"
     folder.mkdir(parents=True)
     shutil.copy(segment.path / STORE, folder / STORE)
+    db = sqlite3.connect(folder / STORE)  # format 4 stored no sentence data (format 6 does)
+    db.execute("ALTER TABLE chunks DROP COLUMN sentence_data")
+    db.commit()
+    db.close()
     shutil.copy(segment.path / VECTORS, folder / VECTORS)
     manifest = {k: v for k, v in gen.manifest.items() if k not in ("segments", "next_chunk_id", "document_count")}
     (folder / "manifest.json").write_text(json.dumps({**manifest, "format": 4, "chunks": gen.chunk_count}))

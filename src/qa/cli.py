@@ -187,8 +187,11 @@ def _stdout_to_stderr():
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
 def _upgradable(settings: Settings) -> bool:
-    """An index of the format before segments, which `qa index` upgrades without encoding anything."""
+    """An index of an older format (4: before segments; 5: without stored sentence data), which `qa index`
+    upgrades without encoding anything."""
     from qa.indexing.build import upgradable
     from qa.indexing.generations import current_generation, read_manifest
 

@@ -151,11 +151,11 @@ class Assistant:
             check_documents(documents, gen.manifest["documents"])
         began = time.perf_counter()
         query = self.encoder.encode_query(question)
-        hits = retrieve(gen, query, question, k, documents, self.reranker)
         words = list(dict.fromkeys(lexical.terms(question)))
-        term_weights = gen.words.idf(words)
+        term_weights, absent = gen.words.statistics(words)  # the question's terms and IDF, once
+        hits = retrieve(gen, query, question, k, documents, self.reranker, term_weights)
         answer = answer_about_document(question, query, hits, gen, documents, k) or compose(
-            question, query, hits, self.settings.min_confidence, term_weights, gen.words.absent(words)
+            question, query, hits, self.settings.min_confidence, term_weights, absent
         )
         attach_metadata(answer, gen)
         answer.took_ms = round((time.perf_counter() - began) * 1000, 2)

@@ -13,7 +13,16 @@ from typing import ClassVar
 import numpy as np
 
 from qa.answering import confidence
-from qa.answering.evidence import highlight_order, is_title_line, one_line, roles, sentence_coverage, stems
+from qa.answering.evidence import (
+    chunk_terms,
+    highlight_order,
+    is_title_line,
+    one_line,
+    roles,
+    sentence_coverage,
+    sentence_terms,
+    stems,
+)
 from qa.answering.retrieval import Hit
 from qa.indexing.lexical import STOPWORDS
 from qa.indexing.store import StoredChunk
@@ -339,10 +348,9 @@ def _anchor(question: str, leading: list, pointed: bool) -> tuple[int, int] | No
     if not 0 < len(wanted) <= SHORT_QUESTION_WORDS:
         return None
     for p, (hit, _, order) in enumerate(leading):
-        chunk = hit.stored.chunk
+        held = sentence_terms(hit.stored)
         for i in sorted(order):
-            a, b = _relative(chunk, i)
-            if wanted <= stems(chunk.text[a:b]):
+            if wanted <= held[i]:
                 return p, i
     return None
 
@@ -397,6 +405,8 @@ def assess(
         sentence_all=[float(sims[i]) for _, sims, order in leading for i in order],
         passage_texts=texts,
         evidence_texts=[_sentence(hit.stored.chunk, i) for hit, _, i in evidence],
+        passage_terms=[chunk_terms(hit.stored) for hit, _, _ in ranked[:ANSWER_PASSAGES]],
+        evidence_terms=[sentence_terms(hit.stored)[i] for hit, _, i in evidence],
         scores=[hit.score for hit in hits[:ANSWER_PASSAGES]],
         unmatched=unmatched_names(question, own),
         weights=term_weights,

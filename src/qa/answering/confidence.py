@@ -20,7 +20,7 @@ from importlib import resources
 
 import numpy as np
 
-from qa.answering.evidence import stems, term_coverage
+from qa.answering.evidence import set_coverage, stems
 from qa.indexing import lexical
 
 # The signals, in the order the model's coefficients are stored. Each makes sense on any text.
@@ -113,6 +113,9 @@ def signals(
     weights: dict[str, float] | None = None,
     evidence_cosines: Sequence[float] = (),
     absent: frozenset[str] = frozenset(),
+    passage_terms: Sequence[frozenset[str]] | None = None,
+    evidence_terms: Sequence[frozenset[str]] | None = None,
+    words: list[str] | None = None,
 ) -> np.ndarray:
     """The FEATURES of one answer.
 
@@ -122,11 +125,13 @@ def signals(
     of the first passages in rank order; unmatched: the question's names and numbers no first passage
     contains; weights: each of the question's terms' IDF in the index (LexicalIndex.idf; every term
     weighs 1 without them); absent: the question's terms no chunk of the index holds
-    (LexicalIndex.absent).
+    (LexicalIndex.absent). passage_terms, evidence_terms: the terms of passage_texts and evidence_texts
+    when the index stored them (sentences.py); words: the question's distinct terms, when known.
     """
-    words = list(dict.fromkeys(lexical.terms(question)))
+    words = list(dict.fromkeys(lexical.terms(question))) if words is None else words
     weights = {w: (weights or {}).get(w, 1.0) for w in words}
-    passages = [stems(t) for t in passage_texts]
+    passages = list(passage_terms) if passage_terms is not None else [stems(t) for t in passage_texts]
+    evidence = list(evidence_terms) if evidence_terms is not None else [stems(t) for t in evidence_texts]
     joined = set().union(*passages) if passages else set()
     asked = asked_kind(question)
     held = asked is not None and any(holds_kind(t, asked) for t in evidence_texts)
@@ -135,8 +140,8 @@ def signals(
     mean = float(np.mean(sentence_best)) if len(sentence_best) else 0.0
     coverage = _coverage(words, weights, joined)
     rarest = max((w for w in words if w not in absent), key=lambda w: weights[w], default=None)
-    said = set().union(*map(stems, evidence_texts))
-    per_sentence = term_coverage(weights, list(evidence_texts)) if evidence_cosines else []
+    said = set().union(*evidence)
+    per_sentence = set_coverage(weights, evidence) if evidence_cosines else []
     ordered = sorted(sentence_all, reverse=True)
     values = [
         best,

@@ -8,13 +8,13 @@ across passages, so the answer can weigh a sentence of one passage against anoth
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
 
 from qa.indexing import lexical
+from qa.indexing.sentences import one_line, relative_spans
 from qa.indexing.store import StoredChunk
 from qa.reading.sentence_roles import SentenceRole, sentence_roles
 
@@ -31,9 +31,16 @@ def term_coverage(weights: dict[str, float], texts: list[str]) -> np.ndarray:
     total = sum(weights.values())
     if total <= 0:
         return np.zeros(len(texts))
+    return set_coverage(weights, [stems(x) for x in texts])
+
+
+def set_coverage(weights: dict[str, float], held: Sequence[frozenset[str] | set[str]]) -> np.ndarray:
+    """`term_coverage` of texts given as their term sets (stored per sentence at build time)."""
+    total = sum(weights.values())
+    if total <= 0:
+        return np.zeros(len(held))
     # Summed in the question's term order, not the set's (which changes with PYTHONHASHSEED): the
     # same answer in every process, to the last bit (the CLI's and the server's).
-    held = [stems(x) for x in texts]
     return np.array([sum(w for t, w in weights.items() if t in have) / total for have in held])
 
 
@@ -92,6 +99,8 @@ def highlight_order(
 def is_title_line(stored: StoredChunk, i: int) -> bool:
     """Whether sentence `i` of the passage is its document's title line (which resembles every
     question about the document without answering any)."""
+    if stored.data is not None:
+        return stored.data.title_lines[i]
     chunk = stored.chunk
     if chunk.ordinal != 0:
         return False
@@ -110,18 +119,29 @@ def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, flo
 
 
 def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndarray:
-    """`term_coverage` of each of the passage's sentences, from cached stems."""
-    chunk = stored.chunk
+    """`term_coverage` of each of the passage's sentences, from their stored terms."""
     total = sum(weights.values())
     if total <= 0:
-        return np.zeros(len(chunk.sentences))
-    stems = _sentence_stems(chunk.text, tuple((a - chunk.start, b - chunk.start) for a, b in chunk.sentences))
-    return np.array([sum(w for t, w in weights.items() if t in held) for held in stems]) / total
+        return np.zeros(len(stored.chunk.sentences))
+    items = list(weights.items())  # summed in the question's term order (see term_coverage)
+    return np.array([sum(w for t, w in items if t in held) for held in sentence_terms(stored)]) / total
 
 
-# Retrieval looks at the sentences of its best 20 passages for every question: the stems of each
-# passage's sentences are kept for the passages seen most recently (a few MB), so that a popular
-# passage is not tokenised and stemmed again each time (about 3 ms a question on SQuAD's articles).
+def sentence_terms(stored: StoredChunk) -> tuple[frozenset[str], ...]:
+    """Each of the passage's sentences' distinct terms: stored with the index (sentences.py), or
+    computed and cached for a chunk made elsewhere."""
+    if stored.data is not None:
+        return stored.data.terms
+    return _sentence_stems(stored.chunk.text, relative_spans(stored.chunk))
+
+
+def chunk_terms(stored: StoredChunk) -> frozenset[str]:
+    """The passage's distinct terms (stored, or computed for a chunk made elsewhere)."""
+    return stored.data.chunk_terms if stored.data is not None else frozenset(stems(stored.chunk.text))
+
+
+# Chunks the index stores carry their sentences' terms and roles (sentences.py); a chunk made
+# elsewhere (a test's, a bench's) has them computed and kept for the most recent ones.
 SENTENCE_STEM_CACHE = 8192
 
 
@@ -131,19 +151,13 @@ def _sentence_stems(text: str, spans: tuple[tuple[int, int], ...]) -> tuple[froz
 
 
 def roles(stored: StoredChunk) -> tuple[SentenceRole, ...]:
-    """What each of the passage's sentences says (a reason, a date, a lead-in, ...: sentence_roles),
-    computed once per chunk and kept like its stems. They depend on the chunk alone, so the index can
-    store them at build time; until it does, they are computed on first use (0.15 to 0.18 ms a chunk
-    of SQuAD and WikiQA on 2 shared cores) for the one to three passages an answer asks about, then kept."""
-    chunk = stored.chunk
-    return _roles(chunk.text, tuple((a - chunk.start, b - chunk.start) for a, b in chunk.sentences))
+    """What each of the passage's sentences says (a reason, a date, a lead-in, ...: sentence_roles):
+    stored with the index at build time (sentences.py), computed and kept for a chunk made elsewhere."""
+    if stored.data is not None:
+        return stored.data.roles
+    return _roles(stored.chunk.text, relative_spans(stored.chunk))
 
 
 @lru_cache(maxsize=SENTENCE_STEM_CACHE)
 def _roles(text: str, spans: tuple[tuple[int, int], ...]) -> tuple[SentenceRole, ...]:
     return sentence_roles(text, spans)
-
-
-def one_line(text: str) -> str:
-    """Text with every run of whitespace made one space, as a sentence is quoted."""
-    return re.sub(r"\s+", " ", text).strip()

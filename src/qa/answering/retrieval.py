@@ -62,8 +62,13 @@ def retrieve(
     k: int,
     doc_ids: list[str] | None = None,
     reranker: Reranker | None = None,
+    weights: dict[str, float] | None = None,
 ) -> list[Hit]:
+    """The best k passages. `weights`: the IDF of the question's distinct terms (Words.idf), when the
+    caller has them already; computed here otherwise."""
     n = CANDIDATES
+    if weights is None:
+        weights = gen.words.idf(list(dict.fromkeys(terms(question))))
     allowed = gen.chunk_ids_of(doc_ids) if doc_ids is not None else None
     dense = dict(gen.dense(query, n, allowed))
     lexical = dict(gen.lexical(question, n, allowed))
@@ -71,11 +76,11 @@ def retrieve(
     if missing:
         dense.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
     ids = list(dense)
-    coverage = dict(zip(ids, gen.words.coverage(question, ids).tolist(), strict=True))
+    coverage = dict(zip(ids, gen.words.coverage(question, ids, weights).tolist(), strict=True))
     fused = fuse(dense, lexical, coverage)
     ranking = sorted(fused, key=lambda i: (-fused[i], i))
     pool = gen.chunks(ranking[:RERANK_DEPTH])  # MAX_K <= RERANK_DEPTH: the first k never depend on k
-    add_best_sentences(fused, pool, query, gen.words.idf(list(dict.fromkeys(terms(question)))))
+    add_best_sentences(fused, pool, query, weights)
     order = _by_document(ranking[:RERANK_DEPTH], pool, fused)
     best = order[: RERANK_DEPTH if reranker else k]
     hits = [Hit(pool[i], dense[i], lexical.get(i, 0.0), fused[i]) for i in best if i in pool]

@@ -32,7 +32,7 @@ from qa.indexing.generations import (
     remove_leftovers,
     writer_lock,
 )
-from qa.indexing.segments import upgrade_format_4, write_segment
+from qa.indexing.segments import upgrade_format_4, upgrade_format_5, write_segment
 from qa.indexing.store import FORMAT_VERSION, MANIFEST, STORE, VECTORS, live_documents
 from qa.reading.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from qa.reading.documents import Document, iter_corpus_files, read_document
@@ -200,8 +200,11 @@ def _build_locked(
     summary = BuildSummary()
     if manifest is not None and not rebuild and upgradable(old_gen, manifest, settings):
         progress("upgrading", 0, 1)
+        was = manifest.get("format")
         manifest = _upgrade(index_dir, old_gen, manifest, settings)
-        summary.upgraded = (f"the format-{UPGRADABLE_FORMAT} index became one segment of format {FORMAT_VERSION} "
+        became = ("became one segment" if was == 4 else
+                  f"had its {len(manifest['segments'])} segments given their sentences' terms, title lines and roles")
+        summary.upgraded = (f"the format-{was} index {became} of format {FORMAT_VERSION} "
                             f"({manifest['document_count']} documents, {manifest['chunks']} passages); its "
                             "vectors were reused, nothing was encoded again")
     if manifest is not None:
@@ -314,14 +317,19 @@ def write_update(
 
 
 UPGRADABLE_FORMAT = 4  # one generation of one store, FAISS index and BM25 index (before segments)
+SEGMENTS_FORMAT = 5  # segments whose chunks do not store their sentences' data yet (sentences.py)
 
 
 def upgradable(generation: Path, manifest: dict, settings: Settings) -> bool:
-    """Whether a published generation is a format-4 one this configuration built, so that it can
-    become one segment without encoding anything (`_upgrade`)."""
-    if manifest.get("format") != UPGRADABLE_FORMAT or "segments" in manifest:
+    """Whether a published generation is a format-4 or format-5 one this configuration built, so that
+    it can become format 6 without encoding anything (`_upgrade`)."""
+    if manifest.get("format") == SEGMENTS_FORMAT and "segments" in manifest:
+        files = [generation.parent / "segments" / s["name"] / STORE for s in manifest["segments"]]
+    elif manifest.get("format") == UPGRADABLE_FORMAT and "segments" not in manifest:
+        files = [generation / name for name in (STORE, VECTORS)]
+    else:
         return False
-    if not all((generation / name).is_file() for name in (STORE, VECTORS)):
+    if not all(f.is_file() for f in files):
         return False
     try:
         check_compatible({**manifest, "format": FORMAT_VERSION}, settings)
@@ -331,7 +339,14 @@ def upgradable(generation: Path, manifest: dict, settings: Settings) -> bool:
 
 
 def _upgrade(index_dir: Path, generation: Path, manifest: dict, settings: Settings) -> dict:
-    """Publish a format-4 generation as one segment (segments.upgrade_format_4); returns the new manifest."""
+    """Publish a format-4 generation as one segment (segments.upgrade_format_4), or a format-5 one with
+    each segment given its sentence data (segments.upgrade_format_5); returns the new manifest."""
+    if manifest.get("format") == SEGMENTS_FORMAT:
+        segments = [{**entry, "name": upgrade_format_5(index_dir, index_dir / "segments" / entry["name"]).name}
+                    for entry in manifest["segments"]]
+        upgraded = {**manifest, "format": FORMAT_VERSION, "segments": segments}
+        publish_manifest(index_dir, upgraded)
+        return upgraded
     folder = upgrade_format_4(index_dir, generation, manifest, settings.exact_max_chunks)
     info = json.loads((folder / "segment.json").read_text())
     upgraded = new_manifest(settings, (manifest["dimension"], manifest["max_seq_length"]),
@@ -350,7 +365,7 @@ def _hashes_of(index_dir: Path, manifest: dict) -> dict[str, str]:
 
 def new_manifest(settings: Settings, sizes: tuple[int, int], segments: list[dict], next_chunk_id: int,
                  documents: int, chunks: int, now: str) -> dict:
-    """A format-5 manifest: the segments and their deletions, not a list of every document.
+    """A format-6 manifest: the segments and their deletions, not a list of every document.
     `sizes`: the model's (dimension, max_seq_length)."""
     return {
         "format": FORMAT_VERSION,

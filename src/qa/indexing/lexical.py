@@ -199,15 +199,22 @@ class Words:
         holds gets the largest IDF there is."""
         return {w: _idf(self.n, self._df(w)) for w in words}
 
+    def statistics(self, words: list[str]) -> tuple[dict[str, float], frozenset[str]]:
+        """`idf` and `absent` of the same terms, each term's document frequency counted once."""
+        df = {w: self._df(w) for w in words}
+        return {w: _idf(self.n, d) for w, d in df.items()}, frozenset(w for w, d in df.items() if d == 0)
+
     def absent(self, words: list[str]) -> frozenset[str]:
         """The terms (as `terms` gives them) that no live chunk holds: a question whose focal term
         the corpus never uses cannot be answered by it, however close its passages come in meaning."""
         return frozenset(w for w in words if self._df(w) == 0)
 
-    def coverage(self, question: str, chunk_ids: list[int]) -> np.ndarray:
+    def coverage(self, question: str, chunk_ids: list[int], weights: dict[str, float] | None = None) -> np.ndarray:
         """For each chunk, the share of the question's IDF (its distinct stemmed content words) that
-        the chunk holds, read off the postings: no chunk text is needed."""
-        weights = self.idf(list(dict.fromkeys(terms(question))))
+        the chunk holds, read off the postings: no chunk text is needed. `weights`: that IDF (`idf`),
+        when the caller has it."""
+        if weights is None:
+            weights = self.idf(list(dict.fromkeys(terms(question))))
         total = sum(weights.values())
         out = np.zeros(len(chunk_ids))
         if total <= 0 or not chunk_ids:

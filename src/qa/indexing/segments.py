@@ -22,6 +22,7 @@ import numpy as np
 
 from qa.indexing import lexical
 from qa.indexing.generations import checkpoint, fsync_tree
+from qa.indexing.sentences import sentence_data
 from qa.indexing.store import SCHEMA, SEGMENT, SEGMENTS, STORE, VECTORS, Segment
 from qa.indexing.vector_index import empty_index, fit_to_size, hnsw, load, remove
 from qa.reading.chunking import Chunk
@@ -37,6 +38,7 @@ def write_segment(
     staging = _staging(index_dir)
     try:
         ids = np.arange(first_id, first_id + len(chunks), dtype=np.int64)
+        titles = {d.doc_id: d.title for d in documents}
         db = sqlite3.connect(staging / STORE)
         db.executescript(SCHEMA)
         with db:
@@ -46,9 +48,10 @@ def write_segment(
                   json.dumps(d.metadata.to_row())) for d in documents],
             )
             db.executemany(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(int(cid), c.doc_id, c.ordinal, c.start, c.end, c.text, c.section, c.page,
-                  json.dumps(c.sentences), np.asarray(sv, dtype=np.float32).tobytes())
+                  json.dumps(c.sentences), np.asarray(sv, dtype=np.float32).tobytes(),
+                  sentence_data(c, titles[c.doc_id]).to_json())
                  for cid, c, sv in zip(ids, chunks, sentence_vectors, strict=True)],
             )
         db.close()
@@ -136,7 +139,8 @@ def upgrade_format_4(index_dir: Path, generation: Path, manifest: dict, exact_ma
     the BM25 postings are counted again from the stored texts; nothing is encoded."""
     staging = _staging(index_dir)
     try:
-        _link_or_copy(generation / STORE, staging / STORE)
+        shutil.copy2(generation / STORE, staging / STORE)  # it gains the sentence data (format 6)
+        add_sentence_data(staging / STORE)
         db = sqlite3.connect(f"file:{(staging / STORE).as_posix()}?mode=ro&immutable=1", uri=True)
         rows = db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
         titles = db.execute("SELECT d.doc_id, d.title, COUNT(c.id) FROM documents d LEFT JOIN chunks c "
@@ -153,6 +157,50 @@ def upgrade_format_4(index_dir: Path, generation: Path, manifest: dict, exact_ma
         about = {doc_id: {"sha256": manifest["documents"][doc_id], "title": title, "chunks": n,
                           "indexed": indexed.get(doc_id, manifest.get("created", ""))} for doc_id, title, n in titles}
         return _finish(index_dir, staging, ids, vectors, triples, lengths, about, exact_max_chunks, "upgrade")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def add_sentence_data(store: Path) -> None:
+    """Give a format-5 store's chunks the sentence data format 6 stores (sentences.py), from their texts."""
+    db = sqlite3.connect(store)
+    try:
+        if "sentence_data" not in {row[1] for row in db.execute("PRAGMA table_info(chunks)")}:
+            db.execute("ALTER TABLE chunks ADD COLUMN sentence_data TEXT NOT NULL DEFAULT ''")
+        rows = db.execute('SELECT c.id, c.doc_id, c.ordinal, c.start, c."end", c.text, c.section, c.page, '
+                          "c.sentences, d.title FROM chunks c JOIN documents d USING (doc_id)").fetchall()
+        with db:
+            db.executemany("UPDATE chunks SET sentence_data = ? WHERE id = ?", [
+                (sentence_data(Chunk(doc_id, ordinal, start, end, text, section, page,
+                                     tuple(tuple(s) for s in json.loads(spans))), title).to_json(), cid)
+                for cid, doc_id, ordinal, start, end, text, section, page, spans, title in rows])
+        db.execute("VACUUM")
+    finally:
+        db.close()
+
+
+def upgrade_format_5(index_dir: Path, segment: Path) -> Path:
+    """A copy of a format-5 segment whose store holds the sentence data of format 6: the store is
+    copied and filled in from its texts, every other file (vectors, postings) is hard-linked as it
+    is; nothing is encoded."""
+    staging = _staging(index_dir)
+    try:
+        for f in segment.iterdir():
+            if f.name == STORE:
+                shutil.copy2(f, staging / STORE)
+            elif f.name != SEGMENT:
+                _link_or_copy(f, staging / f.name)
+        add_sentence_data(staging / STORE)
+        info = json.loads((segment / SEGMENT).read_text())
+        info["bytes"] = sum(p.stat().st_size for p in staging.iterdir())
+        (staging / SEGMENT).write_text(json.dumps(info, indent=1))
+        fsync_tree(staging)
+        checkpoint("upgrade:segment-staged")
+        folder = index_dir / SEGMENTS / f"seg-{time.time_ns()}"
+        staging.rename(folder)
+        fsync_tree(folder.parent, files=False)
+        return folder
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -25,6 +25,7 @@ import numpy as np
 
 from qa.indexing import vector_index
 from qa.indexing.lexical import Part, Postings, Words
+from qa.indexing.sentences import SentenceData
 from qa.reading.chunking import Chunk
 from qa.reading.metadata import Metadata
 
@@ -34,12 +35,18 @@ from qa.reading.metadata import Metadata
 #    documents carry their metadata (authors, publisher, date and where each was read; metadata.py);
 #    the manifest records when each document was indexed ("indexed"), for the library page.
 # 5: immutable segments with raw-count BM25 postings scored with global statistics (issue 21).
-FORMAT_VERSION = 5
+# 6: each chunk stores what the answer reads of its sentences (sentences.py: terms, title lines, roles).
+FORMAT_VERSION = 6
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"
 SEGMENT = "segment.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
+
+# Chunks whose stored sentence data (sentences.py) a segment keeps parsed: parsing a passage's JSON
+# costs about 60 us, and a question reads twenty passages. Documents' data only (a few KB a chunk),
+# never a question's; the segment is immutable, so nothing goes stale.
+SENTENCE_DATA_KEPT = 8192
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -49,7 +56,7 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id), ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, section TEXT, page INTEGER,
-    sentences TEXT NOT NULL, sentence_vectors BLOB NOT NULL
+    sentences TEXT NOT NULL, sentence_vectors BLOB NOT NULL, sentence_data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 """
@@ -61,6 +68,7 @@ class StoredChunk:
     chunk: Chunk
     title: str
     sentence_vectors: np.ndarray  # (len(chunk.sentences), dim) float32, normalised
+    data: SentenceData | None = None  # stored at build time; None: the answer computes it (sentences.py)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Segment:
         self.vectors = vector_index.load(str(path / VECTORS))  # memory-mapped: workers share one copy
         self.postings = Postings(path)
         self.ids: np.ndarray = self.postings.ids  # the segment's chunk ids, ascending
+        self._sentence_data: dict[int, SentenceData] = {}  # parsed once per chunk (SENTENCE_DATA_KEPT)
         self.dimension = dimension
 
     @property
@@ -113,15 +122,21 @@ class Segment:
         marks = ",".join("?" * len(ids))
         rows = self.rows(
             'SELECT c.id, c.doc_id, c.ordinal, c.start, c."end", c.text, c.section, c.page, c.sentences, '
-            f"c.sentence_vectors, d.title FROM chunks c JOIN documents d USING (doc_id) WHERE c.id IN ({marks})",
+            "c.sentence_vectors, c.sentence_data, d.title FROM chunks c JOIN documents d USING (doc_id) "
+            f"WHERE c.id IN ({marks})",
             tuple(ids),
         )
         out = {}
-        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, title in rows:
+        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, data, title in rows:
             spans = tuple(tuple(s) for s in json.loads(sentences))
             chunk = Chunk(doc_id, ordinal, start, end, text, section, page, spans)
             vecs = np.frombuffer(blob, dtype=np.float32).reshape(len(spans), self.dimension)
-            out[cid] = StoredChunk(cid, chunk, title, vecs)
+            parsed = self._sentence_data.get(cid)
+            if parsed is None:
+                if len(self._sentence_data) >= SENTENCE_DATA_KEPT:
+                    self._sentence_data.clear()
+                parsed = self._sentence_data[cid] = SentenceData.from_json(data)
+            out[cid] = StoredChunk(cid, chunk, title, vecs, parsed)
         return out
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -106,8 +106,19 @@ def _metadata(document: StoredDocument) -> dict:
     return {"authors": m.authors, "publisher": m.publisher, "date": m.date}
 
 
-def current(request: Request) -> Assistant:
+async def current(request: Request) -> Assistant:
+    """The app's Assistant. Async: resolved on the event loop, not in a trip to the thread pool."""
     return request.app.state.assistant
+
+
+# Serialises an Answer by its schema (pydantic-core, as FastAPI serialises a response_model).
+ANSWER_JSON = TypeAdapter(Answer)
+
+
+def answer_response(answer: Answer) -> Response:
+    """The answer as the JSON body FastAPI sends for `response_model=Answer`, serialised once from the
+    dataclass: the code built it, so it is not validated again (the OpenAPI schema still says Answer)."""
+    return Response(ANSWER_JSON.dump_json(answer), media_type="application/json")
 
 
 def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
@@ -193,9 +204,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
                             status_code=405, headers={"Allow": ", ".join(allowed)})
 
     @app.post("/ask", response_model=Answer, responses=ERRORS, tags=["questions"])
-    def ask(body: AskRequest, a: Annotated[Assistant, Depends(current)]) -> dict:
+    def ask(body: AskRequest, a: Annotated[Assistant, Depends(current)]) -> Response:
         """Answer a question with cited passages; `answer` marks each claim with [rank]."""
-        return a.ask(body.question, body.k, body.documents).to_dict()
+        return answer_response(a.ask(body.question, body.k, body.documents))
 
     @app.get("/ask", response_model=Answer, responses=ERRORS, tags=["questions"])
     def ask_get(
@@ -205,9 +216,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
         documents: Annotated[list[str] | None, Query(
             max_length=MAX_DOCUMENT_FILTERS, description="Only search these doc_ids (repeat the parameter).")] = None,
-    ) -> dict:
+    ) -> Response:
         """The same as POST /ask, for links and quick calls."""
-        return a.ask(q, k, documents).to_dict()
+        return answer_response(a.ask(q, k, documents))
 
     @app.get("/health", tags=["service"], responses={503: {"description": "No index loaded yet"}})
     def health(a: Annotated[Assistant, Depends(current)]) -> JSONResponse:

@@ -1,0 +1,85 @@
+"""What the answer reads of each sentence that depends on the documents alone, computed when a chunk is
+written and stored with it (issue 22): each sentence's distinct terms, the chunk's own, which
+sentences are the document's title line, and each sentence's role (reading/sentence_roles.py).
+
+Terms are stored as the index's term strings (`lexical.terms`: lower-cased, stopwords dropped,
+Porter-stemmed), not as ids into a segment's vocabulary, so a merge copies them as they are. The query
+path used to split and stem every sentence of twenty passages per question to get these.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import astuple
+from functools import cached_property
+
+from qa.indexing import lexical
+from qa.reading.chunking import Chunk
+from qa.reading.sentence_roles import SentenceRole, sentence_roles
+
+_SPACE = re.compile(r"\s+")
+
+
+def one_line(text: str) -> str:
+    """Text with every run of whitespace made one space, as a sentence is quoted."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def term_set(text: str) -> frozenset[str]:
+    """The distinct terms of text as the index holds them (`lexical.terms`)."""
+    return frozenset(lexical.terms(text))
+
+
+class SentenceData:
+    """One chunk's stored sentence data. The roles, which an answer reads for one to three passages
+    only, are made from their stored values when first asked for."""
+
+    def __init__(self, terms: tuple[frozenset[str], ...], chunk_terms: frozenset[str],
+                 title_lines: tuple[bool, ...], roles: tuple[SentenceRole, ...] | list[list]) -> None:
+        self.terms = terms  # each sentence's distinct terms
+        self.chunk_terms = chunk_terms  # the whole chunk text's distinct terms
+        self.title_lines = title_lines  # whether each sentence is the document's title line
+        self._roles = roles
+
+    @cached_property
+    def roles(self) -> tuple[SentenceRole, ...]:
+        return tuple(r if isinstance(r, SentenceRole) else SentenceRole(*r) for r in self._roles)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SentenceData) and (self.terms, self.chunk_terms, self.title_lines, self.roles) == (
+            other.terms, other.chunk_terms, other.title_lines, other.roles)
+
+    def to_json(self) -> str:
+        return json.dumps({"terms": [sorted(t) for t in self.terms], "chunk": sorted(self.chunk_terms),
+                           "title": [i for i, t in enumerate(self.title_lines) if t],
+                           "roles": [list(astuple(r)) for r in self.roles]}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> SentenceData:
+        data = json.loads(text)
+        terms = tuple(map(frozenset, data["terms"]))
+        title = data["title"]
+        return cls(terms, frozenset(data["chunk"]), tuple(i in title for i in range(len(terms))), data["roles"])
+
+
+def relative_spans(chunk: Chunk) -> tuple[tuple[int, int], ...]:
+    return tuple((a - chunk.start, b - chunk.start) for a, b in chunk.sentences)
+
+
+def is_title_line(chunk: Chunk, title: str, i: int) -> bool:
+    """Whether sentence `i` of the chunk is its document's title line (only the first chunk has one)."""
+    if chunk.ordinal != 0:
+        return False
+    a, b = chunk.sentences[i]
+    return one_line(chunk.text[a - chunk.start:b - chunk.start]) == one_line(title)
+
+
+def sentence_data(chunk: Chunk, title: str) -> SentenceData:
+    spans = relative_spans(chunk)
+    return SentenceData(
+        tuple(term_set(chunk.text[a:b]) for a, b in spans),
+        term_set(chunk.text),
+        tuple(is_title_line(chunk, title, i) for i in range(len(spans))),
+        sentence_roles(chunk.text, spans),
+    )
