@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import FIXTURES, REPORT, make_settings
 from qa.cli import main
 from qa.config import Settings
-from qa.errors import IndexMismatch
+from qa.errors import ShardCountFixed
 from qa.indexing import shards as sharding
 from qa.indexing.generations import current_generation
 from qa.indexing.store import MANIFEST, SEGMENTS, Generation
@@ -136,11 +136,11 @@ def test_the_shard_count_is_fixed_until_a_rebuild_changes_it(tmp_path, encoder):
     before = sorted(p.name for p in sharded.settings.index_dir.iterdir())
     answer = sharded.ask("Where do the museum's stored objects go?").to_dict()
 
-    with pytest.raises(IndexMismatch, match=r"has 2 shards; `qa index --rebuild --shards 3`"):
+    with pytest.raises(ShardCountFixed, match=r"has 2 shards; `qa index --rebuild --shards 3`"):
         sharded.reindex(shards=3)
     result = CliRunner().invoke(main, ["index", "--corpus", str(tmp_path / "corpus"), "--index",
                                        str(sharded.settings.index_dir), "--shards", "3"])
-    assert result.exit_code != 0 and "has 2 shards" in result.output
+    assert result.exit_code != 0 and "has 2 shards" in result.output and "nothing was changed" in result.output
     assert sorted(p.name for p in sharded.settings.index_dir.iterdir()) == before  # nothing changed
 
     summary = sharded.reindex(rebuild=True, shards=3)

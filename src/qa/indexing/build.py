@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.errors import CorpusMissing, DocumentError, IndexMismatch
+from qa.errors import CorpusMissing, DocumentError, IndexMismatch, ShardCountFixed
 from qa.indexing import shards as sharding
 from qa.indexing.embedding import Encoder
 from qa.indexing.generations import (
@@ -198,11 +198,11 @@ def _build_sharded(
     current = sharding.folders(index_dir)
     n = shards or len(current)
     if n < 1:
-        raise IndexMismatch(f"--shards must be 1 or more, got {n}")
+        raise ShardCountFixed(f"--shards must be 1 or more, got {n}")
     exists = any(current_generation(folder) is not None for folder in current)
     if n != len(current) and exists and not rebuild:
-        raise IndexMismatch(f"the index in {index_dir} has {len(current)} shard{'s' * (len(current) != 1)}; "
-                            f"`qa index --rebuild --shards {n}` rebuilds it into {n}")
+        raise ShardCountFixed(f"the index in {index_dir} has {len(current)} shard{'s' * (len(current) != 1)}; "
+                            f"`qa index --rebuild --shards {n}` rebuilds it into {n}; nothing was changed")
     if current == [index_dir] and n == 1:
         return _build_locked(settings, get_encoder, rebuild, progress, embed)
     targets = current if n == len(current) else sharding.new_folders(index_dir, n)
