@@ -119,7 +119,13 @@ def ask_command(settings: Settings, question: str, k: int, as_json: bool) -> Non
 @click.option("--forwarded-allow-ips", "forwarded", metavar="IPS", default="", envvar="QA_FORWARDED_ALLOW_IPS",
               help="Reverse proxies (comma-separated addresses or networks, or *) whose X-Forwarded-For names the "
               "client; unset, the client is the address that connected [env QA_FORWARDED_ALLOW_IPS].")
-def serve_command(settings: Settings, host: str, port: int, workers: int, forwarded: str) -> None:
+@click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
+              help="Serve on Ray Serve: one deployment per shard, the app asking them all (docs/scaling.md); "
+              "host:port, `auto` or `local` as for `qa index --ray`. The HTTP proxy listens on --host/--port.")
+@click.option("--replicas", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="With --ray: replicas of each shard's deployment.")
+def serve_command(settings: Settings, host: str, port: int, workers: int, forwarded: str, ray_address: str | None,
+                  replicas: int) -> None:
     """Serve the web UI and the HTTP API; builds the index first if there is none."""
     import uvicorn
 
@@ -133,6 +139,11 @@ def serve_command(settings: Settings, host: str, port: int, workers: int, forwar
         how = "upgrading the index, its vectors reused" if _upgradable(settings) else "building the index"
         click.echo(f"{unusable}: {how} from {settings.corpus_dir}", err=True)
         click.echo(Assistant(settings).reindex(wait=True, show_progress=sys.stderr.isatty()).describe(), err=True)
+    if ray_address:
+        from qa.serving.ray_serve import run
+
+        run(settings, ray_address, host, port, replicas)
+        return
     # Workers are separate processes: hand them the settings through the environment.
     os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)

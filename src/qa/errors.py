@@ -44,3 +44,7 @@ class NameTaken(QAError):
 
 class ShardCountFixed(QAError):
     """`qa index --shards N` on an index of another shard count, without --rebuild."""
+
+
+class ShardUnavailable(QAError):
+    """A shard served on Ray Serve could not answer, on any replica: the answer would be partial."""
