@@ -131,6 +131,8 @@ def test_through_ray_serve_a_sharded_index_answers_as_the_unsharded_one(served, 
         assert client.get(f"/documents/{doc_id}").json()["text"] == unsharded.document(doc_id).text
         page = client.get("/", params={"q": MORE_QUESTIONS[0]}, headers={"accept": "text/html"})
         assert page.status_code == 200 and "Cited passages" in page.text
+        library = client.get("/library")
+        assert library.status_code == 200 and "joint-statement.txt" in library.text
 
 
 def test_an_upload_through_the_app_is_answered_within_seconds(served):

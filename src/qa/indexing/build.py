@@ -215,7 +215,7 @@ def _build_sharded(
                                            sharding.first_chunk_id(i)))
     sharding.switch(index_dir, targets)
     summary = _combined(summaries)
-    if targets != current:
+    if targets != current and exists:
         summary.rebuilt = True
         summary.reason = (f"{n} shard{'s' * (n != 1)} asked for (the index had {len(current)}); each shard "
                           "published as it was built, then the index switched to the new shards at once")

@@ -27,9 +27,9 @@ from ray import serve
 from qa.config import Settings
 from qa.errors import IndexMissing, ShardUnavailable
 from qa.indexing import shards as sharding
-from qa.indexing.generations import current_generation, read_manifest
+from qa.indexing.generations import current_generation
 from qa.indexing.lexical import Statistics, Words, terms, top
-from qa.indexing.store import Generation, StoredChunk, StoredDocument
+from qa.indexing.store import MANIFEST, Generation, StoredChunk, StoredDocument, live_documents
 from qa.reading.metadata import Metadata
 from qa.service import Assistant
 
@@ -110,16 +110,18 @@ class RemoteGeneration(Generation):
     def __init__(self, index_dir: Path, paths: list[Path], handles: list, settings: Settings) -> None:  # noqa: D107
         self.handles = handles
         self.path = index_dir / sharding.generation_key(paths)
-        manifests = [read_manifest(p.parent) or {} for p in paths]
-        first = json.loads((paths[0] / "manifest.json").read_text())
-        self.dimension = int(first["dimension"])
+        manifests = [json.loads((p / MANIFEST).read_text()) for p in paths]
+        live = {d: about for p, m in zip(paths, manifests, strict=True) for d, about in
+                live_documents(p.parent, m).items()}
+        self.dimension = int(manifests[0]["dimension"])
         self.segments = []  # held by the replicas
-        documents = {d: h for m in manifests for d, h in m.get("documents", {}).items()}
-        self.manifest = {**first, "documents": dict(sorted(documents.items())), "shards": len(paths)}
+        self.manifest = {**manifests[0], "documents": {d: live[d]["sha256"] for d in sorted(live)},
+                         "indexed": {d: about["indexed"] for d, about in live.items()}, "shards": len(paths)}
         self.words = RemoteWords(self)
-        self.document_count = len(documents)
+        self.document_count = len(live)
         self.chunk_count = sum(int(m.get("chunks", 0)) for m in manifests)
         self._statistics: dict[tuple[str, ...], Statistics] = {}
+        self._listings: dict[tuple, list] = {}
 
     # -- asking the shards ----------------------------------------------------------------------
     def ask(self, calls: dict[int, tuple]) -> dict[int, object]:
@@ -166,11 +168,11 @@ class RemoteGeneration(Generation):
 
     def statistics(self, words: list[str]) -> Statistics:
         """Statistics of every shard for these terms, summed (the first phase of DFS query-then-fetch)."""
-        key = tuple(words)
+        key = tuple(sorted(set(words)))
         if key not in self._statistics:
             if len(self._statistics) > 256:
                 self._statistics.clear()
-            self._statistics[key] = Statistics.total(self.everywhere("statistics", list(words)))
+            self._statistics[key] = Statistics.total(self.everywhere("statistics", list(key)))
         return self._statistics[key]
 
     # -- Generation's methods -----------------------------------------------------------------
@@ -211,17 +213,24 @@ class RemoteGeneration(Generation):
             out.update(found)
         return out
 
+    def _listing(self, method: str, *args):
+        """A whole-index listing of every shard, kept until a shard publishes (a new RemoteGeneration)."""
+        key = (method, *args)
+        if key not in self._listings:
+            self._listings[key] = self.everywhere(method, *args)
+        return self._listings[key]
+
     def documents(self) -> list[StoredDocument]:
-        return sorted((d for part in self.everywhere("documents") for d in part), key=lambda d: d.doc_id)
+        return sorted((d for part in self._listing("documents") for d in part), key=lambda d: d.doc_id)
 
     def document(self, doc_id: str) -> StoredDocument | None:
         return self.ask({self.owner(doc_id): ("document", doc_id)})[self.owner(doc_id)]
 
     def titles(self) -> list[tuple[str, str]]:
-        return sorted(t for part in self.everywhere("titles") for t in part)
+        return sorted(t for part in self._listing("titles") for t in part)
 
     def documents_stating(self, field: str) -> list[str]:
-        return sorted(d for part in self.everywhere("documents_stating", field) for d in part)
+        return sorted(d for part in self._listing("documents_stating", field) for d in part)
 
     def metadata_of(self, doc_ids: list[str]) -> dict[str, Metadata]:
         out: dict[str, Metadata] = {}
@@ -234,10 +243,10 @@ class RemoteGeneration(Generation):
         return self.ask({self.owner(doc_id): ("chunk_covering", doc_id, offset)})[self.owner(doc_id)]
 
     def headings(self, limit: int) -> list[tuple[str, str, list[str]]]:
-        return sorted(h for part in self.everywhere("headings", limit) for h in part)[:limit]
+        return sorted(h for part in self._listing("headings", limit) for h in part)[:limit]
 
     def page_counts(self) -> dict[str, int]:
-        return {d: n for part in self.everywhere("page_counts") for d, n in part.items()}
+        return {d: n for part in self._listing("page_counts") for d, n in part.items()}
 
     def segment_sizes(self) -> list[tuple[str, int, int]]:
         return []
@@ -314,3 +323,12 @@ def run(settings: Settings, address: str, host: str, port: int, replicas: int) -
     ray.init(address=None if address == "local" else address, logging_level="WARNING")
     serve.start(http_options={"host": host, "port": port})
     serve.run(application(settings, replicas), name=APP, route_prefix="/", blocking=True)
+
+
+def from_env(args: dict | None = None):
+    """An application builder for Serve's config (KubeRay RayService's `import_path`):
+    settings from QA_* variables, replicas from `args["replicas"]` or QA_REPLICAS (default 1)."""
+    import os
+
+    replicas = int((args or {}).get("replicas", os.environ.get("QA_REPLICAS", "1")))
+    return application(Settings().resolved(), replicas)
