@@ -47,7 +47,11 @@ def main() -> None:
 @click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
               help="Encode on a Ray cluster: host:port, ray://host:10001, `auto` (the cluster this machine "
               "joined) or `local` (one started here) [env QA_RAY_ADDRESS]. Needs: pip install 'alliance-qa[ray]'.")
-def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: str | None) -> None:
+@click.option("--shards", type=click.IntRange(1, 1024), default=None,
+              help="Split a new index into N shards by document (docs/scaling.md); with --rebuild, change an "
+              "index's count. [default: the index's count, 1 for a new index]")
+def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: str | None,
+                  shards: int | None) -> None:
     """Build the index, or update it to match the corpus."""
     from qa.service import Assistant
 
@@ -55,7 +59,7 @@ def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: st
     show = sys.stderr.isatty()
     assistant = Assistant(settings)
     if not address:
-        summary = assistant.reindex(rebuild=rebuild, wait=wait, show_progress=show, merge=False)
+        summary = assistant.reindex(rebuild=rebuild, wait=wait, show_progress=show, merge=False, shards=shards)
         click.echo(summary.describe())
     else:
         from tqdm import tqdm
@@ -63,13 +67,15 @@ def index_command(settings: Settings, rebuild: bool, wait: bool, ray_address: st
         from qa.indexing.distributed import RayEmbedding
 
         with RayEmbedding(settings, address, status=lambda line: tqdm.write(line, file=sys.stderr)) as embed:
-            summary = assistant.reindex(rebuild=rebuild, wait=wait, show_progress=show, embed=embed, merge=False)
+            summary = assistant.reindex(rebuild=rebuild, wait=wait, show_progress=show, embed=embed, merge=False,
+                                        shards=shards)
         click.echo(summary.describe())
     if summary.touched:  # merged here, before exiting, so that no later request waits for it
         merged = assistant.merge().describe()
         if merged:
             click.echo(merged)
-    click.echo(f"index: {assistant.segments.describe()}")
+    count = len(_shard_folders(settings))
+    click.echo(f"index: {assistant.segments.describe()}" + (f" in {count} shards" if count > 1 else ""))
     if summary.skipped:
         sys.exit(EXIT_SKIPPED)
 
@@ -113,7 +119,13 @@ def ask_command(settings: Settings, question: str, k: int, as_json: bool) -> Non
 @click.option("--forwarded-allow-ips", "forwarded", metavar="IPS", default="", envvar="QA_FORWARDED_ALLOW_IPS",
               help="Reverse proxies (comma-separated addresses or networks, or *) whose X-Forwarded-For names the "
               "client; unset, the client is the address that connected [env QA_FORWARDED_ALLOW_IPS].")
-def serve_command(settings: Settings, host: str, port: int, workers: int, forwarded: str) -> None:
+@click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
+              help="Serve on Ray Serve: one deployment per shard, the app asking them all (docs/scaling.md); "
+              "host:port, `auto` or `local` as for `qa index --ray`. The HTTP proxy listens on --host/--port.")
+@click.option("--replicas", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="With --ray: replicas of each shard's deployment.")
+def serve_command(settings: Settings, host: str, port: int, workers: int, forwarded: str, ray_address: str | None,
+                  replicas: int) -> None:
     """Serve the web UI and the HTTP API; builds the index first if there is none."""
     import uvicorn
 
@@ -127,6 +139,11 @@ def serve_command(settings: Settings, host: str, port: int, workers: int, forwar
         how = "upgrading the index, its vectors reused" if _upgradable(settings) else "building the index"
         click.echo(f"{unusable}: {how} from {settings.corpus_dir}", err=True)
         click.echo(Assistant(settings).reindex(wait=True, show_progress=sys.stderr.isatty()).describe(), err=True)
+    if ray_address:
+        from qa.serving.ray_serve import run
+
+        run(settings, ray_address, host, port, replicas)
+        return
     # Workers are separate processes: hand them the settings through the environment.
     os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
@@ -195,8 +212,15 @@ def _upgradable(settings: Settings) -> bool:
     from qa.indexing.build import upgradable
     from qa.indexing.generations import current_generation, read_manifest
 
-    manifest = read_manifest(settings.index_dir)
-    return manifest is not None and upgradable(current_generation(settings.index_dir), manifest, settings)
+    folder = _shard_folders(settings)[0]
+    manifest = read_manifest(folder)
+    return manifest is not None and upgradable(current_generation(folder), manifest, settings)
+
+
+def _shard_folders(settings: Settings) -> list[Path]:
+    from qa.indexing.shards import folders
+
+    return folders(settings.index_dir)
 
 
 def _unusable_index(settings: Settings) -> str | None:
@@ -207,13 +231,14 @@ def _unusable_index(settings: Settings) -> str | None:
     from qa.indexing.build import check_compatible
     from qa.indexing.generations import read_manifest
 
-    manifest = read_manifest(settings.index_dir)
-    if manifest is None:
-        return f"no index in {settings.index_dir}"
-    try:
-        check_compatible(manifest, settings)
-    except IndexMismatch as exc:
-        return exc.reason
+    for folder in _shard_folders(settings):  # every shard, for a sharded index
+        manifest = read_manifest(folder)
+        if manifest is None:
+            return f"no index in {folder}"
+        try:
+            check_compatible(manifest, settings)
+        except IndexMismatch as exc:
+            return exc.reason
     return None
 
 

@@ -40,3 +40,11 @@ class CorpusMissing(QAError):
 
 class NameTaken(QAError):
     """Another file already has this name; the request did not ask to replace it."""
+
+
+class ShardCountFixed(QAError):
+    """`qa index --shards N` on an index of another shard count, without --rebuild."""
+
+
+class ShardUnavailable(QAError):
+    """A shard served on Ray Serve could not answer, on any replica: the answer would be partial."""

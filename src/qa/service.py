@@ -19,9 +19,10 @@ from qa.answering.retrieval import Reranker, retrieve
 from qa.config import Settings
 from qa.errors import DocumentError, IndexMismatch, IndexMissing, NameTaken, NotFound, QAError
 from qa.indexing import lexical
+from qa.indexing import shards as sharding
 from qa.indexing.build import BuildSummary, Embed, build_index, check_compatible, load_document, reading_report
 from qa.indexing.embedding import Encoder
-from qa.indexing.generations import MERGING, current_generation, read_progress, segment_sizes
+from qa.indexing.generations import MERGING, read_progress, segment_sizes
 from qa.indexing.merging import MergeSummary, merge_index, merge_needed
 from qa.indexing.store import Generation, StoredDocument
 from qa.reading.documents import SUPPORTED_SUFFIXES
@@ -100,19 +101,22 @@ class Assistant:
         return self._reranker
 
     def generation(self) -> Generation:
-        """The published generation, reopened whenever the pointer has moved (cheap: one small read)."""
+        """The published generation, reopened whenever the pointer has moved (cheap: one small read per
+        shard). A sharded index opens as one generation over every shard's (shards.py)."""
         for attempt in range(3):
-            path = current_generation(self.settings.index_dir)
-            if path is None:
+            paths = sharding.published(self.settings.index_dir)
+            if paths is None:
                 raise IndexMissing(f"no index in {self.settings.index_dir}: run `qa index` to build one")
-            if path.name == self._gen_name:
+            key = sharding.generation_key(paths)
+            if key == self._gen_name:
                 break
             with self._gen_lock:
-                if path.name == self._gen_name:
+                if key == self._gen_name:
                     break
                 try:
-                    opened = {s.name: s for s in self._gen.segments} if self._gen is not None else None
-                    gen = Generation(path, opened)  # segments it shares with the last one stay open
+                    opened = self._gen.segments if self._gen is not None else None
+                    # segments it shares with the last one stay open
+                    gen = sharding.open_generation(self.settings.index_dir, paths, opened)
                 except (OSError, sqlite3.Error, RuntimeError):
                     # Writers keep the generation before the newest; two publishes since we read the
                     # pointer removed this one: read the pointer again.
@@ -120,7 +124,7 @@ class Assistant:
                         raise
                     continue
                 check_compatible(gen.manifest, self.settings, self.encoder)
-                self._gen, self._gen_name = gen, path.name
+                self._gen, self._gen_name = gen, key
                 break
         assert self._gen is not None
         return self._gen
@@ -136,10 +140,16 @@ class Assistant:
 
     @property
     def segments(self) -> SegmentState:
-        """The published index's segments (count and sizes) and whether a merge is running."""
-        running = read_progress(self.settings.index_dir)
-        return SegmentState(segment_sizes(self.settings.index_dir),
-                            running is not None and running["phase"] == MERGING)
+        """The published index's segments (count and sizes, of every shard) and whether a merge is running."""
+        folders = sharding.folders(self.settings.index_dir)
+        running = [read_progress(folder) for folder in folders]
+        return SegmentState([size for folder in folders for size in segment_sizes(folder)],
+                            any(r is not None and r["phase"] == MERGING for r in running))
+
+    def _shard_settings(self) -> list[Settings]:
+        """The settings of each shard's own index folder (one: these settings)."""
+        return [self.settings.model_copy(update={"index_dir": folder})
+                for folder in sharding.folders(self.settings.index_dir)]
 
     # -- reading ---------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5, documents: list[str] | None = None) -> Answer:
@@ -174,6 +184,7 @@ class Assistant:
     def reindex(
         self, rebuild: bool = False, wait: bool = False, show_progress: bool = False,
         prepare: Callable[[], None] | None = None, embed: Embed | None = None, merge: bool = True,
+        shards: int | None = None,
     ) -> BuildSummary:
         """Bring the index in line with the corpus folder; returns once the result is live.
 
@@ -181,7 +192,8 @@ class Assistant:
         running merge is waited for). `prepare` changes the corpus under the same lock (an upload,
         a delete); `embed` encodes elsewhere than in this process (distributed.RayEmbedding). With
         `merge`, a write that changed the index then merges segments in a background thread
-        (`merge_in_background`); `qa index` merges in the foreground instead (`merge`)."""
+        (`merge_in_background`); `qa index` merges in the foreground instead (`merge`). `shards`: the
+        shard count of a new index, or (with `rebuild`) the one to rebuild into (shards.py)."""
         bar = None
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -194,7 +206,8 @@ class Assistant:
                 bar.update(done - bar.n)
 
         try:
-            summary = build_index(self.settings, lambda: self.encoder, rebuild, progress, wait, prepare, embed)
+            summary = build_index(self.settings, lambda: self.encoder, rebuild, progress, wait, prepare, embed,
+                                  shards)
         finally:
             if bar is not None:
                 bar.close()
@@ -205,8 +218,11 @@ class Assistant:
         return summary
 
     def merge(self, wait: bool = True) -> MergeSummary:
-        """Merge segments as the tiered policy asks (merging.py), under the writer lock; publishes each merge."""
-        summary = merge_index(self.settings, wait=wait)
+        """Merge segments as the tiered policy asks (merging.py), under the writer lock; publishes each merge.
+        Each shard merges its own segments, under its own lock."""
+        summary = MergeSummary()
+        for settings in self._shard_settings():
+            summary.merges += merge_index(settings, wait=wait).merges
         if self._encoder is not None and summary.merges:
             self.generation()
         return summary
@@ -214,7 +230,7 @@ class Assistant:
     def merge_in_background(self) -> None:
         """Merge in a thread of its own, so that the write that asked for it has already answered.
         One merging thread at a time; a request while it runs makes it look again when done."""
-        if not merge_needed(self.settings):  # the usual case: no thread, no lock, no progress file
+        if not any(map(merge_needed, self._shard_settings())):  # the usual case: no thread, lock or progress
             return
         with self._merge_lock:
             self._merge_again = True

@@ -11,6 +11,7 @@ merging.py's, after publishing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.errors import CorpusMissing, DocumentError, IndexMismatch
+from qa.errors import CorpusMissing, DocumentError, IndexMismatch, ShardCountFixed
+from qa.indexing import shards as sharding
 from qa.indexing.embedding import Encoder
 from qa.indexing.generations import (
     Progress,
@@ -162,12 +164,15 @@ def build_index(
     wait: bool = False,
     prepare: Callable[[], None] | None = None,
     embed: Embed | None = None,
+    shards: int | None = None,
 ) -> BuildSummary:
     """Bring the index in line with the corpus; publish a new generation if anything changed.
 
     `prepare` runs under the writer lock before the corpus is scanned (an upload writes its file
     there), so no other writer can build between a corpus change and its indexing. `embed` encodes
-    the new chunks (default: here, `_embed`); if it raises, nothing is published.
+    the new chunks (default: here, `_embed`); if it raises, nothing is published. `shards`: how many
+    shards a new index gets, or (with `rebuild`) an existing one is rebuilt into (shards.py); None keeps
+    the index's count (1 for a new one).
     """
     index_dir = settings.index_dir
     with writer_lock(index_dir, wait=wait):
@@ -176,7 +181,7 @@ def build_index(
             report("scanning", 0, 0)
             if prepare is not None:
                 prepare()
-            summary = _build_locked(settings, get_encoder, rebuild, report, embed)
+            summary = _build_sharded(settings, get_encoder, rebuild, report, embed, shards)
         except BaseException as exc:
             report.finish(exc)
             raise
@@ -184,9 +189,64 @@ def build_index(
         return summary
 
 
-def _build_locked(
-    settings: Settings, get_encoder, rebuild: bool, progress: ProgressFile, embed: Embed | None = None
+def _build_sharded(
+    settings: Settings, get_encoder, rebuild: bool, progress: ProgressFile, embed: Embed | None, shards: int | None,
 ) -> BuildSummary:
+    """Build each shard in turn (each under its own writer lock, which merges take too), documents
+    routed by shards.shard_of; a new shard count is built into new folders, then switched to."""
+    index_dir = settings.index_dir
+    current = sharding.folders(index_dir)
+    n = shards or len(current)
+    if n < 1:
+        raise ShardCountFixed(f"--shards must be 1 or more, got {n}")
+    exists = any(current_generation(folder) is not None for folder in current)
+    if n != len(current) and exists and not rebuild:
+        raise ShardCountFixed(f"the index in {index_dir} has {len(current)} shard{'s' * (len(current) != 1)}; "
+                            f"`qa index --rebuild --shards {n}` rebuilds it into {n}; nothing was changed")
+    if current == [index_dir] and n == 1:
+        return _build_locked(settings, get_encoder, rebuild, progress, embed)
+    targets = current if n == len(current) else sharding.new_folders(index_dir, n)
+    summaries = []
+    for i, folder in enumerate(targets):
+        owner = None if n == 1 else (lambda doc_id, i=i: sharding.shard_of(doc_id, n) == i)
+        shard_settings = settings.model_copy(update={"index_dir": folder})
+        with writer_lock(folder, wait=True) if folder != index_dir else contextlib.nullcontext():
+            summaries.append(_build_locked(shard_settings, get_encoder, rebuild, progress, embed, owner,
+                                           sharding.first_chunk_id(i)))
+    sharding.switch(index_dir, targets)
+    summary = _combined(summaries)
+    if targets != current and exists:
+        summary.rebuilt = True
+        summary.reason = (f"{n} shard{'s' * (n != 1)} asked for (the index had {len(current)}); each shard "
+                          "published as it was built, then the index switched to the new shards at once")
+    return summary
+
+
+def _combined(summaries: list[BuildSummary]) -> BuildSummary:
+    """One summary of the builds of every shard."""
+    out = BuildSummary()
+    for s in summaries:
+        for name in ("added", "changed", "removed", "kept"):
+            getattr(out, name).extend(getattr(s, name))
+        out.skipped.update(s.skipped)
+        out.read.update(s.read)
+        out.rebuilt = out.rebuilt or s.rebuilt
+        out.upgraded = out.upgraded or s.upgraded
+        out.reason = out.reason or s.reason
+        out.documents += s.documents
+        out.chunks += s.chunks
+        out.seconds += s.seconds
+    for name in ("added", "changed", "removed", "kept"):
+        getattr(out, name).sort()
+    out.read = dict(sorted(out.read.items()))
+    return out
+
+
+def _build_locked(
+    settings: Settings, get_encoder, rebuild: bool, progress: ProgressFile, embed: Embed | None = None,
+    owns: Callable[[str], bool] | None = None, first_id: int = 1,
+) -> BuildSummary:
+    """Build one index folder (a shard's: the documents `owns` accepts, chunk ids from `first_id`)."""
     began = time.perf_counter()
     index_dir = settings.index_dir
     if not settings.corpus_dir.is_dir():
@@ -219,6 +279,9 @@ def _build_locked(
     before = _hashes_of(index_dir, manifest) if manifest else {}
 
     files, unreadable = hash_corpus(settings.corpus_dir)
+    if owns is not None:
+        files = {d: f for d, f in files.items() if owns(d)}
+        unreadable = {d: why for d, why in unreadable.items() if owns(d)}
     hashes = {doc_id: hashlib.sha256(data).hexdigest() for doc_id, (_, data) in files.items()}
     summary.skipped.update(unreadable)
     summary.removed = sorted(set(before) - set(hashes) - set(unreadable))
@@ -277,7 +340,7 @@ def _build_locked(
     progress("writing", 0, 1)
     summary.documents, summary.chunks = write_update(
         settings, None if full else manifest, sizes, documents, all_chunks, chunk_vectors, sentence_vectors,
-        summary.removed)
+        summary.removed, first_id)
     progress.mark([doc.doc_id for doc in documents], "ready")
     progress.mark(summary.removed, "removed")
     summary.seconds = time.perf_counter() - began
@@ -287,11 +350,13 @@ def _build_locked(
 def write_update(
     settings: Settings, manifest: dict | None, sizes: tuple[int, int], documents: list[Document],
     chunks: list[Chunk], chunk_vectors: np.ndarray, sentence_vectors: list[np.ndarray], removed: list[str],
+    first_id: int = 1,
 ) -> tuple[int, int]:
     """Write what an update changes and publish it (the caller holds the writer lock): one new segment
     with `documents` (their `chunks` in order, embedded), older versions of them and the `removed`
     doc_ids marked deleted in the segments holding them. manifest None: a new index of these
-    documents alone. `sizes`: the model's (dimension, max_seq_length). Returns (documents, chunks)."""
+    documents alone, chunk ids from `first_id` (a shard's, shards.py). `sizes`: the model's (dimension,
+    max_seq_length). Returns (documents, chunks)."""
     index_dir = settings.index_dir
     now = datetime.now(UTC).isoformat(timespec="seconds")
     live = {} if manifest is None else live_documents(index_dir, manifest)
@@ -300,7 +365,7 @@ def write_update(
         if doc_id in live:  # its old version: deleted in the segment that holds it
             home = live.pop(doc_id)["segment"]
             next(e for e in segments if e["name"] == home)["deleted"].append(doc_id)
-    first_id = 1 if manifest is None else int(manifest["next_chunk_id"])
+    first_id = first_id if manifest is None else int(manifest["next_chunk_id"])
     if documents:
         folder = write_segment(index_dir, first_id, documents, chunks, chunk_vectors, sentence_vectors,
                                settings.exact_max_chunks, {d.doc_id: now for d in documents})

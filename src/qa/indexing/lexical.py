@@ -16,6 +16,7 @@ import json
 import re
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -174,25 +175,54 @@ class Part:
         return int(lengths[self.live].sum() if self.live is not None else lengths.sum())
 
 
+@dataclass(frozen=True)
+class Statistics:
+    """What BM25 needs beyond a part's own postings: live passages, their total length in terms, and
+    the document frequency of some terms. Summed over shards before any shard scores (DFS)."""
+
+    n: int
+    total_length: int
+    df: dict[str, int]
+
+    @staticmethod
+    def total(each: list[Statistics]) -> Statistics:
+        df: Counter[str] = Counter()
+        for s in each:
+            df.update(s.df)
+        return Statistics(sum(s.n for s in each), sum(s.total_length for s in each),
+                          {t: df[t] for t in dict.fromkeys(t for s in each for t in s.df)})
+
+
 class Words:
     """BM25 over several parts with statistics summed over all of them: the lexical half of
-    "search several parts and merge". idf, absent terms and coverage are global too."""
+    "search several parts and merge". idf, absent terms and coverage are global too. With
+    `statistics` (of every shard, Statistics.total), the parts are one shard's and score as the whole."""
 
-    def __init__(self, parts: list[Part]) -> None:
+    def __init__(self, parts: list[Part], statistics: Statistics | None = None) -> None:
         self.parts = parts
-        self.n = sum(p.size for p in parts)
-        self.average_length = sum(p.total_length for p in parts) / self.n if self.n else 0.0
-        # A question asks for its terms' df four times (search, coverage, idf, absent), once per part
+        self.known_df: dict[str, int] = statistics.df if statistics is not None else {}
+        self.n = statistics.n if statistics is not None else sum(p.size for p in parts)
+        total = statistics.total_length if statistics is not None else sum(p.total_length for p in parts)
+        self.average_length = total / self.n if self.n else 0.0
+        # A question asks for its terms' df several times (search, coverage, idf, absent), once per part
         # each: kept, as the parts never change (bounded, for a long-lived server).
         self._dfs: dict[str, int] = {}
 
     def _df(self, term: str) -> int:
+        if term in self.known_df:
+            return self.known_df[term]
         df = self._dfs.get(term)
         if df is None:
             if len(self._dfs) > DF_CACHE_MAX:
                 self._dfs.clear()
             df = self._dfs[term] = sum(len(p.row(term)[0]) for p in self.parts)
         return df
+
+    def part_statistics(self, terms: list[str]) -> Statistics:
+        """These parts' own statistics, for the terms given (as `terms` gives them): what a shard
+        reports so that every shard scores with the sum (Statistics.total)."""
+        return Statistics(sum(p.size for p in self.parts), sum(p.total_length for p in self.parts),
+                          {t: sum(len(p.row(t)[0]) for p in self.parts) for t in terms})
 
     def idf(self, words: list[str]) -> dict[str, float]:
         """Lucene's IDF of each term (as `terms` gives them) over the live chunks; a term no chunk
@@ -235,12 +265,7 @@ class Words:
         """Top-n (chunk id, BM25 score) by score then id over every part; only chunks in `allowed`."""
         query = sorted(set(terms(question)))
         rows = [[p.row(t) for t in query] for p in self.parts]
-        idf = {}
-        for i, t in enumerate(query):
-            df = self._dfs.get(t)
-            if df is None:
-                df = self._dfs[t] = sum(len(r[i][0]) for r in rows)
-            idf[t] = _idf(self.n, df)
+        idf = {t: _idf(self.n, self._df(t)) for t in query}
         found_ids, found_scores = [], []
         for part, part_rows in zip(self.parts, rows, strict=True):
             hits = [(r, idf[t]) for r, t in zip(part_rows, query, strict=True) if len(r[0])]

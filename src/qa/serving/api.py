@@ -25,6 +25,7 @@ from qa.errors import (
     NameTaken,
     NotFound,
     QAError,
+    ShardUnavailable,
 )
 from qa.indexing.store import StoredDocument
 from qa.service import MAX_K, MAX_QUESTION_CHARS, Assistant, InvalidRequest, UnsupportedType
@@ -45,6 +46,7 @@ STATUS_OF = {
     CorpusMissing: 503,
     IndexMismatch: 503,
     ModelError: 503,
+    ShardUnavailable: 503,
 }
 
 

@@ -1,0 +1,339 @@
+"""`qa serve --ray`: the app on Ray Serve, one deployment per shard (docs/scaling.md).
+
+Each shard deployment (`Shard`, R replicas) opens its shard's published generation, follows its
+CURRENT, and answers what answering/ asks of a generation for that shard alone: candidates, passages,
+vectors, documents. The app deployment is the FastAPI app of `qa serve` (create_app) over a
+`RayAssistant`, whose generation is a `RemoteGeneration`: it encodes the question once, asks every
+shard, and merges as ShardedGeneration does in one process. BM25 is Elasticsearch's DFS
+query-then-fetch: every shard's statistics for the question's terms first (lexical.Statistics, summed),
+then every shard scores with the sums (lexical.Words), so the answer is the unsharded one.
+
+The app writes (uploads, deletes, reindex) to the shard folders itself, like `qa serve`; it reads the
+shards' small manifest files itself too (documents, counts), so the shard folders must be readable
+where the app runs and where each shard's replicas run. A shard that cannot answer is asked again
+(Serve routes to another replica); if it still cannot, the request fails with ShardUnavailable (503)
+naming it: never a partial answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from ray import serve
+
+from qa.config import Settings
+from qa.errors import IndexMissing, ShardUnavailable
+from qa.indexing import shards as sharding
+from qa.indexing.generations import current_generation
+from qa.indexing.lexical import Statistics, Words, terms, top
+from qa.indexing.store import MANIFEST, Generation, StoredChunk, StoredDocument, live_documents
+from qa.reading.metadata import Metadata
+from qa.service import Assistant
+
+APP = "alliance-qa"
+SHARD_CALLS = frozenset({"dense", "chunks", "chunk_vectors", "chunk_ids_of", "documents", "document", "titles",
+                         "documents_stating", "metadata_of", "chunk_covering", "headings", "page_counts"})
+ATTEMPTS = 3  # a shard's replica that died: Serve sends the next try to another replica (or its replacement)
+RETRY_PAUSE = 0.5  # seconds between tries
+CALL_TIMEOUT = 30.0  # seconds: a shard that takes longer is reported unavailable
+
+
+class ShardReplica:
+    """One shard's generation in one replica: the Serve deployment `Shard` (made by `shard_deployment`)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        self.gen: Generation | None = None
+
+    def generation(self) -> Generation:
+        """The shard's published generation, reopened when its CURRENT moves (as Assistant.generation)."""
+        path = current_generation(self.folder)
+        if path is None:
+            raise IndexMissing(f"no index in {self.folder}")
+        if self.gen is None or self.gen.path != path:
+            opened = {s.name: s for s in self.gen.segments} if self.gen is not None else None
+            self.gen = Generation(path, opened)
+        return self.gen
+
+    def statistics(self, words: list[str]) -> Statistics:
+        return self.generation().words.part_statistics(words)
+
+    def lexical(self, question: str, n: int, allowed: np.ndarray | None, statistics: Statistics):
+        gen = self.generation()
+        return Words(gen.words.parts, statistics).search(question, n, allowed)
+
+    def coverage(self, question: str, ids: list[int], statistics: Statistics) -> np.ndarray:
+        gen = self.generation()
+        return Words(gen.words.parts, statistics).coverage(question, ids)
+
+    def call(self, method: str, *args):
+        if method not in SHARD_CALLS:
+            raise ValueError(f"a shard does not answer {method!r}")
+        return getattr(self.generation(), method)(*args)
+
+
+class RemoteWords:
+    """gen.words of a RemoteGeneration: IDF and absent terms from the summed statistics, coverage per shard."""
+
+    def __init__(self, remote: RemoteGeneration) -> None:
+        self.remote = remote
+
+    @property
+    def n(self) -> int:
+        return self.remote.statistics([]).n
+
+    def idf(self, words: list[str]) -> dict[str, float]:
+        return Words([], self.remote.statistics(words)).idf(words)
+
+    def absent(self, words: list[str]) -> frozenset[str]:
+        return Words([], self.remote.statistics(words)).absent(words)
+
+    def statistics(self, words: list[str]) -> tuple[dict[str, float], frozenset[str]]:
+        """`idf` and `absent` of the same terms, as Words.statistics gives them (from one round to the shards)."""
+        return Words([], self.remote.statistics(words)).statistics(words)
+
+    def coverage(self, question: str, chunk_ids: list[int], weights: dict[str, float] | None = None) -> np.ndarray:
+        # `weights` (the question's IDF) follows from the summed statistics the shards are sent anyway
+        statistics = self.remote.statistics(list(dict.fromkeys(terms(question))))
+        out = np.zeros(len(chunk_ids))
+        by_shard = self.remote.by_shard(chunk_ids)
+        found = self.remote.ask({i: ("coverage", question, mine, statistics) for i, mine in by_shard.items()})
+        for i, mine in by_shard.items():
+            where = [chunk_ids.index(c) for c in mine]
+            out[where] = found[i]
+        return out
+
+
+class RemoteGeneration(Generation):
+    """Every shard's published generation, served by its Shard deployment: Generation's methods, each
+    asked of the shards that hold what it needs and merged. Documents and counts come from the shards'
+    manifest files, read here."""
+
+    def __init__(self, index_dir: Path, paths: list[Path], handles: list, settings: Settings) -> None:  # noqa: D107
+        self.handles = handles
+        self.path = index_dir / sharding.generation_key(paths)
+        manifests = [json.loads((p / MANIFEST).read_text()) for p in paths]
+        live = {d: about for p, m in zip(paths, manifests, strict=True) for d, about in
+                live_documents(p.parent, m).items()}
+        self.dimension = int(manifests[0]["dimension"])
+        self.segments = []  # held by the replicas
+        self.manifest = {**manifests[0], "documents": {d: live[d]["sha256"] for d in sorted(live)},
+                         "indexed": {d: about["indexed"] for d, about in live.items()}, "shards": len(paths)}
+        self.words = RemoteWords(self)
+        self.document_count = len(live)
+        self.chunk_count = sum(int(m.get("chunks", 0)) for m in manifests)
+        self._statistics: dict[tuple[str, ...], Statistics] = {}
+        self._listings: dict[tuple, list] = {}
+
+    # -- asking the shards ----------------------------------------------------------------------
+    def ask(self, calls: dict[int, tuple]) -> dict[int, object]:
+        """{shard: (method, *args)} asked of every named shard at once; {shard: result}. A shard that fails
+        is asked again; one that fails ATTEMPTS times raises ShardUnavailable naming it."""
+        pending = {i: self._send(i, call) for i, call in calls.items()}
+        out = {}
+        for i, response in pending.items():
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    out[i] = response.result(timeout_s=CALL_TIMEOUT)
+                    break
+                except Exception as exc:  # noqa: BLE001 - a dead replica, a lost node, a timeout: Ray's errors
+                    if isinstance(exc, IndexMissing):
+                        raise
+                    if attempt == ATTEMPTS:
+                        raise ShardUnavailable(
+                            f"shard {i} of {len(self.handles)} (deployment shard-{i}) cannot answer right now "
+                            f"({type(exc).__name__}); no partial answer was given: try again in a few seconds"
+                        ) from exc
+                    time.sleep(RETRY_PAUSE)
+                    response = self._send(i, calls[i])
+        return out
+
+    def _send(self, shard: int, call: tuple):
+        method, *args = call
+        handle = self.handles[shard]
+        if method in ("statistics", "lexical", "coverage"):
+            return getattr(handle, method).remote(*args)
+        return handle.call.remote(method, *args)
+
+    def everywhere(self, method: str, *args) -> list:
+        found = self.ask({i: (method, *args) for i in range(len(self.handles))})
+        return [found[i] for i in range(len(self.handles))]
+
+    def by_shard(self, ids: list[int]) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for i in ids:
+            out.setdefault(sharding.shard_of_chunk(int(i)) if len(self.handles) > 1 else 0, []).append(int(i))
+        return out
+
+    def owner(self, doc_id: str) -> int:
+        return sharding.shard_of(doc_id, len(self.handles))
+
+    def statistics(self, words: list[str]) -> Statistics:
+        """Statistics of every shard for these terms, summed (the first phase of DFS query-then-fetch)."""
+        key = tuple(sorted(set(words)))
+        if key not in self._statistics:
+            if len(self._statistics) > 256:
+                self._statistics.clear()
+            self._statistics[key] = Statistics.total(self.everywhere("statistics", list(key)))
+        return self._statistics[key]
+
+    # -- Generation's methods -----------------------------------------------------------------
+    def close(self) -> None:
+        pass
+
+    def chunk_ids_of(self, doc_ids: list[str]) -> np.ndarray:
+        found = self.ask({i: ("chunk_ids_of", [d for d in doc_ids if self.owner(d) == i])
+                          for i in set(map(self.owner, doc_ids))})
+        parts = [np.asarray(v, dtype=np.int64) for v in found.values()]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def _allowed(self, allowed: np.ndarray | None) -> dict[int, np.ndarray | None]:
+        if allowed is None:
+            return dict.fromkeys(range(len(self.handles)))
+        return {i: np.asarray(mine, dtype=np.int64) for i, mine in self.by_shard(list(allowed)).items()}
+
+    def dense(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        found = self.ask({i: ("dense", query, n, mine) for i, mine in self._allowed(allowed).items()})
+        return _merged(found.values(), n)
+
+    def lexical(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        statistics = self.statistics(sorted(set(terms(question))))
+        found = self.ask({i: ("lexical", question, n, mine, statistics) for i, mine in self._allowed(allowed).items()})
+        return _merged(found.values(), n)
+
+    def chunk_vectors(self, ids: list[int]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, self.dimension))
+        by_shard = self.by_shard(ids)
+        found = self.ask({i: ("chunk_vectors", mine) for i, mine in by_shard.items()})
+        rows = {c: v for i, mine in by_shard.items() for c, v in zip(mine, found[i], strict=True)}
+        return np.vstack([rows[int(i)] for i in ids])
+
+    def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
+        out: dict[int, StoredChunk] = {}
+        for found in self.ask({i: ("chunks", mine) for i, mine in self.by_shard(ids).items()}).values():
+            out.update(found)
+        return out
+
+    def _listing(self, method: str, *args):
+        """A whole-index listing of every shard, kept until a shard publishes (a new RemoteGeneration)."""
+        key = (method, *args)
+        if key not in self._listings:
+            self._listings[key] = self.everywhere(method, *args)
+        return self._listings[key]
+
+    def documents(self) -> list[StoredDocument]:
+        return sorted((d for part in self._listing("documents") for d in part), key=lambda d: d.doc_id)
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        return self.ask({self.owner(doc_id): ("document", doc_id)})[self.owner(doc_id)]
+
+    def titles(self) -> list[tuple[str, str]]:
+        return sorted(t for part in self._listing("titles") for t in part)
+
+    def documents_stating(self, field: str) -> list[str]:
+        return sorted(d for part in self._listing("documents_stating", field) for d in part)
+
+    def metadata_of(self, doc_ids: list[str]) -> dict[str, Metadata]:
+        out: dict[str, Metadata] = {}
+        wanted = {i: [d for d in doc_ids if self.owner(d) == i] for i in set(map(self.owner, doc_ids))}
+        for found in self.ask({i: ("metadata_of", mine) for i, mine in wanted.items()}).values():
+            out.update(found)
+        return out
+
+    def chunk_covering(self, doc_id: str, offset: int) -> StoredChunk | None:
+        return self.ask({self.owner(doc_id): ("chunk_covering", doc_id, offset)})[self.owner(doc_id)]
+
+    def headings(self, limit: int) -> list[tuple[str, str, list[str]]]:
+        return sorted(h for part in self._listing("headings", limit) for h in part)[:limit]
+
+    def page_counts(self) -> dict[str, int]:
+        return {d: n for part in self._listing("page_counts") for d, n in part.items()}
+
+    def segment_sizes(self) -> list[tuple[str, int, int]]:
+        return []
+
+
+def _merged(found, n: int) -> list[tuple[int, float]]:
+    """The n best of every shard's n best, by score then id (as search_parts and Words.search cut)."""
+    hits = [h for part in found for h in part]
+    if not hits:
+        return []
+    return top(np.array([i for i, _ in hits], dtype=np.int64), np.array([s for _, s in hits]), n)
+
+
+class RayAssistant(Assistant):
+    """The Assistant of the app on Ray Serve: writes as any Assistant, reads through the shard deployments."""
+
+    def __init__(self, settings: Settings, handles: list) -> None:
+        super().__init__(settings)
+        self.handles = handles
+
+    def generation(self) -> Generation:
+        paths = sharding.published(self.settings.index_dir)
+        if paths is None:
+            raise IndexMissing(f"no index in {self.settings.index_dir}: run `qa index` to build one")
+        key = sharding.generation_key(paths)
+        if key != self._gen_name:
+            with self._gen_lock:
+                if key != self._gen_name:
+                    if len(paths) != len(self.handles):
+                        raise ShardUnavailable(f"the index now has {len(paths)} shards, the deployments serve "
+                                               f"{len(self.handles)}: restart `qa serve --ray`")
+                    from qa.indexing.build import check_compatible
+
+                    gen = RemoteGeneration(self.settings.index_dir, paths, self.handles, self.settings)
+                    check_compatible(gen.manifest, self.settings, self.encoder)
+                    self._gen, self._gen_name = gen, key
+        assert self._gen is not None
+        return self._gen
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+class Shard(ShardReplica):
+    """A shard's replica on Ray Serve (its methods are ShardReplica's)."""
+
+
+# The app writes the corpus, the uploads and the trash: it runs on the head node, beside them.
+@serve.deployment(ray_actor_options={"num_cpus": 0, "resources": {"node:__internal_head__": 0.001}})
+@serve.ingress()
+class App:
+    """The FastAPI app of `qa serve` (create_app), over a RayAssistant asking the shard deployments."""
+
+    def __init__(self, settings: dict, *shards) -> None:
+        self.settings = Settings(**settings).resolved()
+        self.shards = list(shards)
+
+    def __serve_build_asgi_app__(self):
+        from qa.serving.api import create_app
+
+        return create_app(assistant=RayAssistant(self.settings, self.shards))
+
+
+def application(settings: Settings, replicas: int = 1):
+    """The Serve application: one Shard deployment per shard folder (`replicas` each) and the App."""
+    folders = sharding.folders(settings.index_dir)
+    shards = [Shard.options(name=f"shard-{i}", num_replicas=replicas).bind(str(folder))
+              for i, folder in enumerate(folders)]
+    return App.options(name="app").bind(settings.model_dump(mode="json"), *shards)
+
+
+def run(settings: Settings, address: str, host: str, port: int, replicas: int) -> None:
+    """Start (or join) Ray, start Serve's HTTP proxy at host:port, deploy, and serve until interrupted."""
+    import ray
+
+    ray.init(address=None if address == "local" else address, logging_level="WARNING")
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(application(settings, replicas), name=APP, route_prefix="/", blocking=True)
+
+
+def from_env(args: dict | None = None):
+    """An application builder for Serve's config (KubeRay RayService's `import_path`):
+    settings from QA_* variables, replicas from `args["replicas"]` or QA_REPLICAS (default 1)."""
+    import os
+
+    replicas = int((args or {}).get("replicas", os.environ.get("QA_REPLICAS", "1")))
+    return application(Settings().resolved(), replicas)
