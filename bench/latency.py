@@ -9,7 +9,8 @@ the report alone (its question sets in tests/data), the report with the 619 Wiki
 text; nothing caches questions, their vectors or answers, so none is reused.
 
 - encode: `Assistant.encoder.encode_query(text)` alone, each question once.
-- in-process: the wall time of `Assistant.ask`, with its parts timed inside the same calls: encode,
+- in-process: the wall time of `Assistant.ask`, with its parts timed inside the same calls (wall time,
+  and the asking thread's CPU time, which the machine's other load moves far less): encode,
   retrieve (`retrieve`), evidence (`answers.assess` without the confidence signals), confidence
   (`confidence.signals`), compose (`compose` without `assess`); "other" is the rest (the question's
   terms and IDF, the document-question check, metadata).
@@ -72,17 +73,19 @@ def corpora(workdir: Path, wikiqa: Path, squad: Path) -> dict[str, tuple[Path, l
 
 
 class Timed:
-    """Wraps a function, adding each call's seconds to `spent[name]`."""
+    """Wraps a function, adding each call's wall seconds to `spent[name]` and the CPU seconds of the
+    calling thread to `cpu[name]` (which other processes' load disturbs far less than wall time)."""
 
-    def __init__(self, spent: dict[str, float], name: str, fn) -> None:
-        self.spent, self.name, self.fn = spent, name, fn
+    def __init__(self, spent: dict[str, float], cpu: dict[str, float], name: str, fn) -> None:
+        self.spent, self.cpu, self.name, self.fn = spent, cpu, name, fn
 
     def __call__(self, *args, **kwargs):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.thread_time()
         try:
             return self.fn(*args, **kwargs)
         finally:
             self.spent[self.name] += time.perf_counter() - began
+            self.cpu[self.name] += time.thread_time() - began_cpu
 
 
 def in_process(folder: Path, questions: list[str]) -> dict:
@@ -101,32 +104,42 @@ def in_process(folder: Path, questions: list[str]) -> dict:
         assistant.encoder.encode_query(q)
         encode.append(time.perf_counter() - t)
     spent: dict[str, float] = defaultdict(float)
+    cpu: dict[str, float] = defaultdict(float)
     saved = (service.retrieve, service.compose, answers.assess, confidence.signals)
-    service.retrieve = Timed(spent, "retrieve", service.retrieve)
-    service.compose = Timed(spent, "compose+", service.compose)
-    answers.assess = Timed(spent, "assess", answers.assess)
-    confidence.signals = Timed(spent, "confidence", confidence.signals)
-    assistant.encoder.encode_query = Timed(spent, "encode", assistant.encoder.encode_query)
-    asks, parts = [], defaultdict(list)
+    service.retrieve = Timed(spent, cpu, "retrieve", service.retrieve)
+    service.compose = Timed(spent, cpu, "compose+", service.compose)
+    answers.assess = Timed(spent, cpu, "assess", answers.assess)
+    confidence.signals = Timed(spent, cpu, "confidence", confidence.signals)
+    assistant.encoder.encode_query = Timed(spent, cpu, "encode", assistant.encoder.encode_query)
+    asks, parts, cpu_parts, cpu_after = [], defaultdict(list), defaultdict(list), []
+
+    def split(times: dict[str, float], total: float) -> dict[str, float]:
+        out = {"encode": times["encode"], "retrieve": times["retrieve"],
+               "evidence": times["assess"] - times["confidence"], "confidence": times["confidence"],
+               "compose": times["compose+"] - times["assess"]}
+        out["other"] = total - sum(out.values())
+        return out
+
     try:
         for q in questions:
             spent.clear()
-            t = time.perf_counter()
+            cpu.clear()
+            t, t_cpu = time.perf_counter(), time.thread_time()
             assistant.ask(q)
-            total = time.perf_counter() - t
+            total, total_cpu = time.perf_counter() - t, time.thread_time() - t_cpu
             asks.append(total)
-            split = {"encode": spent["encode"], "retrieve": spent["retrieve"],
-                     "evidence": spent["assess"] - spent["confidence"], "confidence": spent["confidence"],
-                     "compose": spent["compose+"] - spent["assess"]}
-            split["other"] = total - sum(split.values())
-            for k, v in split.items():
+            for k, v in split(spent, total).items():
                 parts[k].append(v)
+            for k, v in split(cpu, total_cpu).items():
+                cpu_parts[k].append(v)
+            cpu_after.append(total_cpu - cpu["encode"])
     finally:
         service.retrieve, service.compose, answers.assess, confidence.signals = saved
         del assistant.encoder.encode_query
     return {"encode_p50": p(encode), "ask_p50": p(asks), "ask_p95": p(asks, 95),
-            "parts_p50": {k: p(parts[k]) for k in PARTS}, "parts_mean": {k: round(float(np.mean(parts[k])) * 1000, 2)
-                                                                         for k in PARTS}}
+            "parts_p50": {k: p(parts[k]) for k in PARTS},
+            "parts_mean": {k: round(float(np.mean(parts[k])) * 1000, 2) for k in PARTS},
+            "cpu_parts_p50": {k: p(cpu_parts[k]) for k in PARTS}, "cpu_after_encoding_p50": p(cpu_after)}
 
 
 @contextmanager
@@ -237,6 +250,12 @@ def render(out: dict) -> str:
             cells += ["—"] * 4
         cells.append(f"{row['load_before']} → {row['load_after']}")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "CPU time of the asking thread, p50 (ms; other processes' load moves it far less than wall time):",
+              "| corpus | after encoding | " + " | ".join(PARTS[1:]) + " |", "|---" * (2 + len(PARTS[1:])) + "|"]
+    for name, row in out.items():
+        local = row["in_process"]
+        lines.append(f"| {name} | {local['cpu_after_encoding_p50']:.2f} | "
+                     + " | ".join(f"{local['cpu_parts_p50'][k]:.2f}" for k in PARTS[1:]) + " |")
     lines.append("\nms. 'encode p50': encode_query alone; the parts (encode among them) are each one's p50 inside "
                  "Assistant.ask; 'after encoding' is in-process p50 - encode p50.")
     return "\n".join(lines)

@@ -263,7 +263,8 @@ def _build_locked(
         was = manifest.get("format")
         manifest = _upgrade(index_dir, old_gen, manifest, settings)
         became = ("became one segment" if was == 4 else
-                  f"had its {len(manifest['segments'])} segments given their sentences' terms, title lines and roles")
+                  f"had its {len(manifest['segments'])} segment{'s' * (len(manifest['segments']) != 1)} given "
+                  "their sentences' terms, title lines and roles")
         summary.upgraded = (f"the format-{was} index {became} of format {FORMAT_VERSION} "
                             f"({manifest['document_count']} documents, {manifest['chunks']} passages); its "
                             "vectors were reused, nothing was encoded again")

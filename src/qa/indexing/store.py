@@ -122,22 +122,32 @@ class Segment:
         marks = ",".join("?" * len(ids))
         rows = self.rows(
             'SELECT c.id, c.doc_id, c.ordinal, c.start, c."end", c.text, c.section, c.page, c.sentences, '
-            "c.sentence_vectors, c.sentence_data, d.title FROM chunks c JOIN documents d USING (doc_id) "
+            "c.sentence_vectors, d.title FROM chunks c JOIN documents d USING (doc_id) "
             f"WHERE c.id IN ({marks})",
             tuple(ids),
         )
+        data = self.sentence_data([r[0] for r in rows])
         out = {}
-        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, data, title in rows:
+        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, title in rows:
             spans = tuple(tuple(s) for s in json.loads(sentences))
             chunk = Chunk(doc_id, ordinal, start, end, text, section, page, spans)
             vecs = np.frombuffer(blob, dtype=np.float32).reshape(len(spans), self.dimension)
-            parsed = self._sentence_data.get(cid)
-            if parsed is None:
-                if len(self._sentence_data) >= SENTENCE_DATA_KEPT:
-                    self._sentence_data.clear()
-                parsed = self._sentence_data[cid] = SentenceData.from_json(data)
-            out[cid] = StoredChunk(cid, chunk, title, vecs, parsed)
+            out[cid] = StoredChunk(cid, chunk, title, vecs, data[cid])
         return out
+
+    def sentence_data(self, ids: list[int]) -> dict[int, SentenceData]:
+        """The stored sentence data of chunks `ids`, read and parsed once per chunk (SENTENCE_DATA_KEPT):
+        reading the column with every row cost about as much as the rest of the row."""
+        kept = self._sentence_data  # shared by the server's threads: read once, filled after
+        found = {i: kept.get(i) for i in ids}
+        missing = [i for i, d in found.items() if d is None]
+        if missing:
+            if len(kept) + len(missing) > SENTENCE_DATA_KEPT:
+                kept.clear()
+            marks = ",".join("?" * len(missing))
+            for cid, text in self.rows(f"SELECT id, sentence_data FROM chunks WHERE id IN ({marks})", tuple(missing)):
+                found[cid] = kept[cid] = SentenceData.from_json(text)
+        return found
 
     def close(self) -> None:
         self._db.close()
