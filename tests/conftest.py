@@ -55,6 +55,18 @@ def report_assistant(tmp_path_factory, encoder) -> Assistant:
     return assistant
 
 
+@pytest.fixture(scope="session")
+def web_assistant(tmp_path_factory, encoder) -> Assistant:
+    """The web fixtures (tests/fixtures/web-corpus) and the report, indexed once for the session, for
+    the server-rendered page tests. Read-only: tests must not write to it."""
+    root = tmp_path_factory.mktemp("web")
+    shutil.copytree(FIXTURES / "web-corpus", root / "corpus")
+    shutil.copy(REPORT, root / "corpus" / REPORT.name)
+    assistant = Assistant(make_settings(root), encoder=encoder)
+    assistant.reindex()
+    return assistant
+
+
 @pytest.fixture
 def fresh_assistant(tmp_path, encoder) -> Assistant:
     """An empty corpus and no index, for tests that write."""

@@ -8,12 +8,11 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-import shutil
 
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import FIXTURES, REPORT, indexed_assistant, make_settings
+from conftest import FIXTURES, indexed_assistant
 from qa.answering.answers import Answer, Passage
 from qa.config import size_text
 from qa.serving import citations, web
@@ -29,15 +28,9 @@ REPORT_TITLE = "The Article II Mandate: Forging a Stronger Economic Alliance bet
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, encoder):
-    from qa.service import Assistant
-
-    root = tmp_path_factory.mktemp("pages")
-    shutil.copytree(FIXTURES / "web-corpus", root / "corpus")
-    shutil.copy(REPORT, root / "corpus" / REPORT.name)
-    assistant = Assistant(make_settings(root), encoder=encoder)
-    assistant.reindex()
-    with TestClient(create_app(assistant=assistant)) as c:
+def client(web_assistant):
+    """A client of its own (cookies), over the shared read-only index."""
+    with TestClient(create_app(assistant=web_assistant)) as c:
         yield c
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import FIXTURES, REPORT
 from qa.answering.answers import Passage
 from qa.serving import citations, web
 from qa.serving.api import create_app
@@ -23,16 +21,9 @@ NOTE = "alliance-note.md"
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, encoder):
-    from conftest import make_settings
-    from qa.service import Assistant
-
-    root = tmp_path_factory.mktemp("answers")
-    shutil.copytree(FIXTURES / "web-corpus", root / "corpus")
-    shutil.copy(REPORT, root / "corpus" / REPORT.name)
-    assistant = Assistant(make_settings(root), encoder=encoder)
-    assistant.reindex()
-    with TestClient(create_app(assistant=assistant)) as c:
+def client(web_assistant):
+    """A client of its own (cookies), over the shared read-only index."""
+    with TestClient(create_app(assistant=web_assistant)) as c:
         yield c
 
 
