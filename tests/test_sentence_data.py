@@ -10,8 +10,9 @@ import sqlite3
 from pathlib import Path
 
 from conftest import FIXTURES, REPORT, indexed_assistant, make_settings
-from qa.answering.evidence import one_line, stems
+from qa.answering.evidence import stems
 from qa.indexing.generations import current_generation
+from qa.indexing.sentences import one_line
 from qa.indexing.store import STORE, Generation
 from qa.reading.sentence_roles import SentenceRole, sentence_roles
 from qa.service import Assistant

@@ -43,10 +43,11 @@ SEGMENT = "segment.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 
-# Chunks whose stored sentence data (sentences.py) a segment keeps parsed: parsing a passage's JSON
-# costs about 60 us, and a question reads twenty passages. Documents' data only (a few KB a chunk),
-# never a question's; the segment is immutable, so nothing goes stale.
-SENTENCE_DATA_KEPT = 8192
+# Passages a segment keeps parsed (StoredChunk with its sentence data, sentences.py): reading and
+# parsing one row costs about 10 us, its sentence data's JSON 60 us more, and a question reads twenty
+# passages. Documents' data only (text, sentence vectors and terms: 5-20 KB a passage, so at most
+# about 40 MB a segment), never a question's; the segment is immutable, so nothing goes stale.
+PASSAGES_KEPT = 2048
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -93,7 +94,7 @@ class Segment:
         self.vectors = vector_index.load(str(path / VECTORS))  # memory-mapped: workers share one copy
         self.postings = Postings(path)
         self.ids: np.ndarray = self.postings.ids  # the segment's chunk ids, ascending
-        self._sentence_data: dict[int, SentenceData] = {}  # parsed once per chunk (SENTENCE_DATA_KEPT)
+        self._kept: dict[int, StoredChunk] = {}  # passages parsed already (PASSAGES_KEPT)
         self.dimension = dimension
 
     @property
@@ -117,37 +118,30 @@ class Segment:
         return vector_index.members(self.ids, ids)
 
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
+        """The stored passages `ids` (those of this segment), each read and parsed once (PASSAGES_KEPT)."""
+        kept = self._kept  # shared by the server's threads: read at once, filled after
+        found = {i: p for i in ids if (p := kept.get(i)) is not None}
+        missing = [i for i in ids if i not in found]
+        if not missing:
+            return {i: found[i] for i in sorted(found)}  # by id, as SQLite returns the rows
+        marks = ",".join("?" * len(missing))
         rows = self.rows(
             'SELECT c.id, c.doc_id, c.ordinal, c.start, c."end", c.text, c.section, c.page, c.sentences, '
-            "c.sentence_vectors, d.title FROM chunks c JOIN documents d USING (doc_id) "
+            "c.sentence_vectors, d.title, c.sentence_data FROM chunks c JOIN documents d USING (doc_id) "
             f"WHERE c.id IN ({marks})",
-            tuple(ids),
+            tuple(missing),
         )
-        data = self.sentence_data([r[0] for r in rows])
-        out = {}
-        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, title in rows:
+        keep = len(rows) <= PASSAGES_KEPT  # a whole long document (a numbered part's lookup) passes by
+        if keep and len(kept) + len(rows) > PASSAGES_KEPT:
+            kept.clear()
+        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, title, data in rows:
             spans = tuple(tuple(s) for s in json.loads(sentences))
             chunk = Chunk(doc_id, ordinal, start, end, text, section, page, spans)
             vecs = np.frombuffer(blob, dtype=np.float32).reshape(len(spans), self.dimension)
-            out[cid] = StoredChunk(cid, chunk, title, vecs, data[cid])
-        return out
-
-    def sentence_data(self, ids: list[int]) -> dict[int, SentenceData]:
-        """The stored sentence data of chunks `ids`, read and parsed once per chunk (SENTENCE_DATA_KEPT):
-        reading the column with every row cost about as much as the rest of the row."""
-        kept = self._sentence_data  # shared by the server's threads: read once, filled after
-        found = {i: kept.get(i) for i in ids}
-        missing = [i for i, d in found.items() if d is None]
-        if missing:
-            if len(kept) + len(missing) > SENTENCE_DATA_KEPT:
-                kept.clear()
-            marks = ",".join("?" * len(missing))
-            for cid, text in self.rows(f"SELECT id, sentence_data FROM chunks WHERE id IN ({marks})", tuple(missing)):
-                found[cid] = kept[cid] = SentenceData.from_json(text)
-        return found
+            found[cid] = StoredChunk(cid, chunk, title, vecs, SentenceData.from_json(data))
+            if keep:
+                kept[cid] = found[cid]
+        return {i: found[i] for i in sorted(found)}
 
     def close(self) -> None:
         self._db.close()
