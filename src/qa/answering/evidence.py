@@ -117,8 +117,10 @@ def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, flo
     total = sum(weights.values())
     if total <= 0:
         return cosine, 0.0
-    held = _held_weights(stored, weights)
-    return cosine, max(held.get(i, 0) for i in keep.tolist()) / total
+    held = _held_weights(stored, weights).items()
+    if len(keep) < len(stored.chunk.sentences):  # the title line is one of them
+        held = [(i, w) for i, w in held if i in keep]
+    return cosine, max((w for _, w in held), default=0) / total  # weights are >= 0: the max is held
 
 
 def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndarray:

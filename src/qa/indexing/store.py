@@ -95,6 +95,7 @@ class Segment:
         self.postings = Postings(path)
         self.ids: np.ndarray = self.postings.ids  # the segment's chunk ids, ascending
         self._kept: dict[int, StoredChunk] = {}  # passages parsed already (PASSAGES_KEPT)
+        self._metadata: dict[str, Metadata] = {}  # documents' metadata read already (as many)
         self.dimension = dimension
 
     @property
@@ -142,6 +143,24 @@ class Segment:
             if keep:
                 kept[cid] = found[cid]
         return {i: found[i] for i in sorted(found)}
+
+    def metadata(self, doc_ids: list[str]) -> dict[str, Metadata]:
+        """Metadata of these documents of the segment, each read once (every answer reads its passages')."""
+        kept = self._metadata
+        found = {d: m for d in doc_ids if (m := kept.get(d)) is not None}
+        missing = [d for d in doc_ids if d not in found]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            rows = self.rows(f"SELECT doc_id, title, metadata FROM documents WHERE doc_id IN ({marks})",
+                             tuple(missing))
+            keep = len(rows) <= PASSAGES_KEPT  # every title's (a document named by title) passes by
+            if keep and len(kept) + len(rows) > PASSAGES_KEPT:
+                kept.clear()
+            for doc_id, title, meta in rows:
+                found[doc_id] = _metadata(title, meta)
+                if keep:
+                    kept[doc_id] = found[doc_id]
+        return found
 
     def close(self) -> None:
         self._db.close()
@@ -270,10 +289,7 @@ class Generation:
         for n, segment in enumerate(self.segments):
             ids = sorted(set(self._live(n, doc_ids)))
             if ids:
-                marks = ",".join("?" * len(ids))
-                rows = segment.rows(f"SELECT doc_id, title, metadata FROM documents WHERE doc_id IN ({marks})",
-                                    tuple(ids))
-                out.update({doc_id: _metadata(title, meta) for doc_id, title, meta in rows})
+                out.update(segment.metadata(ids))
         return out
 
     def chunk_covering(self, doc_id: str, offset: int) -> StoredChunk | None:
