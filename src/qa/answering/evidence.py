@@ -113,7 +113,10 @@ def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, flo
     keep = kept_sentences(stored)
     if not len(keep):
         return 0.0, 0.0
-    cosine = float((stored.sentence_vectors[keep] @ query).max())
+    vectors = stored.sentence_vectors
+    # Every sentence kept (all but a document's first passage): the matrix as stored, not a copy; the
+    # products are the same to the bit (a subset's are not always: BLAS blocks rows by position).
+    cosine = max(((vectors if len(keep) == len(vectors) else vectors[keep]) @ query).tolist())
     total = sum(weights.values())
     if total <= 0:
         return cosine, 0.0

@@ -238,10 +238,17 @@ class Generation:
     def chunk_vectors(self, ids: list[int]) -> np.ndarray:
         if not ids:
             return np.zeros((0, self.dimension))
-        found = {}
-        for segment, mine in self._by_segment(ids):
-            found.update(zip(mine, segment.vectors.reconstruct_batch(np.asarray(mine, dtype=np.int64)), strict=True))
-        return np.vstack([found[i] for i in ids])
+        wanted = np.asarray(ids, dtype=np.int64)
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        found = np.zeros(len(ids), dtype=bool)
+        for segment in self.segments:
+            mine = segment.holds(wanted)
+            if mine.any():
+                out[mine] = segment.vectors.reconstruct_batch(wanted[mine])
+                found |= mine
+        if not found.all():
+            raise KeyError(f"no chunk {int(wanted[~found][0])} in this generation")
+        return out
 
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
         out: dict[int, StoredChunk] = {}
