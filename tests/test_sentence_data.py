@@ -10,8 +10,10 @@ import sqlite3
 from pathlib import Path
 
 from conftest import FIXTURES, REPORT, indexed_assistant, make_settings
-from qa.answering.evidence import one_line, stems
+from qa.answering.evidence import best_sentence, sentence_coverage, set_coverage, stems
+from qa.indexing import lexical
 from qa.indexing.generations import current_generation
+from qa.indexing.sentences import one_line
 from qa.indexing.store import STORE, Generation
 from qa.reading.sentence_roles import SentenceRole, sentence_roles
 from qa.service import Assistant
@@ -45,6 +47,44 @@ def test_the_stored_sentence_data_is_what_the_query_time_functions_compute(tmp_p
         titles += sum(data.title_lines)
         roles_seen += sum(r != SentenceRole() for r in data.roles)
     assert titles >= len(ANSWERS) - 1 and roles_seen > 0  # the fixtures have title lines and roles to store
+
+
+def test_sentence_shares_from_the_stored_data_equal_the_text_based_ones_to_the_last_bit(tmp_path, encoder):
+    """Each sentence's share of the question's IDF and each passage's best sentence, as the query
+    path computes them from the stored data (a term -> sentences map, question terms only), are
+    the same floats as summing over each sentence's term set, from the text: answers depend on them."""
+    assistant = indexed_assistant(tmp_path, encoder, ANSWERS)
+    gen = assistant.generation()
+    compared = 0
+    for question in QUESTIONS:
+        weights = gen.words.idf(list(dict.fromkeys(lexical.terms(question))))
+        query = encoder.encode_query(question)
+        for stored in all_chunks(assistant):
+            chunk = stored.chunk
+            texts = [chunk.text[a - chunk.start:b - chunk.start] for a, b in chunk.sentences]
+            expected = set_coverage(weights, [stems(t) for t in texts])
+            assert sentence_coverage(stored, weights).tolist() == expected.tolist()
+            keep = [i for i, title in enumerate(stored.data.title_lines) if not title]
+            if keep:
+                best = (float((stored.sentence_vectors[keep] @ query).max()), float(expected[keep].max()))
+                assert best_sentence(stored, query, weights) == best
+                compared += 1
+    assert compared > 100
+
+
+def test_passages_kept_parsed_read_as_a_fresh_read(tmp_path, encoder):
+    """A segment keeps parsed passages: asked again (any order, any mix), it returns what it read,
+    by id, as SQLite's first read did."""
+    assistant = indexed_assistant(tmp_path, encoder, ANSWERS)
+    gen = assistant.generation()
+    ids = [int(i) for i in gen.chunk_ids_of([d.doc_id for d in gen.documents()])]
+    first = gen.chunks(ids[::2])
+    again = gen.chunks(list(reversed(ids)))
+    assert list(first) == sorted(first) and list(again) == sorted(ids)
+    assert all(again[i] is first[i] for i in first)
+    fresh = Generation(gen.path).chunks(ids)
+    assert all(fresh[i].chunk == again[i].chunk and fresh[i].data == again[i].data
+               and (fresh[i].sentence_vectors == again[i].sentence_vectors).all() for i in ids)
 
 
 def format_5_copy(source: Path, target: Path) -> None:

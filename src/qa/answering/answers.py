@@ -16,8 +16,7 @@ from qa.answering import confidence
 from qa.answering.evidence import (
     chunk_terms,
     highlight_order,
-    is_title_line,
-    one_line,
+    kept_sentences,
     roles,
     sentence_coverage,
     sentence_terms,
@@ -25,6 +24,7 @@ from qa.answering.evidence import (
 )
 from qa.answering.retrieval import Hit
 from qa.indexing.lexical import STOPWORDS
+from qa.indexing.sentences import one_line
 from qa.indexing.store import StoredChunk
 from qa.reading.chunking import Chunk
 
@@ -393,7 +393,7 @@ def assess(
     ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
     for hit in hits:
         chunk = hit.stored.chunk
-        keep = [i for i in range(len(chunk.sentences)) if not is_title_line(hit.stored, i)]
+        keep = kept_sentences(hit.stored).tolist()
         sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
         coverage = sentence_coverage(hit.stored, term_weights or {})
         order = [keep[j] for j in highlight_order(

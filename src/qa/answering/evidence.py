@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from qa.indexing import lexical
-from qa.indexing.sentences import one_line, relative_spans
+from qa.indexing.sentences import inverted, is_title_line, relative_spans
 from qa.indexing.store import StoredChunk
 from qa.reading.sentence_roles import SentenceRole, sentence_roles
 
@@ -96,26 +96,34 @@ def highlight_order(
     return [first] + [i for i in by_cosine if i != first]
 
 
-def is_title_line(stored: StoredChunk, i: int) -> bool:
-    """Whether sentence `i` of the passage is its document's title line (which resembles every
+def kept_sentences(stored: StoredChunk) -> np.ndarray:
+    """Indices of the passage's sentences, its document's title line aside (which resembles every
     question about the document without answering any)."""
     if stored.data is not None:
-        return stored.data.title_lines[i]
+        return stored.data.kept
     chunk = stored.chunk
-    if chunk.ordinal != 0:
-        return False
-    a, b = chunk.sentences[i]
-    return one_line(chunk.text[a - chunk.start:b - chunk.start]) == one_line(stored.title)
+    return np.array([i for i in range(len(chunk.sentences)) if not is_title_line(chunk, stored.title, i)],
+                    dtype=np.intp)
 
 
 def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, float]) -> tuple[float, float]:
     """(best cosine, best share of the question's IDF) among the passage's sentences, the title line
     aside: a long passage is as close to a question as its closest sentence, which its own vector,
     an average over all of them, hides. 0 for a passage with no other sentence."""
-    keep = [i for i in range(len(stored.chunk.sentences)) if not is_title_line(stored, i)]
-    if not keep:
+    keep = kept_sentences(stored)
+    if not len(keep):
         return 0.0, 0.0
-    return float((stored.sentence_vectors[keep] @ query).max()), float(sentence_coverage(stored, weights)[keep].max())
+    vectors = stored.sentence_vectors
+    # Every sentence kept (all but a document's first passage): the matrix as stored, not a copy; the
+    # products are the same to the bit (a subset's are not always: BLAS blocks rows by position).
+    cosine = max(((vectors if len(keep) == len(vectors) else vectors[keep]) @ query).tolist())
+    total = sum(weights.values())
+    if total <= 0:
+        return cosine, 0.0
+    held = _held_weights(stored, weights).items()
+    if len(keep) < len(stored.chunk.sentences):  # the title line is one of them
+        held = [(i, w) for i, w in held if i in keep]
+    return cosine, max((w for _, w in held), default=0) / total  # weights are >= 0: the max is held
 
 
 def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndarray:
@@ -123,8 +131,27 @@ def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndar
     total = sum(weights.values())
     if total <= 0:
         return np.zeros(len(stored.chunk.sentences))
-    items = list(weights.items())  # summed in the question's term order (see term_coverage)
-    return np.array([sum(w for t, w in items if t in held) for held in sentence_terms(stored)]) / total
+    held = _held_weights(stored, weights)
+    return np.array([held.get(i, 0) for i in range(len(stored.chunk.sentences))], dtype=np.float64) / total
+
+
+def _held_weights(stored: StoredChunk, weights: dict[str, float]) -> dict[int, float]:
+    """sentence index -> the summed weights of the question's terms it holds (sentences holding none
+    left out), summed in the question's term order as `set_coverage` does: the same shares to the
+    last bit. Only the question's few terms are looked up, in the passage's term -> sentences map."""
+    holding = term_sentences(stored)
+    held: dict[int, float] = {}
+    for t, w in weights.items():
+        for i in holding.get(t, ()):
+            held[i] = held.get(i, 0) + w
+    return held
+
+
+def term_sentences(stored: StoredChunk) -> dict[str, tuple[int, ...]]:
+    """term -> indices of the passage's sentences that hold it (sentences.inverted)."""
+    if stored.data is not None:
+        return stored.data.term_sentences
+    return _term_sentences(stored.chunk.text, relative_spans(stored.chunk))
 
 
 def sentence_terms(stored: StoredChunk) -> tuple[frozenset[str], ...]:
@@ -143,6 +170,11 @@ def chunk_terms(stored: StoredChunk) -> frozenset[str]:
 # Chunks the index stores carry their sentences' terms and roles (sentences.py); a chunk made
 # elsewhere (a test's, a bench's) has them computed and kept for the most recent ones.
 SENTENCE_STEM_CACHE = 8192
+
+
+@lru_cache(maxsize=SENTENCE_STEM_CACHE)
+def _term_sentences(text: str, spans: tuple[tuple[int, int], ...]) -> dict[str, tuple[int, ...]]:
+    return inverted(_sentence_stems(text, spans))
 
 
 @lru_cache(maxsize=SENTENCE_STEM_CACHE)

@@ -75,13 +75,17 @@ def retrieve(
     missing = [i for i in lexical if i not in dense]
     if missing:
         dense.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
-    ids = list(dense)
-    coverage = dict(zip(ids, gen.words.coverage(question, ids, weights).tolist(), strict=True))
-    fused = fuse(dense, lexical, coverage)
-    ranking = sorted(fused, key=lambda i: (-fused[i], i))
-    pool = gen.chunks(ranking[:RERANK_DEPTH])  # MAX_K <= RERANK_DEPTH: the first k never depend on k
+    ids = np.fromiter(dense, dtype=np.int64, count=len(dense))
+    floor = min(lexical.values(), default=0.0)
+    candidates = fused_scores(np.fromiter(dense.values(), dtype=np.float64, count=len(dense)),
+                              np.array([lexical.get(i, floor) for i in dense], dtype=np.float64),
+                              gen.words.coverage(question, ids.tolist(), weights))
+    top = np.lexsort((ids, -candidates))[:RERANK_DEPTH]  # by score, then id
+    ranking = ids[top].tolist()
+    fused = dict(zip(ranking, candidates[top].tolist(), strict=True))  # the pool's scores, from here on
+    pool = gen.chunks(ranking)  # MAX_K <= RERANK_DEPTH: the first k never depend on k
     add_best_sentences(fused, pool, query, weights)
-    order = _by_document(ranking[:RERANK_DEPTH], pool, fused)
+    order = _by_document(ranking, pool, fused)
     best = order[: RERANK_DEPTH if reranker else k]
     hits = [Hit(pool[i], dense[i], lexical.get(i, 0.0), fused[i]) for i in best if i in pool]
     if reranker is not None and hits:
@@ -106,15 +110,22 @@ def fuse(dense: dict[int, float], lexical: dict[int, float], coverage: dict[int,
     (1 - weight - term_weight) x cosine + weight x BM25 + term_weight x coverage.
     """
     ids = list(dense)
-    cos = np.array([dense[i] for i in ids], dtype=np.float64)
     floor = min(lexical.values(), default=0.0)
-    bm25 = np.array([lexical.get(i, floor) for i in ids], dtype=np.float64)
+    scores = fused_scores(np.array([dense[i] for i in ids], dtype=np.float64),
+                          np.array([lexical.get(i, floor) for i in ids], dtype=np.float64),
+                          np.array([(coverage or {}).get(i, 0.0) for i in ids], dtype=np.float64),
+                          weight, term_weight, method)
+    return dict(zip(ids, scores.tolist(), strict=True))
+
+
+def fused_scores(cos: np.ndarray, bm25: np.ndarray, cover: np.ndarray, weight: float = LEXICAL_WEIGHT,
+                 term_weight: float = TERM_WEIGHT, method: str = FUSION) -> np.ndarray:
+    """`fuse` on arrays: each candidate's cosine, BM25 (the lowest found for those BM25 did not find)
+    and coverage, in one order."""
     norm = {"minmax": _minmax, "zscore": _zscore, "rrf": _reciprocal_ranks}.get(method)
     if norm is None:
         raise ValueError(f"fusion method {method!r}: use minmax, zscore or rrf")
-    cover = np.array([(coverage or {}).get(i, 0.0) for i in ids], dtype=np.float64)
-    scores = (1 - weight - term_weight) * norm(cos) + weight * norm(bm25) + term_weight * cover
-    return dict(zip(ids, scores.tolist(), strict=True))
+    return (1 - weight - term_weight) * norm(cos) + weight * norm(bm25) + term_weight * cover
 
 
 def add_best_sentences(

@@ -50,12 +50,14 @@ def checkpoint(step: str) -> None:
 
 def current_generation(index_dir: Path) -> Path | None:
     """The published generation's folder, or None when nothing has been published."""
+    # os-level calls: every question checks the pointer, and pathlib's read_text and is_file cost
+    # twice as much as the reads themselves
     try:
-        name = (index_dir / POINTER).read_text().strip()
+        with open(os.path.join(index_dir, POINTER), encoding="utf-8") as handle:
+            name = handle.read().strip()
     except FileNotFoundError:
         return None
-    path = index_dir / name
-    return path if name and (path / MANIFEST).is_file() else None
+    return index_dir / name if name and os.path.isfile(os.path.join(index_dir, name, MANIFEST)) else None
 
 
 def segment_sizes(index_dir: Path) -> list[tuple[str, int, int, int]]:

@@ -127,7 +127,9 @@ class Postings:
     """One part's postings, read-only and memory-mapped."""
 
     def __init__(self, folder: Path) -> None:
-        self.arrays = {name: np.load(folder / file, mmap_mode="r") for name, file in FILES.items()}
+        # Plain ndarray views of the memory maps (the pages stay shared): np.memmap's subclass hooks ran
+        # on every slice and cost more than the slicing itself on a question's few dozen rows.
+        self.arrays = {name: np.asarray(np.load(folder / file, mmap_mode="r")) for name, file in FILES.items()}
         self.vocab: list[str] = json.loads((folder / VOCAB).read_text())
         self.rows = {t: i for i, t in enumerate(self.vocab)}
         self.ids: np.ndarray = self.arrays["ids"]
@@ -302,7 +304,7 @@ def _members(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Which of `values` are in `sorted_values` (ascending), by binary search."""
     if not len(sorted_values) or not len(values):
         return np.zeros(len(values), dtype=bool)
-    at = np.searchsorted(sorted_values, values).clip(0, len(sorted_values) - 1)
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
     return np.asarray(sorted_values[at] == values)
 
 

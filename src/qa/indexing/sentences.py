@@ -14,6 +14,8 @@ import re
 from dataclasses import astuple
 from functools import cached_property
 
+import numpy as np
+
 from qa.indexing import lexical
 from qa.reading.chunking import Chunk
 from qa.reading.sentence_roles import SentenceRole, sentence_roles
@@ -43,6 +45,16 @@ class SentenceData:
         self._roles = roles
 
     @cached_property
+    def term_sentences(self) -> dict[str, tuple[int, ...]]:
+        """term -> the indices of the sentences holding it (`inverted`), made once per parsed chunk."""
+        return inverted(self.terms)
+
+    @cached_property
+    def kept(self) -> np.ndarray:
+        """Indices of the sentences that are not the document's title line."""
+        return np.flatnonzero(~np.asarray(self.title_lines, dtype=bool))
+
+    @cached_property
     def roles(self) -> tuple[SentenceRole, ...]:
         return tuple(r if isinstance(r, SentenceRole) else SentenceRole(*r) for r in self._roles)
 
@@ -61,6 +73,16 @@ class SentenceData:
         terms = tuple(map(frozenset, data["terms"]))
         title = data["title"]
         return cls(terms, frozenset(data["chunk"]), tuple(i in title for i in range(len(terms))), data["roles"])
+
+
+def inverted(terms: tuple[frozenset[str], ...]) -> dict[str, tuple[int, ...]]:
+    """term -> the indices (ascending) of the sentences whose terms hold it: a question's share of IDF
+    per sentence then looks up the question's few terms only (evidence.sentence_coverage)."""
+    found: dict[str, list[int]] = {}
+    for i, held in enumerate(terms):
+        for t in held:
+            found.setdefault(t, []).append(i)
+    return {t: tuple(at) for t, at in found.items()}
 
 
 def relative_spans(chunk: Chunk) -> tuple[tuple[int, int], ...]:

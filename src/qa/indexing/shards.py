@@ -46,8 +46,9 @@ def shard_of_chunk(chunk_id: int) -> int:
 
 def folders(index_dir: Path) -> list[Path]:
     """The folder of each shard, in shard order; [index_dir] for an index without shards."""
-    try:
-        layout = json.loads((index_dir / SHARDS).read_text())
+    try:  # os-level, as generations.current_generation: read on every question
+        with open(os.path.join(index_dir, SHARDS), encoding="utf-8") as handle:
+            layout = json.loads(handle.read())
     except FileNotFoundError:
         return [index_dir]
     return [index_dir / name for name in layout["folders"]]

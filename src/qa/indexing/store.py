@@ -43,10 +43,11 @@ SEGMENT = "segment.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 
-# Chunks whose stored sentence data (sentences.py) a segment keeps parsed: parsing a passage's JSON
-# costs about 60 us, and a question reads twenty passages. Documents' data only (a few KB a chunk),
-# never a question's; the segment is immutable, so nothing goes stale.
-SENTENCE_DATA_KEPT = 8192
+# Passages a segment keeps parsed (StoredChunk with its sentence data, sentences.py): reading and
+# parsing one row costs about 10 us, its sentence data's JSON 60 us more, and a question reads twenty
+# passages. Documents' data only (text, sentence vectors and terms: 5-20 KB a passage, so at most
+# about 40 MB a segment), never a question's; the segment is immutable, so nothing goes stale.
+PASSAGES_KEPT = 2048
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -93,7 +94,8 @@ class Segment:
         self.vectors = vector_index.load(str(path / VECTORS))  # memory-mapped: workers share one copy
         self.postings = Postings(path)
         self.ids: np.ndarray = self.postings.ids  # the segment's chunk ids, ascending
-        self._sentence_data: dict[int, SentenceData] = {}  # parsed once per chunk (SENTENCE_DATA_KEPT)
+        self._kept: dict[int, StoredChunk] = {}  # passages parsed already (PASSAGES_KEPT)
+        self._metadata: dict[str, Metadata] = {}  # documents' metadata read already (as many)
         self.dimension = dimension
 
     @property
@@ -117,36 +119,47 @@ class Segment:
         return vector_index.members(self.ids, ids)
 
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
+        """The stored passages `ids` (those of this segment), each read and parsed once (PASSAGES_KEPT)."""
+        kept = self._kept  # shared by the server's threads: read at once, filled after
+        found = {i: p for i in ids if (p := kept.get(i)) is not None}
+        missing = [i for i in ids if i not in found]
+        if not missing:
+            return {i: found[i] for i in sorted(found)}  # by id, as SQLite returns the rows
+        marks = ",".join("?" * len(missing))
         rows = self.rows(
             'SELECT c.id, c.doc_id, c.ordinal, c.start, c."end", c.text, c.section, c.page, c.sentences, '
-            "c.sentence_vectors, d.title FROM chunks c JOIN documents d USING (doc_id) "
+            "c.sentence_vectors, d.title, c.sentence_data FROM chunks c JOIN documents d USING (doc_id) "
             f"WHERE c.id IN ({marks})",
-            tuple(ids),
+            tuple(missing),
         )
-        data = self.sentence_data([r[0] for r in rows])
-        out = {}
-        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, title in rows:
+        keep = len(rows) <= PASSAGES_KEPT  # a whole long document (a numbered part's lookup) passes by
+        if keep and len(kept) + len(rows) > PASSAGES_KEPT:
+            kept.clear()
+        for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, title, data in rows:
             spans = tuple(tuple(s) for s in json.loads(sentences))
             chunk = Chunk(doc_id, ordinal, start, end, text, section, page, spans)
             vecs = np.frombuffer(blob, dtype=np.float32).reshape(len(spans), self.dimension)
-            out[cid] = StoredChunk(cid, chunk, title, vecs, data[cid])
-        return out
+            found[cid] = StoredChunk(cid, chunk, title, vecs, SentenceData.from_json(data))
+            if keep:
+                kept[cid] = found[cid]
+        return {i: found[i] for i in sorted(found)}
 
-    def sentence_data(self, ids: list[int]) -> dict[int, SentenceData]:
-        """The stored sentence data of chunks `ids`, read and parsed once per chunk (SENTENCE_DATA_KEPT):
-        reading the column with every row cost about as much as the rest of the row."""
-        kept = self._sentence_data  # shared by the server's threads: read once, filled after
-        found = {i: kept.get(i) for i in ids}
-        missing = [i for i, d in found.items() if d is None]
+    def metadata(self, doc_ids: list[str]) -> dict[str, Metadata]:
+        """Metadata of these documents of the segment, each read once (every answer reads its passages')."""
+        kept = self._metadata
+        found = {d: m for d in doc_ids if (m := kept.get(d)) is not None}
+        missing = [d for d in doc_ids if d not in found]
         if missing:
-            if len(kept) + len(missing) > SENTENCE_DATA_KEPT:
-                kept.clear()
             marks = ",".join("?" * len(missing))
-            for cid, text in self.rows(f"SELECT id, sentence_data FROM chunks WHERE id IN ({marks})", tuple(missing)):
-                found[cid] = kept[cid] = SentenceData.from_json(text)
+            rows = self.rows(f"SELECT doc_id, title, metadata FROM documents WHERE doc_id IN ({marks})",
+                             tuple(missing))
+            keep = len(rows) <= PASSAGES_KEPT  # every title's (a document named by title) passes by
+            if keep and len(kept) + len(rows) > PASSAGES_KEPT:
+                kept.clear()
+            for doc_id, title, meta in rows:
+                found[doc_id] = _metadata(title, meta)
+                if keep:
+                    kept[doc_id] = found[doc_id]
         return found
 
     def close(self) -> None:
@@ -225,10 +238,17 @@ class Generation:
     def chunk_vectors(self, ids: list[int]) -> np.ndarray:
         if not ids:
             return np.zeros((0, self.dimension))
-        found = {}
-        for segment, mine in self._by_segment(ids):
-            found.update(zip(mine, segment.vectors.reconstruct_batch(np.asarray(mine, dtype=np.int64)), strict=True))
-        return np.vstack([found[i] for i in ids])
+        wanted = np.asarray(ids, dtype=np.int64)
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        found = np.zeros(len(ids), dtype=bool)
+        for segment in self.segments:
+            mine = segment.holds(wanted)
+            if mine.any():
+                out[mine] = segment.vectors.reconstruct_batch(wanted[mine])
+                found |= mine
+        if not found.all():
+            raise KeyError(f"no chunk {int(wanted[~found][0])} in this generation")
+        return out
 
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
         out: dict[int, StoredChunk] = {}
@@ -276,10 +296,7 @@ class Generation:
         for n, segment in enumerate(self.segments):
             ids = sorted(set(self._live(n, doc_ids)))
             if ids:
-                marks = ",".join("?" * len(ids))
-                rows = segment.rows(f"SELECT doc_id, title, metadata FROM documents WHERE doc_id IN ({marks})",
-                                    tuple(ids))
-                out.update({doc_id: _metadata(title, meta) for doc_id, title, meta in rows})
+                out.update(segment.metadata(ids))
         return out
 
     def chunk_covering(self, doc_id: str, offset: int) -> StoredChunk | None:

@@ -100,7 +100,7 @@ def members(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     sort a million ids again for every question."""
     if not len(sorted_ids) or not len(values):
         return np.zeros(len(values), dtype=bool)
-    at = np.searchsorted(sorted_ids, values).clip(0, len(sorted_ids) - 1)
+    at = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)  # ndarray.clip costs 5x more
     return np.asarray(sorted_ids[at] == values)
 
 
@@ -131,7 +131,7 @@ def search(
         scores, ids = index.search(query, min(n, index.ntotal), params=params)
     finally:
         faiss.omp_set_num_threads(threads)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+    return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if i >= 0]
 
 
 def _exact_among(
