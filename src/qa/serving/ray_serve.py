@@ -28,7 +28,7 @@ import numpy as np
 from ray import serve
 
 from qa.answering.retrieval import Candidates, candidates, merged
-from qa.config import Settings
+from qa.config import Settings, replica_bounds
 from qa.errors import IndexMissing, ShardUnavailable
 from qa.indexing import shards as sharding
 from qa.indexing.generations import current_generation
@@ -292,15 +292,25 @@ class App:
         return create_app(assistant=RayAssistant(self.settings, self.shards))
 
 
-def application(settings: Settings, replicas: int = 1):
-    """The Serve application: one Shard deployment per shard folder (`replicas` each) and the App."""
+def replica_options(replicas: int | tuple[int, int]) -> dict:
+    """A shard deployment's Serve options for R replicas, or (MIN, MAX): Serve's autoscaling between them
+    (it adds a replica when a replica has more than its target of requests in flight)."""
+    low, high = (replicas, replicas) if isinstance(replicas, int) else replicas
+    if low == high:
+        return {"num_replicas": low}
+    return {"autoscaling_config": {"min_replicas": low, "max_replicas": high, "initial_replicas": low}}
+
+
+def application(settings: Settings, replicas: int | tuple[int, int] = 1):
+    """The Serve application: one Shard deployment per shard folder (`replicas` each, or autoscaled
+    between (MIN, MAX)) and the App."""
     folders = sharding.folders(settings.index_dir)
-    shards = [Shard.options(name=f"shard-{i}", num_replicas=replicas).bind(str(folder))
+    shards = [Shard.options(name=f"shard-{i}", **replica_options(replicas)).bind(str(folder))
               for i, folder in enumerate(folders)]
     return App.options(name="app").bind(settings.model_dump(mode="json"), *shards)
 
 
-def run(settings: Settings, address: str, host: str, port: int, replicas: int) -> None:
+def run(settings: Settings, address: str, host: str, port: int, replicas: int | tuple[int, int]) -> None:
     """Start (or join) Ray, start Serve's HTTP proxy at host:port, deploy, and serve until interrupted."""
     import ray
 
@@ -311,8 +321,9 @@ def run(settings: Settings, address: str, host: str, port: int, replicas: int) -
 
 def from_env(args: dict | None = None):
     """An application builder for Serve's config (KubeRay RayService's `import_path`):
-    settings from QA_* variables, replicas from `args["replicas"]` or QA_REPLICAS (default 1)."""
+    settings from QA_* variables, replicas ("R" or "MIN-MAX") from `args["replicas"]` or QA_REPLICAS
+    (default 1)."""
     import os
 
-    replicas = int((args or {}).get("replicas", os.environ.get("QA_REPLICAS", "1")))
+    replicas = replica_bounds(str((args or {}).get("replicas", os.environ.get("QA_REPLICAS", "1"))))
     return application(Settings().resolved(), replicas)
