@@ -215,7 +215,8 @@ class RemoteGeneration(Generation):
         return sorted(d for part in self._listing("documents_stating", field) for d in part)
 
     def metadata_of(self, doc_ids: list[str]) -> dict[str, Metadata]:
-        out = {d: self._metadata[d] for d in doc_ids if d in self._metadata}  # sent with the passages
+        kept = self._metadata  # sent with the passages; another request's gather may clear it meanwhile
+        out = {d: m for d in doc_ids if (m := kept.get(d)) is not None}
         doc_ids = [d for d in doc_ids if d not in out]
         wanted = {i: [d for d in doc_ids if self.owner(d) == i] for i in set(map(self.owner, doc_ids))}
         for found in self.ask({i: ("metadata_of", mine) for i, mine in wanted.items()}).values():
