@@ -17,8 +17,9 @@ warm-up, by one keep-alive client, with k=5:
 
 Target: (serve - plain) p50 <= no-op chain p50 + 3 ms. Throughput: 4 client threads for S seconds
 (default 15) on the 2-shard app with 1, then 2 replicas a shard. Memory: each shard opened in a
-process of its own (ShardReplica, as a replica does), every question's dense and BM25 search run on
-it; the rise in resident memory over the process after imports, and passages per GB of that rise.
+process of its own (ShardReplica, as a replica does), every question's candidates (dense, BM25, the
+passages that could reach the answer) asked of it; the rise in resident memory over the process after
+imports, and passages per GB of that rise.
 Ray's files live in a temporary folder removed at the end (RAY_TMPDIR), as in the tests.
 """
 
@@ -173,9 +174,8 @@ before = rss()
 shard = ShardReplica(sys.argv[1])
 gen = shard.generation()
 for q, v in zip(questions, queries):
-    stats = shard.statistics(sorted(set(terms(q))))
-    shard.lexical(q, 100, None, stats)
-    shard.call("dense", v, 100, None)
+    stats = gen.words.part_statistics(sorted(set(terms(q))))
+    shard.candidates(v, q, 80, None, stats, gen.words.idf(list(dict.fromkeys(terms(q)))), 20)
 print(json.dumps({"passages": gen.chunk_count, "rss_rise": rss() - before}))
 """
 

@@ -56,7 +56,8 @@ def unsharded(tmp_path_factory, encoder) -> Assistant:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, encoder):
-    """A 2-shard index on a head and a worker node (1 CPU each), 2 replicas a shard: (cluster, worker, url)."""
+    """A 2-shard index on a head and a worker node (1 CPU each), 2 replicas a shard:
+    (cluster, worker, url, settings)."""
     try:
         import ray
         from ray import serve
@@ -88,7 +89,7 @@ def served(tmp_path_factory, encoder):
         # One HTTP proxy, on the head: every node here is 127.0.0.1, and the worker's proxy would share the port.
         serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
         serve.run(application(settings.resolved(), replicas=2), name=APP, route_prefix="/")
-        yield nodes, worker, f"http://127.0.0.1:{port}"
+        yield nodes, worker, f"http://127.0.0.1:{port}", settings.resolved()
     finally:
         with contextlib.suppress(Exception):  # Serve may not have started; the cluster goes anyway
             serve.shutdown()
@@ -119,7 +120,7 @@ def same(got: dict, want: dict) -> bool:
 
 
 def test_through_ray_serve_a_sharded_index_answers_as_the_unsharded_one(served, unsharded):
-    _, _, url = served
+    _, _, url, _ = served
     with httpx.Client(base_url=url, timeout=60) as client:
         for question in MORE_QUESTIONS:
             r = client.post("/ask", json={"question": question, "k": 8})
@@ -136,7 +137,7 @@ def test_through_ray_serve_a_sharded_index_answers_as_the_unsharded_one(served, 
 
 
 def test_an_upload_through_the_app_is_answered_within_seconds(served):
-    _, _, url = served
+    _, _, url, _ = served
     memo = (FIXTURES / "ingest" / "trade-memo.md").read_bytes()
     with httpx.Client(base_url=url, timeout=120) as client:
         r = client.post("/documents", files={"file": ("trade-memo.md", memo)},
@@ -155,8 +156,39 @@ def test_an_upload_through_the_app_is_answered_within_seconds(served):
         assert r.status_code == 204
 
 
+def test_a_shard_that_cannot_answer_gives_a_503_naming_it_never_a_partial_answer(served, unsharded):
+    """An app whose second shard is a deployment of an application of its own, then deleted: the same
+    question answered in full before, a 503 naming shard 1 after (every try failed), never passages."""
+    from ray import serve
+
+    from qa.indexing import shards as sharding
+    from qa.serving.ray_serve import App, Shard
+
+    _, _, url, settings = served
+    first, second = (str(f) for f in sharding.folders(settings.index_dir))
+    question = MORE_QUESTIONS[0]
+    try:
+        serve.run(Shard.options(name="shard-1").bind(second), name="lonely-shard", route_prefix=None)
+        lonely = serve.get_deployment_handle("shard-1", app_name="lonely-shard")
+        own = Shard.options(name="shard-0").bind(first)
+        serve.run(App.options(name="app").bind(settings.model_dump(mode="json"), own, lonely), name="partial",
+                  route_prefix="/partial")
+        with httpx.Client(base_url=f"{url}/partial", timeout=120) as client:
+            r = client.post("/ask", json={"question": question, "k": 8})
+            assert r.status_code == 200 and same(r.json(), expected(unsharded, question)), r.text
+            serve.delete("lonely-shard")
+            r = client.post("/ask", json={"question": question, "k": 8})
+            assert r.status_code == 503, r.text
+            assert "shard 1 of 2" in r.json()["detail"] and "passages" not in r.json(), r.text
+            assert client.get("/health").status_code == 200  # the app itself still answers what needs no shard
+    finally:
+        for app in ("partial", "lonely-shard"):
+            with contextlib.suppress(Exception):
+                serve.delete(app)
+
+
 def test_losing_a_worker_node_gives_whole_answers_or_a_503_naming_the_shard(served, unsharded):
-    nodes, worker, url = served
+    nodes, worker, url, _ = served
     questions = MORE_QUESTIONS[:4]
     want = {q: expected(unsharded, q) for q in questions}
     seen: list[tuple[float, int, str]] = []  # (seconds since the node went, status, detail), from then on

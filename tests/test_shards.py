@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import FIXTURES, REPORT, make_settings
+from qa.answering.document_questions import recognise
+from qa.answering.retrieval import numbered_reference
 from qa.cli import main
-from qa.config import Settings
+from qa.config import Settings, replica_bounds
 from qa.errors import ShardCountFixed
 from qa.indexing import shards as sharding
 from qa.indexing.generations import current_generation
@@ -91,7 +93,7 @@ def unsharded(tmp_path_factory, encoder) -> Assistant:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("count", [2, 3])
-def test_a_sharded_index_answers_as_the_unsharded_one(tmp_path, encoder, unsharded, count):
+def test_a_sharded_index_answers_as_the_unsharded_one(tmp_path, encoder, unsharded, count, monkeypatch):
     sharded = build(tmp_path, encoder, count)
     folders = sharding.folders(sharded.settings.index_dir)
     assert [f.name for f in folders] == [f"shard-{i}-of-{count}" for i in range(count)]
@@ -104,6 +106,14 @@ def test_a_sharded_index_answers_as_the_unsharded_one(tmp_path, encoder, unshard
     assert sharded.generation().manifest["documents"] == unsharded.generation().manifest["documents"]
     some = unsharded.generation().documents()[0].doc_id
     assert sharded.document(some).text == unsharded.document(some).text
+    # Every passage the answer reads came with the shards' candidates (retrieval.skyband): none is
+    # fetched afterwards, so on Ray Serve an ordinary question is one round to the shards.
+    gen, fetched = sharded.generation(), []
+    monkeypatch.setattr(gen, "chunks", lambda ids: fetched.append(ids) or Generation.chunks(gen, ids))
+    ordinary = [q for q in MORE_QUESTIONS if numbered_reference(q) is None and recognise(q) is None]
+    for question in ordinary:
+        assert sharded.ask(question, k=8).passages
+    assert len(ordinary) >= 5 and fetched == []
 
 
 def test_writes_go_to_the_shard_that_owns_the_document(tmp_path, encoder):
@@ -175,3 +185,25 @@ def test_qa_ask_reads_a_sharded_index_in_one_process(tmp_path, encoder):
     body = json.loads(result.output)
     want = sharded.ask(MORE_QUESTIONS[0]).to_dict()
     assert [p["text"] for p in body["passages"]] == [p["text"] for p in want["passages"]]
+
+
+@pytest.mark.parametrize(("given", "said"), [("0", "must be 1 to 256"), ("3-1", "MIN at most MAX"),
+                                             ("two", "not a replica count"), ("1-", "not a replica count"),
+                                             ("1-999", "must be 1 to 256")])
+def test_qa_serve_rejects_a_bad_replica_count_and_changes_nothing(tmp_path, given, said):
+    (tmp_path / "corpus").mkdir()
+    shutil.copy(REPORT, tmp_path / "corpus")
+    result = CliRunner().invoke(main, ["serve", "--corpus", str(tmp_path / "corpus"), "--index",
+                                       str(tmp_path / "index"), "--ray", "local", "--replicas", given])
+    assert result.exit_code == 2 and said in result.output and "--replicas" in result.output, result.output
+    assert not (tmp_path / "index").exists()  # nothing was built
+
+
+def test_replicas_min_max_become_serve_autoscaling_bounds_and_r_a_fixed_count():
+    pytest.importorskip("ray.serve")
+    from qa.serving.ray_serve import Shard, replica_options
+
+    assert replica_bounds("2") == (2, 2) and replica_options(replica_bounds("2")) == {"num_replicas": 2}
+    bounds = replica_options(replica_bounds(" 1-4 "))
+    assert bounds == {"autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "initial_replicas": 1}}
+    assert Shard.options(name="shard-0", **bounds)  # Serve accepts them (it validates the config here)

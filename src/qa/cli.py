@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from qa.config import Settings
+from qa.config import Settings, replica_bounds
 from qa.errors import CorpusMissing, QAError
 
 EXIT_SKIPPED = 3  # `qa index` finished, but some files could not be read
@@ -110,6 +110,20 @@ def ask_command(settings: Settings, question: str, k: int, as_json: bool) -> Non
         click.echo()
 
 
+class _ReplicaBounds(click.ParamType):
+    """R or MIN-MAX (config.replica_bounds) as (MIN, MAX)."""
+
+    name = "replicas"
+
+    def convert(self, value, param, ctx) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return replica_bounds(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @main.command("serve")
 @common_options
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -122,10 +136,10 @@ def ask_command(settings: Settings, question: str, k: int, as_json: bool) -> Non
 @click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
               help="Serve on Ray Serve: one deployment per shard, the app asking them all (docs/scaling.md); "
               "host:port, `auto` or `local` as for `qa index --ray`. The HTTP proxy listens on --host/--port.")
-@click.option("--replicas", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="With --ray: replicas of each shard's deployment.")
+@click.option("--replicas", type=_ReplicaBounds(), default="1", show_default=True, metavar="R|MIN-MAX",
+              help="With --ray: replicas of each shard's deployment; MIN-MAX lets Serve autoscale between them.")
 def serve_command(settings: Settings, host: str, port: int, workers: int, forwarded: str, ray_address: str | None,
-                  replicas: int) -> None:
+                  replicas: tuple[int, int]) -> None:
     """Serve the web UI and the HTTP API; builds the index first if there is none."""
     import uvicorn
 

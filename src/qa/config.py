@@ -22,6 +22,22 @@ def size_text(value: int) -> str:
     return f"{value / MIB:,.1f} MiB"
 
 
+MAX_REPLICAS = 256
+
+
+def replica_bounds(text: str) -> tuple[int, int]:
+    """`--replicas` of `qa serve --ray` (and QA_REPLICAS): "R" (R replicas a shard) or "MIN-MAX" (Serve
+    autoscales each shard between them); (MIN, MAX), equal for a fixed count. ValueError says why not."""
+    low, dash, high = text.strip().partition("-")
+    try:
+        bounds = (int(low), int(high) if dash else int(low))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a replica count: give R (e.g. 2) or MIN-MAX (e.g. 1-4)") from None
+    if not 1 <= bounds[0] <= bounds[1] <= MAX_REPLICAS:
+        raise ValueError(f"{text!r}: replicas must be 1 to {MAX_REPLICAS}, and MIN at most MAX (e.g. 1-4)")
+    return bounds
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from qa.answering.evidence import best_sentence
 from qa.indexing.embedding import not_loadable
-from qa.indexing.lexical import terms
+from qa.indexing.lexical import Words, terms, top
+from qa.indexing.shards import ShardedGeneration
 from qa.indexing.store import Generation, StoredChunk
+from qa.reading.metadata import Metadata
 
 # Fused score = (1 - LEXICAL_WEIGHT - TERM_WEIGHT) x cosine + LEXICAL_WEIGHT x BM25, both min-max
 # normalised over the candidates, + TERM_WEIGHT x the share of the question's IDF the passage holds
@@ -70,20 +72,22 @@ def retrieve(
     if weights is None:
         weights = gen.words.idf(list(dict.fromkeys(terms(question))))
     allowed = gen.chunk_ids_of(doc_ids) if doc_ids is not None else None
-    dense = dict(gen.dense(query, n, allowed))
-    lexical = dict(gen.lexical(question, n, allowed))
-    missing = [i for i in lexical if i not in dense]
-    if missing:
-        dense.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
+    found = gather(gen, query, question, n, allowed, weights)
+    dense = dict(found.dense)
+    for i, _ in found.lexical:  # BM25's candidates that the dense search did not find: their cosine
+        dense.setdefault(i, found.cosine[i])
+    lexical = dict(found.lexical)
     ids = np.fromiter(dense, dtype=np.int64, count=len(dense))
     floor = min(lexical.values(), default=0.0)
-    candidates = fused_scores(np.fromiter(dense.values(), dtype=np.float64, count=len(dense)),
-                              np.array([lexical.get(i, floor) for i in dense], dtype=np.float64),
-                              gen.words.coverage(question, ids.tolist(), weights))
-    top = np.lexsort((ids, -candidates))[:RERANK_DEPTH]  # by score, then id
-    ranking = ids[top].tolist()
-    fused = dict(zip(ranking, candidates[top].tolist(), strict=True))  # the pool's scores, from here on
-    pool = gen.chunks(ranking)  # MAX_K <= RERANK_DEPTH: the first k never depend on k
+    scores = fused_scores(np.fromiter(dense.values(), dtype=np.float64, count=len(dense)),
+                          np.array([lexical.get(i, floor) for i in dense], dtype=np.float64),
+                          np.array([found.coverage[i] for i in dense], dtype=np.float64))
+    pooled = np.lexsort((ids, -scores))[:RERANK_DEPTH]  # by score, then id
+    ranking = ids[pooled].tolist()  # MAX_K <= RERANK_DEPTH: the first k never depend on k
+    fused = dict(zip(ranking, scores[pooled].tolist(), strict=True))  # the pool's scores, from here on
+    pool = {i: found.passages[i] for i in ranking if i in found.passages}
+    if len(pool) < len(ranking):  # one index: its passages are read now (shards sent theirs, `skyband`)
+        pool.update(gen.chunks([i for i in ranking if i not in pool]))
     add_best_sentences(fused, pool, query, weights)
     order = _by_document(ranking, pool, fused)
     best = order[: RERANK_DEPTH if reranker else k]
@@ -96,6 +100,116 @@ def retrieve(
     if reference is not None:
         hits = _put_referenced_first(gen, query, reference, order, pool, hits)
     return hits[:k]
+
+
+# A shard's candidate dominated by this many others of its own shard, that rank before it in every
+# signal, cannot be among the pool's RERANK_DEPTH (`skyband`). A margin on the cosine: beyond float error.
+COSINE_MARGIN = 1e-6
+
+
+@dataclass
+class Candidates:
+    """What one part of an index (the whole index, or one shard) finds for a question: its top-n by cosine
+    (`dense`) and by BM25 with global statistics (`lexical`), each best first; the cosine of each BM25
+    candidate computed from its vector (`cosine`); the coverage of every candidate; and, from a shard,
+    the passages that could enter the pool (`skyband`) with their documents' metadata, so that the app
+    needs no second round. `merged` makes the shards' candidates the whole index's."""
+
+    dense: list[tuple[int, float]]
+    lexical: list[tuple[int, float]]
+    cosine: dict[int, float]
+    coverage: dict[int, float]
+    passages: dict[int, StoredChunk] = field(default_factory=dict)
+    metadata: dict[str, Metadata] = field(default_factory=dict)
+
+
+def gather(gen: Generation, query: np.ndarray, question: str, n: int, allowed: np.ndarray | None,
+           weights: dict[str, float]) -> Candidates:
+    """The whole index's candidates: of one generation; of each shard, merged (BM25 with the statistics
+    of every shard summed first); or, for a generation whose shards are served elsewhere (serving's
+    RemoteGeneration), its own `gather`, one round to every shard."""
+    remote = getattr(gen, "gather", None)
+    if remote is not None:
+        return remote(query, question, n, allowed, weights, RERANK_DEPTH)
+    if isinstance(gen, ShardedGeneration):
+        statistics = gen.words.part_statistics(sorted(set(terms(question))))
+        return merged([candidates(g, Words(g.words.parts, statistics), query, question, n, allowed, weights,
+                                  RERANK_DEPTH) for g in gen.shards], n)
+    return candidates(gen, gen.words, query, question, n, allowed, weights)
+
+
+def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, n: int,
+               allowed: np.ndarray | None, weights: dict[str, float], depth: int = 0,
+               metadata: bool = False) -> Candidates:
+    """One part's candidates, BM25 scored by `words` (a shard's postings with every shard's statistics).
+    `depth`: also the passages of the `skyband` of that depth (and, with `metadata`, their documents')."""
+    lexical = words.search(question, n, allowed)
+    lexical_ids = [i for i, _ in lexical]
+    found = Candidates(gen.dense(query, n, allowed), lexical,
+                       dict(zip(lexical_ids, cosines(gen.chunk_vectors(lexical_ids), query), strict=True)), {})
+    ids = list(dict.fromkeys([i for i, _ in found.dense] + lexical_ids))
+    found.coverage = dict(zip(ids, words.coverage(question, ids, weights).tolist(), strict=True))
+    if depth:
+        found.passages = gen.chunks(skyband(found, depth))
+        if metadata:
+            found.metadata = gen.metadata_of(sorted({p.chunk.doc_id for p in found.passages.values()}))
+    return found
+
+
+def cosines(vectors: np.ndarray, query: np.ndarray) -> list[float]:
+    """Each row's inner product with the query, row by row: the same value whatever rows come with it
+    (a matrix product's blocking may differ in the last bit between one index and its shards)."""
+    return (np.asarray(vectors) * query).sum(axis=1).tolist()
+
+
+def skyband(found: Candidates, depth: int) -> list[int]:
+    """The candidates of one shard that could be among the pool (the best `depth` by fused score over
+    every shard's candidates); those dominated by `depth` others of the same shard cannot be.
+
+    d dominates c when: d comes before c in this shard's dense top-n if c is in it, and in its BM25
+    top-n if c is in it (so d is a candidate of the whole index whenever c is, and its BM25 as fused,
+    max(own, lowest), is no lower); d's coverage >= c's; d's cosine (either value it may be fused with)
+    >= c's, with d's id the lower (the ranking's tie-break) or a margin past float error. The fused
+    score is a positive-weight sum of those signals, each mapped by an increasing min-max, so d ranks
+    before c over every shard: a passage outside this skyband is never read."""
+    ids = list(found.coverage)
+    if len(ids) <= depth:
+        return ids
+    never = float("inf")
+    dense_rank, lexical_rank = ({i: r for r, (i, _) in enumerate(hits)} for hits in (found.dense, found.lexical))
+    dense = dict(found.dense)
+    values = [[v for v in (dense.get(i), found.cosine.get(i)) if v is not None] for i in ids]
+    low, high = np.array([min(v) for v in values]), np.array([max(v) for v in values])
+    dr = np.array([dense_rank.get(i, never) for i in ids])
+    lr = np.array([lexical_rank.get(i, never) for i in ids])
+    cover = np.array([found.coverage[i] for i in ids])
+    key = np.array(ids)
+    # rows: d, columns: c
+    before = (((dr[None, :] == never) | (dr[:, None] < dr[None, :]))
+              & ((lr[None, :] == never) | (lr[:, None] < lr[None, :])))
+    closer = (low[:, None] >= high[None, :]) & ((key[:, None] < key[None, :])
+                                                | (low[:, None] >= high[None, :] + COSINE_MARGIN))
+    dominated = before & closer & (cover[:, None] >= cover[None, :])
+    np.fill_diagonal(dominated, False)
+    return [i for i, d in zip(ids, dominated.sum(axis=0), strict=True) if d < depth]
+
+
+def merged(parts: list[Candidates], n: int) -> Candidates:
+    """The whole index's candidates from its shards': the n best of every shard's n best by score then
+    id (as one index cuts them), the rest joined."""
+    def best(lists: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+        hits = [h for hits in lists for h in hits]
+        if not hits:
+            return []
+        return top(np.array([i for i, _ in hits], dtype=np.int64), np.array([s for _, s in hits]), n)
+
+    out = Candidates(best([p.dense for p in parts]), best([p.lexical for p in parts]), {}, {})
+    for p in parts:
+        out.cosine.update(p.cosine)
+        out.coverage.update(p.coverage)
+        out.passages.update(p.passages)
+        out.metadata.update(p.metadata)
+    return out
 
 
 def fuse(dense: dict[int, float], lexical: dict[int, float], coverage: dict[int, float] | None = None,

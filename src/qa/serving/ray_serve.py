@@ -1,12 +1,15 @@
 """`qa serve --ray`: the app on Ray Serve, one deployment per shard (docs/scaling.md).
 
 Each shard deployment (`Shard`, R replicas) opens its shard's published generation, follows its
-CURRENT, and answers what answering/ asks of a generation for that shard alone: candidates, passages,
-vectors, documents. The app deployment is the FastAPI app of `qa serve` (create_app) over a
-`RayAssistant`, whose generation is a `RemoteGeneration`: it encodes the question once, asks every
-shard, and merges as ShardedGeneration does in one process. BM25 is Elasticsearch's DFS
-query-then-fetch: every shard's statistics for the question's terms first (lexical.Statistics, summed),
-then every shard scores with the sums (lexical.Words), so the answer is the unsharded one.
+CURRENT, and answers what answering/ asks of a generation for that shard alone. The app deployment is
+the FastAPI app of `qa serve` (create_app) over a `RayAssistant`, whose generation is a
+`RemoteGeneration`: it encodes the question once, asks every shard ONCE, all at once (`gather`: each
+shard's candidates, signals, and the passages that could reach the answer, retrieval.candidates), and
+merges with the code ShardedGeneration uses in one process (retrieval.merged). BM25 is Elasticsearch's
+DFS query-then-fetch, its first phase done here: the app maps every shard's postings and sums the
+question's term statistics itself (lexical.Statistics), then every shard scores with the sums, so the
+answer is the unsharded one. Rarer questions (a numbered part, a question about a document, a
+documents filter) and the library's pages ask the shards in more rounds (docs/scaling.md).
 
 The app writes (uploads, deletes, reindex) to the shard folders itself, like `qa serve`; it reads the
 shards' small manifest files itself too (documents, counts), so the shard folders must be readable
@@ -24,12 +27,13 @@ from pathlib import Path
 import numpy as np
 from ray import serve
 
-from qa.config import Settings
+from qa.answering.retrieval import Candidates, candidates, merged
+from qa.config import Settings, replica_bounds
 from qa.errors import IndexMissing, ShardUnavailable
 from qa.indexing import shards as sharding
 from qa.indexing.generations import current_generation
 from qa.indexing.lexical import Statistics, Words, terms, top
-from qa.indexing.store import MANIFEST, Generation, StoredChunk, StoredDocument, live_documents
+from qa.indexing.store import MANIFEST, Generation, Segment, StoredChunk, StoredDocument, live_documents
 from qa.reading.metadata import Metadata
 from qa.service import Assistant
 
@@ -39,6 +43,7 @@ SHARD_CALLS = frozenset({"dense", "chunks", "chunk_vectors", "chunk_ids_of", "do
 ATTEMPTS = 3  # a shard's replica that died: Serve sends the next try to another replica (or its replacement)
 RETRY_PAUSE = 0.5  # seconds between tries
 CALL_TIMEOUT = 30.0  # seconds: a shard that takes longer is reported unavailable
+METADATA_KEPT = 4096  # documents' metadata kept from the shards' answers (a generation's; bounded)
 
 
 class ShardReplica:
@@ -58,16 +63,14 @@ class ShardReplica:
             self.gen = Generation(path, opened)
         return self.gen
 
-    def statistics(self, words: list[str]) -> Statistics:
-        return self.generation().words.part_statistics(words)
-
-    def lexical(self, question: str, n: int, allowed: np.ndarray | None, statistics: Statistics):
+    def candidates(self, query: np.ndarray, question: str, n: int, allowed: np.ndarray | None,
+                   statistics: Statistics, weights: dict[str, float], depth: int) -> Candidates:
+        """This shard's candidates for a question, BM25 scored with every shard's `statistics`, with the
+        passages that could reach the answer and their documents' metadata: the one round a question
+        needs (retrieval.candidates, retrieval.skyband)."""
         gen = self.generation()
-        return Words(gen.words.parts, statistics).search(question, n, allowed)
-
-    def coverage(self, question: str, ids: list[int], statistics: Statistics) -> np.ndarray:
-        gen = self.generation()
-        return Words(gen.words.parts, statistics).coverage(question, ids)
+        return candidates(gen, Words(gen.words.parts, statistics), query, question, n, allowed, weights, depth,
+                          metadata=True)
 
     def call(self, method: str, *args):
         if method not in SHARD_CALLS:
@@ -75,45 +78,17 @@ class ShardReplica:
         return getattr(self.generation(), method)(*args)
 
 
-class RemoteWords:
-    """gen.words of a RemoteGeneration: IDF and absent terms from the summed statistics, coverage per shard."""
-
-    def __init__(self, remote: RemoteGeneration) -> None:
-        self.remote = remote
-
-    @property
-    def n(self) -> int:
-        return self.remote.statistics([]).n
-
-    def idf(self, words: list[str]) -> dict[str, float]:
-        return Words([], self.remote.statistics(words)).idf(words)
-
-    def absent(self, words: list[str]) -> frozenset[str]:
-        return Words([], self.remote.statistics(words)).absent(words)
-
-    def statistics(self, words: list[str]) -> tuple[dict[str, float], frozenset[str]]:
-        """`idf` and `absent` of the same terms, as Words.statistics gives them (from one round to the shards)."""
-        return Words([], self.remote.statistics(words)).statistics(words)
-
-    def coverage(self, question: str, chunk_ids: list[int], weights: dict[str, float] | None = None) -> np.ndarray:
-        # `weights` (the question's IDF) follows from the summed statistics the shards are sent anyway
-        statistics = self.remote.statistics(list(dict.fromkeys(terms(question))))
-        out = np.zeros(len(chunk_ids))
-        by_shard = self.remote.by_shard(chunk_ids)
-        found = self.remote.ask({i: ("coverage", question, mine, statistics) for i, mine in by_shard.items()})
-        for i, mine in by_shard.items():
-            where = [chunk_ids.index(c) for c in mine]
-            out[where] = found[i]
-        return out
-
-
 class RemoteGeneration(Generation):
     """Every shard's published generation, served by its Shard deployment: Generation's methods, each
     asked of the shards that hold what it needs and merged. Documents and counts come from the shards'
     manifest files, read here."""
 
-    def __init__(self, index_dir: Path, paths: list[Path], handles: list, settings: Settings) -> None:  # noqa: D107
+    def __init__(self, index_dir: Path, paths: list[Path], handles: list, settings: Settings,  # noqa: D107
+                 opened: list[Segment] | None = None) -> None:
         self.handles = handles
+        # Every shard's postings, memory-mapped (FAISS and SQLite opened, never read here): the question's
+        # BM25 statistics and IDF are summed here, not asked of the shards in a round of their own.
+        self.local = sharding.open_generation(index_dir, paths, opened)
         self.path = index_dir / sharding.generation_key(paths)
         manifests = [json.loads((p / MANIFEST).read_text()) for p in paths]
         live = {d: about for p, m in zip(paths, manifests, strict=True) for d, about in
@@ -122,10 +97,10 @@ class RemoteGeneration(Generation):
         self.segments = []  # held by the replicas
         self.manifest = {**manifests[0], "documents": {d: live[d]["sha256"] for d in sorted(live)},
                          "indexed": {d: about["indexed"] for d, about in live.items()}, "shards": len(paths)}
-        self.words = RemoteWords(self)
+        self.words = self.local.words
         self.document_count = len(live)
         self.chunk_count = sum(int(m.get("chunks", 0)) for m in manifests)
-        self._statistics: dict[tuple[str, ...], Statistics] = {}
+        self._metadata: dict[str, Metadata] = {}  # of documents whose passages the shards sent
         self._listings: dict[tuple, list] = {}
 
     # -- asking the shards ----------------------------------------------------------------------
@@ -154,8 +129,8 @@ class RemoteGeneration(Generation):
     def _send(self, shard: int, call: tuple):
         method, *args = call
         handle = self.handles[shard]
-        if method in ("statistics", "lexical", "coverage"):
-            return getattr(handle, method).remote(*args)
+        if method == "candidates":
+            return handle.candidates.remote(*args)
         return handle.call.remote(method, *args)
 
     def everywhere(self, method: str, *args) -> list:
@@ -171,14 +146,18 @@ class RemoteGeneration(Generation):
     def owner(self, doc_id: str) -> int:
         return sharding.shard_of(doc_id, len(self.handles))
 
-    def statistics(self, words: list[str]) -> Statistics:
-        """Statistics of every shard for these terms, summed (the first phase of DFS query-then-fetch)."""
-        key = tuple(sorted(set(words)))
-        if key not in self._statistics:
-            if len(self._statistics) > 256:
-                self._statistics.clear()
-            self._statistics[key] = Statistics.total(self.everywhere("statistics", list(key)))
-        return self._statistics[key]
+    def gather(self, query: np.ndarray, question: str, n: int, allowed: np.ndarray | None,
+               weights: dict[str, float], depth: int) -> Candidates:
+        """The whole index's candidates (retrieval.gather): one call to every shard at once, with the
+        question's BM25 statistics summed here beforehand (DFS query-then-fetch without its first round)."""
+        statistics = self.words.part_statistics(sorted(set(terms(question))))
+        found = self.ask({i: ("candidates", query, question, n, mine, statistics, weights, depth)
+                          for i, mine in self._allowed(allowed).items()})
+        out = merged(list(found.values()), n)
+        if len(self._metadata) > METADATA_KEPT:
+            self._metadata.clear()
+        self._metadata.update(out.metadata)
+        return out
 
     # -- Generation's methods -----------------------------------------------------------------
     def close(self) -> None:
@@ -200,9 +179,7 @@ class RemoteGeneration(Generation):
         return _merged(found.values(), n)
 
     def lexical(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        statistics = self.statistics(sorted(set(terms(question))))
-        found = self.ask({i: ("lexical", question, n, mine, statistics) for i, mine in self._allowed(allowed).items()})
-        return _merged(found.values(), n)
+        return self.words.search(question, n, allowed)  # the postings are mapped here (retrieve asks `gather`)
 
     def chunk_vectors(self, ids: list[int]) -> np.ndarray:
         if not ids:
@@ -238,7 +215,9 @@ class RemoteGeneration(Generation):
         return sorted(d for part in self._listing("documents_stating", field) for d in part)
 
     def metadata_of(self, doc_ids: list[str]) -> dict[str, Metadata]:
-        out: dict[str, Metadata] = {}
+        kept = self._metadata  # sent with the passages; another request's gather may clear it meanwhile
+        out = {d: m for d in doc_ids if (m := kept.get(d)) is not None}
+        doc_ids = [d for d in doc_ids if d not in out]
         wanted = {i: [d for d in doc_ids if self.owner(d) == i] for i in set(map(self.owner, doc_ids))}
         for found in self.ask({i: ("metadata_of", mine) for i, mine in wanted.items()}).values():
             out.update(found)
@@ -285,7 +264,8 @@ class RayAssistant(Assistant):
                                                f"{len(self.handles)}: restart `qa serve --ray`")
                     from qa.indexing.build import check_compatible
 
-                    gen = RemoteGeneration(self.settings.index_dir, paths, self.handles, self.settings)
+                    opened = self._gen.local.segments if isinstance(self._gen, RemoteGeneration) else None
+                    gen = RemoteGeneration(self.settings.index_dir, paths, self.handles, self.settings, opened)
                     check_compatible(gen.manifest, self.settings, self.encoder)
                     self._gen, self._gen_name = gen, key
         assert self._gen is not None
@@ -313,15 +293,25 @@ class App:
         return create_app(assistant=RayAssistant(self.settings, self.shards))
 
 
-def application(settings: Settings, replicas: int = 1):
-    """The Serve application: one Shard deployment per shard folder (`replicas` each) and the App."""
+def replica_options(replicas: int | tuple[int, int]) -> dict:
+    """A shard deployment's Serve options for R replicas, or (MIN, MAX): Serve's autoscaling between them
+    (it adds a replica when a replica has more than its target of requests in flight)."""
+    low, high = (replicas, replicas) if isinstance(replicas, int) else replicas
+    if low == high:
+        return {"num_replicas": low}
+    return {"autoscaling_config": {"min_replicas": low, "max_replicas": high, "initial_replicas": low}}
+
+
+def application(settings: Settings, replicas: int | tuple[int, int] = 1):
+    """The Serve application: one Shard deployment per shard folder (`replicas` each, or autoscaled
+    between (MIN, MAX)) and the App."""
     folders = sharding.folders(settings.index_dir)
-    shards = [Shard.options(name=f"shard-{i}", num_replicas=replicas).bind(str(folder))
+    shards = [Shard.options(name=f"shard-{i}", **replica_options(replicas)).bind(str(folder))
               for i, folder in enumerate(folders)]
     return App.options(name="app").bind(settings.model_dump(mode="json"), *shards)
 
 
-def run(settings: Settings, address: str, host: str, port: int, replicas: int) -> None:
+def run(settings: Settings, address: str, host: str, port: int, replicas: int | tuple[int, int]) -> None:
     """Start (or join) Ray, start Serve's HTTP proxy at host:port, deploy, and serve until interrupted."""
     import ray
 
@@ -332,8 +322,9 @@ def run(settings: Settings, address: str, host: str, port: int, replicas: int) -
 
 def from_env(args: dict | None = None):
     """An application builder for Serve's config (KubeRay RayService's `import_path`):
-    settings from QA_* variables, replicas from `args["replicas"]` or QA_REPLICAS (default 1)."""
+    settings from QA_* variables, replicas ("R" or "MIN-MAX") from `args["replicas"]` or QA_REPLICAS
+    (default 1)."""
     import os
 
-    replicas = int((args or {}).get("replicas", os.environ.get("QA_REPLICAS", "1")))
+    replicas = replica_bounds(str((args or {}).get("replicas", os.environ.get("QA_REPLICAS", "1"))))
     return application(Settings().resolved(), replicas)
