@@ -145,8 +145,13 @@ def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, 
     `depth`: also the passages of the `skyband` of that depth (and, with `metadata`, their documents')."""
     lexical = words.search(question, n, allowed)
     lexical_ids = [i for i, _ in lexical]
-    found = Candidates(gen.dense(query, n, allowed), lexical,
-                       dict(zip(lexical_ids, cosines(gen.chunk_vectors(lexical_ids), query), strict=True)), {})
+    dense = gen.dense(query, n, allowed)
+    found_dense = dict(dense)
+    cosine = {i: found_dense[i] for i in lexical_ids if i in found_dense}
+    missing = [i for i in lexical_ids if i not in found_dense]
+    if missing:  # one matrix product, as one index always did (its answers stay byte for byte)
+        cosine.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
+    found = Candidates(dense, lexical, cosine, {})
     ids = list(dict.fromkeys([i for i, _ in found.dense] + lexical_ids))
     found.coverage = dict(zip(ids, words.coverage(question, ids, weights).tolist(), strict=True))
     if depth:
@@ -154,12 +159,6 @@ def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, 
         if metadata:
             found.metadata = gen.metadata_of(sorted({p.chunk.doc_id for p in found.passages.values()}))
     return found
-
-
-def cosines(vectors: np.ndarray, query: np.ndarray) -> list[float]:
-    """Each row's inner product with the query, row by row: the same value whatever rows come with it
-    (a matrix product's blocking may differ in the last bit between one index and its shards)."""
-    return (np.asarray(vectors) * query).sum(axis=1).tolist()
 
 
 def skyband(found: Candidates, depth: int) -> list[int]:
