@@ -308,9 +308,9 @@ class Assistant:
                     log.info("background merge:\n%s", summary.describe())
                     if self._encoder is not None:  # a server: open the merged generation now, not in a question
                         self.generation()
-            except Exception:  # noqa: BLE001 - a failed merge leaves the published index as it was
+            except Exception as exc:  # noqa: BLE001 - a failed merge leaves the published index as it was
                 if self._stopping:
-                    log.info("the background merge was stopped; the index stays as it was")
+                    log.info("the background merge was stopped: %s", exc)
                 else:
                     log.exception("merging the index's segments failed; the index stays as it was")
             finally:
