@@ -198,8 +198,8 @@ class Assistant:
         Another writer holding the index lock raises BuildInProgress (HTTP 409) unless `wait` (a
         running merge is waited for). `prepare` changes the corpus under the same lock (an upload,
         a delete); `embed` encodes elsewhere than in this process (distributed.RayEmbedding). With
-        `merge`, a write that changed the index then merges segments in a background thread
-        (`merge_in_background`); `qa index` merges in the foreground instead (`merge`). `shards`: the
+        `merge`, a write that changed the index then merges segments in the background, in a child
+        process (`merge_in_background`); `qa index` merges in the foreground instead (`merge`). `shards`: the
         shard count of a new index, or (with `rebuild`) the one to rebuild into (shards.py)."""
         bar = None
 
