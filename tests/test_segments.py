@@ -416,3 +416,97 @@ def test_writes_merge_in_the_background_and_a_write_during_a_merge_waits_for_it(
     with TestClient(create_app(assistant=writer)) as client:
         page = client.get("/library").text
     assert f'<p class="segments">Index: {writer.segments.describe()}</p>' in page
+
+
+# -- the server's background merge: a child process at the lowest CPU priority ------------------
+def fill_a_tier_but_one(writer: Assistant) -> None:
+    from qa.indexing.merging import MERGE_FACTOR
+
+    for n in range(MERGE_FACTOR - 2):  # with the first segment: one add short of a full tier
+        (writer.settings.corpus_dir / f"note-{n}.txt").write_text(small_document(n))
+        writer.reindex(merge=False)
+    assert len(segment_sizes(writer.settings.index_dir)) == MERGE_FACTOR - 1
+
+
+def test_kill_9_of_the_background_merge_child_is_logged_and_leaves_the_index_whole(writer, encoder, monkeypatch,
+                                                                                   caplog):
+    from qa.indexing.merging import MERGE_FACTOR
+
+    settings = writer.settings
+    fill_a_tier_but_one(writer)
+    # the merge child (it inherits the environment) kills itself with SIGKILL once its segment is in place
+    monkeypatch.setenv("QA_TEST_KILL_AT", "merge:segment-placed")
+    with caplog.at_level("INFO", logger="qa.service"):
+        doc_id, _, _ = writer.add_document("upload-1.txt", small_document(50).encode())  # tier full: merge starts
+        writer._merger.join(120)
+    assert "merging the index's segments failed" in caplog.text and "killed by signal 9" in caplog.text
+    expected = {d.doc_id for d in writer.documents()}
+    assert doc_id in expected and len(segment_sizes(settings.index_dir)) == MERGE_FACTOR  # published, unmerged
+    assert leftovers(settings.index_dir)  # the dead child's merged segment, listed by no generation
+    assert_whole(settings, encoder, expected)
+    assert writer.last_merge is None
+
+    monkeypatch.delenv("QA_TEST_KILL_AT")
+    writer.add_document("upload-2.txt", small_document(51).encode())  # cleans up, and its merge succeeds
+    writer._merger.join(120)
+    assert len(segment_sizes(settings.index_dir)) < MERGE_FACTOR
+    assert writer.last_merge.merges and writer.last_merge.peak_memory_mb > 0  # as the child measured it
+    assert_clean(settings.index_dir)
+    assert_whole(settings, encoder, expected | {"uploads/upload-2.txt"})
+
+
+def merge_lock_held(index_dir: Path) -> bool:
+    """Whether a merge holds MERGE_LOCK (it takes it before waiting for the writer lock)."""
+    import fcntl
+
+    from qa.indexing.generations import MERGE_LOCK
+
+    if not (index_dir / MERGE_LOCK).exists():
+        return False
+    with open(index_dir / MERGE_LOCK) as probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        return False
+
+
+def test_a_stopping_server_stops_its_merge_child_instead_of_waiting_for_it(writer, encoder, caplog):
+    import os
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from qa.indexing.generations import writer_lock
+    from qa.indexing.merging import MERGE_FACTOR
+    from qa.serving.api import create_app
+
+    settings = writer.settings
+    fill_a_tier_but_one(writer)
+    (settings.corpus_dir / "note-last.txt").write_text(small_document(60))
+    writer.reindex(merge=False)  # a full tier, not merged yet
+    published = current_generation(settings.index_dir)
+    # another writer holds the index, so the merge child waits for it: a merge that does not end by itself
+    with caplog.at_level("INFO", logger="qa.service"), writer_lock(settings.index_dir):
+        with TestClient(create_app(assistant=writer)) as client:
+            writer.merge_in_background()
+            while (pid := writer.merge_pid) is None or not merge_lock_held(settings.index_dir):
+                assert writer.merging, caplog.text  # the child is started, then waits in writer_lock
+                time.sleep(0.01)
+            assert os.getpriority(os.PRIO_PROCESS, pid) == 19  # the lowest CPU priority
+            r = client.post("/ask", json={"question": "Where does the maritime working group meet?"})
+            assert r.status_code == 200 and r.json()["passages"]
+        # leaving the block stops the server: had it waited for the merge, it would never have returned
+        assert not writer.merging and "the background merge was stopped" in caplog.text
+        assert "exit status 143" in caplog.text  # SIGTERM: it left by SystemExit, removing what it had begun
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive
+    assert current_generation(settings.index_dir) == published
+    assert len(segment_sizes(settings.index_dir)) == MERGE_FACTOR
+    assert_clean(settings.index_dir)
+    assert writer.merge().merges  # nothing left locked: the next merge runs

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import sqlite3
+import subprocess
 import threading
 import time
 import unicodedata
@@ -23,6 +24,7 @@ from qa.indexing import shards as sharding
 from qa.indexing.build import BuildSummary, Embed, build_index, check_compatible, load_document, reading_report
 from qa.indexing.embedding import Encoder
 from qa.indexing.generations import MERGING, read_progress, segment_sizes
+from qa.indexing.merge_child import merge_in_child
 from qa.indexing.merging import MergeSummary, merge_index, merge_needed
 from qa.indexing.store import Generation, StoredDocument
 from qa.reading.documents import SUPPORTED_SUFFIXES
@@ -31,6 +33,7 @@ from qa.reading.trash import Trash, TrashEntry
 MAX_QUESTION_CHARS = 2000
 MAX_K = 20
 UPLOADS = "uploads"
+STOP_GRACE_S = 5.0  # how long a stopping server lets a merge child clean up after SIGTERM before SIGKILL
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,10 @@ class Assistant:
         self._merge_lock = threading.Lock()
         self._merger: threading.Thread | None = None
         self._merge_again = False
+        self._merge_everything = False
+        self._merge_child: subprocess.Popen | None = None
+        self._stopping = False
+        self.last_merge: MergeSummary | None = None  # what the last background merge did (the bench reads it)
 
     # -- resources -------------------------------------------------------------------------
     @property
@@ -191,8 +198,8 @@ class Assistant:
         Another writer holding the index lock raises BuildInProgress (HTTP 409) unless `wait` (a
         running merge is waited for). `prepare` changes the corpus under the same lock (an upload,
         a delete); `embed` encodes elsewhere than in this process (distributed.RayEmbedding). With
-        `merge`, a write that changed the index then merges segments in a background thread
-        (`merge_in_background`); `qa index` merges in the foreground instead (`merge`). `shards`: the
+        `merge`, a write that changed the index then merges segments in the background, in a child
+        process (`merge_in_background`); `qa index` merges in the foreground instead (`merge`). `shards`: the
         shard count of a new index, or (with `rebuild`) the one to rebuild into (shards.py)."""
         bar = None
 
@@ -227,28 +234,88 @@ class Assistant:
             self.generation()
         return summary
 
-    def merge_in_background(self) -> None:
-        """Merge in a thread of its own, so that the write that asked for it has already answered.
-        One merging thread at a time; a request while it runs makes it look again when done."""
-        if not any(map(merge_needed, self._shard_settings())):  # the usual case: no thread, lock or progress
-            return
+    def merge_in_background(self, everything: bool = False) -> None:
+        """Merge in a thread of its own, so that the write that asked for it has already answered; the
+        thread runs each shard's merge in a child process at the lowest CPU priority (merge_child.py),
+        so that questions keep the GIL and the cores. One merging thread at a time; a request while it
+        runs makes it look again when done. `everything`: merge all segments into one."""
+        if not any(merge_needed(s, everything=everything) for s in self._shard_settings()):
+            return  # the usual case: no thread, lock, process or progress
         with self._merge_lock:
             self._merge_again = True
+            self._merge_everything |= everything
             if self._merger is not None and self._merger.is_alive():
                 return
             self._merger = threading.Thread(target=self._merge_while_asked, name="qa-merge", daemon=True)
             self._merger.start()
 
+    @property
+    def merging(self) -> bool:
+        """Whether this process's background merge is running (the library reads any process's: segments)."""
+        return self._merger is not None and self._merger.is_alive()
+
+    @property
+    def merge_pid(self) -> int | None:
+        """The process id of the running merge child, or None."""
+        child = self._merge_child
+        return child.pid if child is not None and child.returncode is None else None
+
+    def stop_merging(self) -> None:
+        """Stop a background merge (the server shutting down) rather than wait for it: a merge of a
+        million passages takes minutes, longer than a service manager waits, and a stopped merge
+        loses only its own work (the index stays as it was; the next write's merge does it again).
+        The child gets SIGTERM (it removes its staging folder), then SIGKILL after STOP_GRACE_S."""
+        with self._merge_lock:
+            self._merge_again, self._stopping = False, True
+            child, merger = self._merge_child, self._merger
+        try:
+            if child is not None and child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            if merger is not None:
+                merger.join(STOP_GRACE_S + 5)
+        finally:
+            with self._merge_lock:
+                self._stopping = False
+
+    def _merge_started(self, child: subprocess.Popen) -> None:
+        with self._merge_lock:
+            self._merge_child = child
+            if self._stopping:  # stop_merging ran between this child's launch and now
+                child.terminate()
+
     def _merge_while_asked(self) -> None:
         while True:
             with self._merge_lock:
-                if not self._merge_again:
+                if not self._merge_again or self._stopping:
                     return
-                self._merge_again = False
+                self._merge_again, everything = False, self._merge_everything
+                self._merge_everything = False
+            summary = MergeSummary()
             try:
-                self.merge(wait=True)
-            except Exception:  # noqa: BLE001 - a failed merge leaves the published index as it was
-                log.exception("merging the index's segments failed; the index stays as it was")
+                for settings in self._shard_settings():
+                    if self._stopping:
+                        return
+                    if merge_needed(settings, everything=everything):
+                        done = merge_in_child(settings, everything=everything, started=self._merge_started)
+                        summary.merges += done.merges
+                        summary.peak_memory_mb = max(summary.peak_memory_mb or 0, done.peak_memory_mb or 0)
+                if summary.merges:
+                    self.last_merge = summary
+                    log.info("background merge:\n%s", summary.describe())
+                    if self._encoder is not None:  # a server: open the merged generation now, not in a question
+                        self.generation()
+            except Exception as exc:  # noqa: BLE001 - a failed merge leaves the published index as it was
+                if self._stopping:
+                    log.info("the background merge was stopped: %s", exc)
+                else:
+                    log.exception("merging the index's segments failed; the index stays as it was")
+            finally:
+                with self._merge_lock:
+                    self._merge_child = None
 
     def add_document(self, filename: str, data: bytes, replace: bool = False) -> tuple[str, int, bool]:
         """Store an upload as uploads/<name> and index it. Returns (doc_id, chunks, changed_anything).

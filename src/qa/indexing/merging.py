@@ -4,10 +4,12 @@ Each update adds a small segment, and every segment costs a search (a FAISS look
 rows), so their number is bounded: segments are grouped in tiers of similar size (a tier spans a
 factor of MERGE_FACTOR in live chunks, everything under TIER_FLOOR counting as the smallest), and a
 tier holding MERGE_FACTOR segments has them merged into one of the next tier. A segment whose
-deleted chunks pass PURGE_SHARE of it is rewritten without them. The writer runs merges after
-publishing, under the writer lock, never on the request path; each merge publishes a new generation
-like any other write. Other writers wait for a merge rather than being turned away (writer_lock's
-MERGE_LOCK); the progress phase "merging" tells the library a merge is running.
+deleted chunks pass PURGE_SHARE of it is rewritten without them; `everything` merges all segments
+into one (Lucene's forceMerge(1)). The writer runs merges after publishing, under the writer lock,
+never on the request path (a server runs them in a child process: merge_child.py); each merge
+publishes a new generation like any other write. Other writers wait for a merge rather than being
+turned away (writer_lock's MERGE_LOCK); the progress phase "merging" tells the library a merge is
+running.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ PURGE_SHARE = 0.5
 @dataclass
 class MergeSummary:
     merges: list[dict] = field(default_factory=list)  # {"segments": n, "chunks": live chunks, "seconds"}
+    peak_memory_mb: float | None = None  # the peak resident memory of the process that merged, when known
 
     def describe(self) -> str:
         if not self.merges:
@@ -60,30 +63,39 @@ def choose(sizes: list[tuple[int, int]], factor: int = MERGE_FACTOR) -> list[int
     return purge[:1]
 
 
-def merge_needed(settings: Settings, factor: int = MERGE_FACTOR) -> bool:
+def choose_all(sizes: list[tuple[int, int]]) -> list[int]:
+    """Every segment, when they are several or hold deleted chunks (a forced merge into one); else []."""
+    return list(range(len(sizes))) if len(sizes) > 1 or any(w > live for live, w in sizes) else []
+
+
+def merge_needed(settings: Settings, factor: int = MERGE_FACTOR, everything: bool = False) -> bool:
     """Whether the policy would merge the published generation's segments (reads segment.json files only)."""
-    return bool(choose([(live, written) for _, live, _, written in segment_sizes(settings.index_dir)], factor))
+    sizes = [(live, written) for _, live, _, written in segment_sizes(settings.index_dir)]
+    return bool(choose_all(sizes) if everything else choose(sizes, factor))
 
 
-def merge_index(settings: Settings, wait: bool = True, factor: int = MERGE_FACTOR) -> MergeSummary:
-    """Merge the published generation's segments until the policy asks for no more; publish each merge."""
+def merge_index(settings: Settings, wait: bool = True, factor: int = MERGE_FACTOR,
+                everything: bool = False) -> MergeSummary:
+    """Merge the published generation's segments until the policy asks for no more (`everything`:
+    into one); publish each merge."""
     index_dir = settings.index_dir
     summary = MergeSummary()
-    if not merge_needed(settings, factor):  # the usual case: no lock taken, nothing written
+    if not merge_needed(settings, factor, everything):  # the usual case: no lock taken, nothing written
         return summary
     with writer_lock(index_dir, wait=wait, merge=True):
         report = ProgressFile(index_dir, lambda *_: None)
         report(MERGING, 0, 0)
         try:
             remove_leftovers(index_dir)
-            while (done := _merge_once(index_dir, settings, report, factor)) is not None:
+            while (done := _merge_once(index_dir, settings, report, factor, everything)) is not None:
                 summary.merges.append(done)
         finally:
             report.clear()
     return summary
 
 
-def _merge_once(index_dir: Path, settings: Settings, report: ProgressFile, factor: int) -> dict | None:
+def _merge_once(index_dir: Path, settings: Settings, report: ProgressFile, factor: int,
+                everything: bool) -> dict | None:
     gen_path = current_generation(index_dir)
     if gen_path is None:
         return None
@@ -93,7 +105,7 @@ def _merge_once(index_dir: Path, settings: Settings, report: ProgressFile, facto
     gen = Generation(gen_path)
     try:
         sizes = [(part.size, len(segment.ids)) for segment, part in zip(gen.segments, gen.words.parts, strict=True)]
-        chosen = choose(sizes, factor)
+        chosen = choose_all(sizes) if everything else choose(sizes, factor)
         if not chosen:
             return None
         began = time.perf_counter()

@@ -1,5 +1,6 @@
 """The FastAPI app: JSON routes over one shared `Assistant`, plus the HTML routes from web.py."""
 
+import asyncio
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated
 
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         mcp.assistant = serving
         async with mcp.running():  # the MCP tools at /mcp
             yield
+        await asyncio.to_thread(serving.stop_merging)  # a background merge must not hold up the shutdown
 
     app = FastAPIOffline(  # FastAPI with /docs served from installed files, no CDN; /redoc from api_docs.py
         static_url=DOCS_ASSETS,
