@@ -140,5 +140,6 @@ class ShardedGeneration(Generation):
                          "document_count": len(documents), "chunks": sum(g.chunk_count for g in shards),
                          "shards": len(shards)}
         self.words = Words([p for g in shards for p in g.words.parts])
+        self.vector_parts = [p for g in shards for p in g.vector_parts]
         self.chunk_count = self.words.n
         self.document_count = len(self.home)
