@@ -143,7 +143,8 @@ def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, 
                metadata: bool = False) -> Candidates:
     """One part's candidates, BM25 scored by `words` (a shard's postings with every shard's statistics).
     `depth`: also the passages of the `skyband` of that depth (and, with `metadata`, their documents')."""
-    lexical = words.search(question, n, allowed)
+    matched = words.match(terms(question), n, allowed, weights)
+    lexical = matched.top
     lexical_ids = [i for i, _ in lexical]
     dense = gen.dense(query, n, allowed)
     found_dense = dict(dense)
@@ -153,7 +154,7 @@ def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, 
         cosine.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
     found = Candidates(dense, lexical, cosine, {})
     ids = list(dict.fromkeys([i for i, _ in found.dense] + lexical_ids))
-    found.coverage = dict(zip(ids, words.coverage(question, ids, weights).tolist(), strict=True))
+    found.coverage = dict(zip(ids, matched.coverage(ids).tolist(), strict=True))
     if depth:
         found.passages = gen.chunks(skyband(found, depth))
         if metadata:

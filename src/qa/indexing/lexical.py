@@ -241,36 +241,24 @@ class Words:
         the corpus never uses cannot be answered by it, however close its passages come in meaning."""
         return frozenset(w for w in words if self._df(w) == 0)
 
-    def coverage(self, question: str, chunk_ids: list[int], weights: dict[str, float] | None = None) -> np.ndarray:
-        """For each chunk, the share of the question's IDF (its distinct stemmed content words) that
-        the chunk holds, read off the postings: no chunk text is needed. `weights`: that IDF (`idf`),
-        when the caller has it."""
-        if weights is None:
-            weights = self.idf(list(dict.fromkeys(terms(question))))
-        total = sum(weights.values())
-        out = np.zeros(len(chunk_ids))
-        if total <= 0 or not chunk_ids:
-            return out
-        wanted = np.asarray(chunk_ids, dtype=np.int64)
-        for p in self.parts:  # only the parts holding candidates, by binary search (rows are sorted)
-            inside = _members(p.postings.ids, wanted)
-            if not inside.any():
-                continue
-            at = np.searchsorted(p.postings.ids, wanted[inside])
-            for word, weight in weights.items():
-                positions, _ = p.row(word)
-                if len(positions):
-                    out[inside] += weight * _members(positions, at)
-        return out / total
-
     def search(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n (chunk id, BM25 score) by score then id over every part; only chunks in `allowed`."""
-        query = sorted(set(terms(question)))
-        rows = [[p.row(t) for t in query] for p in self.parts]
+        return self.match(terms(question), n, allowed).top
+
+    def match(self, words: list[str], n: int, allowed: np.ndarray | None = None,
+              weights: dict[str, float] | None = None) -> Matched:
+        """The question's terms (`words`, as `terms` gives them) against the postings, each row read once:
+        BM25's top n (as `search`) and every chunk's share of the question's IDF (`weights`: Words.idf of
+        the same terms; computed when not given), which `Matched.coverage` reads for any chunks."""
+        query = sorted(set(words))
+        if weights is None:
+            weights = self.idf(list(dict.fromkeys(words)))
         idf = {t: _idf(self.n, self._df(t)) for t in query}
-        found_ids, found_scores = [], []
-        for part, part_rows in zip(self.parts, rows, strict=True):
-            hits = [(r, idf[t]) for r, t in zip(part_rows, query, strict=True) if len(r[0])]
+        total = sum(weights.values())
+        found_ids, found_scores, held_ids, held_shares = [], [], [], []
+        for part in self.parts:
+            rows = {t: part.row(t) for t in query}
+            hits = [(rows[t], idf[t]) for t in query if len(rows[t][0])]
             if not hits:
                 continue
             lengths = part.postings.lengths
@@ -281,14 +269,42 @@ class Words:
             unique, inverse = np.unique(positions, return_inverse=True)
             scores = np.bincount(inverse, weights=weight * tf / (tf + norm))
             ids = np.asarray(part.postings.ids[unique], dtype=np.int64)
+            if total > 0:
+                # summed in the question's term order, one term at a time (as the candidates' coverage
+                # always was): the same shares to the last bit in every process
+                held = np.zeros(len(unique))
+                for t, w in weights.items():
+                    at = rows[t][0]
+                    if len(at):
+                        held[np.searchsorted(unique, at)] += w
+                held_ids.append(ids)
+                held_shares.append(held / total)
             if allowed is not None:
                 keep = np.isin(ids, allowed)
                 ids, scores = ids[keep], scores[keep]
             found_ids.append(ids)
             found_scores.append(scores)
-        if not found_ids:
-            return []
-        return top(np.concatenate(found_ids), np.concatenate(found_scores), n)
+        best = top(np.concatenate(found_ids), np.concatenate(found_scores), n) if found_ids else []
+        return Matched(best, held_ids, held_shares)
+
+
+class Matched:
+    """What one reading of the question's rows found (Words.match): BM25's top n (`top`), and the share
+    of the question's IDF each chunk holding any of its terms holds, by part (each part's ids ascending)."""
+
+    def __init__(self, best: list[tuple[int, float]], ids: list[np.ndarray], shares: list[np.ndarray]) -> None:
+        self.top, self._ids, self._shares = best, ids, shares
+
+    def coverage(self, chunk_ids: list[int]) -> np.ndarray:
+        """For each chunk, the share of the question's IDF that it holds (0 for a chunk holding none of
+        its terms), read off the postings: no chunk text is needed."""
+        wanted = np.asarray(chunk_ids, dtype=np.int64)
+        out = np.zeros(len(wanted))
+        for ids, shares in zip(self._ids, self._shares, strict=True):
+            at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+            held = ids[at] == wanted
+            out[held] = shares[at[held]]
+        return out
 
 
 def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
@@ -298,14 +314,6 @@ def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
         ids, scores = ids[keep], scores[keep]
     order = np.lexsort((ids, -scores))[:n]
     return [(int(i), float(s)) for i, s in zip(ids[order], scores[order], strict=True)]
-
-
-def _members(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Which of `values` are in `sorted_values` (ascending), by binary search."""
-    if not len(sorted_values) or not len(values):
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
-    return np.asarray(sorted_values[at] == values)
 
 
 def _idf(n: int, df: int) -> float:

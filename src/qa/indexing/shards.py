@@ -23,7 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
-from qa.indexing.generations import LOCK, POINTER, current_generation
+from qa.indexing.generations import LOCK, POINTER, current_generation, read_small
 from qa.indexing.lexical import Words
 from qa.indexing.store import SEGMENTS, Generation, Segment
 
@@ -46,12 +46,10 @@ def shard_of_chunk(chunk_id: int) -> int:
 
 def folders(index_dir: Path) -> list[Path]:
     """The folder of each shard, in shard order; [index_dir] for an index without shards."""
-    try:  # os-level, as generations.current_generation: read on every question
-        with open(os.path.join(index_dir, SHARDS), encoding="utf-8") as handle:
-            layout = json.loads(handle.read())
-    except FileNotFoundError:
+    text = read_small(os.path.join(index_dir, SHARDS))  # os-level: read on every question
+    if text is None:
         return [index_dir]
-    return [index_dir / name for name in layout["folders"]]
+    return [index_dir / name for name in json.loads(text)["folders"]]
 
 
 def count(index_dir: Path) -> int:
