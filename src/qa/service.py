@@ -167,10 +167,13 @@ class Assistant:
         if documents is not None:
             check_documents(documents, gen.manifest["documents"])
         began = time.perf_counter()
+        # What needs no question vector comes first: the question's terms and IDF (once), and their
+        # postings (BM25 and each passage's share of that IDF), on caches that encoding has not yet evicted.
+        words = lexical.terms(question)
+        term_weights, absent = gen.words.statistics(list(dict.fromkeys(words)))
+        matched = gen.match(words, term_weights)
         query = self.encoder.encode_query(question)
-        words = list(dict.fromkeys(lexical.terms(question)))
-        term_weights, absent = gen.words.statistics(words)  # the question's terms and IDF, once
-        hits = retrieve(gen, query, question, k, documents, self.reranker, term_weights)
+        hits = retrieve(gen, query, question, k, documents, self.reranker, term_weights, matched)
         answer = answer_about_document(question, query, hits, gen, documents, k) or compose(
             question, query, hits, self.settings.min_confidence, term_weights, absent
         )

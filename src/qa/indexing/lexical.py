@@ -243,19 +243,18 @@ class Words:
 
     def search(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n (chunk id, BM25 score) by score then id over every part; only chunks in `allowed`."""
-        return self.match(terms(question), n, allowed).top
+        return self.match(terms(question)).top(n, allowed)
 
-    def match(self, words: list[str], n: int, allowed: np.ndarray | None = None,
-              weights: dict[str, float] | None = None) -> Matched:
+    def match(self, words: list[str], weights: dict[str, float] | None = None) -> Matched:
         """The question's terms (`words`, as `terms` gives them) against the postings, each row read once:
-        BM25's top n (as `search`) and every chunk's share of the question's IDF (`weights`: Words.idf of
-        the same terms; computed when not given), which `Matched.coverage` reads for any chunks."""
+        every chunk holding any of them with its BM25 score and its share of the question's IDF
+        (`weights`: Words.idf of the same terms; computed when not given). It needs no question vector."""
         query = sorted(set(words))
         if weights is None:
             weights = self.idf(list(dict.fromkeys(words)))
         idf = {t: _idf(self.n, self._df(t)) for t in query}
         total = sum(weights.values())
-        found_ids, found_scores, held_ids, held_shares = [], [], [], []
+        found = []
         for part in self.parts:
             rows = {t: part.row(t) for t in query}
             hits = [(rows[t], idf[t]) for t in query if len(rows[t][0])]
@@ -268,39 +267,46 @@ class Words:
             norm = K1 * (1 - B + B * np.asarray(lengths[positions], dtype=np.float64) / self.average_length)
             unique, inverse = np.unique(positions, return_inverse=True)
             scores = np.bincount(inverse, weights=weight * tf / (tf + norm))
-            ids = np.asarray(part.postings.ids[unique], dtype=np.int64)
-            if total > 0:
-                # summed in the question's term order, one term at a time (as the candidates' coverage
-                # always was): the same shares to the last bit in every process
-                held = np.zeros(len(unique))
-                for t, w in weights.items():
-                    at = rows[t][0]
-                    if len(at):
-                        held[np.searchsorted(unique, at)] += w
-                held_ids.append(ids)
-                held_shares.append(held / total)
+            # Each chunk's IDF share summed in the question's term order, one term at a time (as it always
+            # was): the same shares to the last bit in every process.
+            held = np.zeros(len(unique))
+            for t, w in weights.items():
+                at = rows[t][0]
+                if len(at):
+                    held[np.searchsorted(unique, at)] += w
+            shares = held / total if total > 0 else np.zeros(len(unique))
+            found.append((part, np.asarray(part.postings.ids[unique], dtype=np.int64), scores, shares))
+        return Matched(found)
+
+
+class Matched:
+    """What one reading of the question's rows found (Words.match): by part, the ids (ascending) of the
+    chunks holding any of its terms, their BM25 scores and their shares of the question's IDF."""
+
+    def __init__(self, found: list[tuple[Part, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        self.found = found
+
+    def within(self, parts: list[Part]) -> Matched:
+        """What these parts found (one shard's, of a sharded index: scored with every shard's statistics)."""
+        return Matched([f for f in self.found if any(f[0] is p for p in parts)])
+
+    def top(self, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The n best (chunk id, BM25 score) by score then id; only chunks in `allowed`."""
+        found_ids, found_scores = [], []
+        for _, ids, scores, _ in self.found:
             if allowed is not None:
                 keep = np.isin(ids, allowed)
                 ids, scores = ids[keep], scores[keep]
             found_ids.append(ids)
             found_scores.append(scores)
-        best = top(np.concatenate(found_ids), np.concatenate(found_scores), n) if found_ids else []
-        return Matched(best, held_ids, held_shares)
-
-
-class Matched:
-    """What one reading of the question's rows found (Words.match): BM25's top n (`top`), and the share
-    of the question's IDF each chunk holding any of its terms holds, by part (each part's ids ascending)."""
-
-    def __init__(self, best: list[tuple[int, float]], ids: list[np.ndarray], shares: list[np.ndarray]) -> None:
-        self.top, self._ids, self._shares = best, ids, shares
+        return top(np.concatenate(found_ids), np.concatenate(found_scores), n) if found_ids else []
 
     def coverage(self, chunk_ids: list[int]) -> np.ndarray:
         """For each chunk, the share of the question's IDF that it holds (0 for a chunk holding none of
         its terms), read off the postings: no chunk text is needed."""
         wanted = np.asarray(chunk_ids, dtype=np.int64)
         out = np.zeros(len(wanted))
-        for ids, shares in zip(self._ids, self._shares, strict=True):
+        for _, ids, _, shares in self.found:
             at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
             held = ids[at] == wanted
             out[held] = shares[at[held]]

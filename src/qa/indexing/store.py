@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.indexing import vector_index
-from qa.indexing.lexical import Part, Postings, Words
+from qa.indexing.lexical import Matched, Part, Postings, Words
 from qa.indexing.sentences import SentenceData
 from qa.reading.chunking import Chunk
 from qa.reading.metadata import Metadata
@@ -225,6 +225,12 @@ class Generation:
     def lexical(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n chunks by BM25 (only chunk ids in `allowed`, if given); positive, larger is better."""
         return self.words.search(question, n, allowed)
+
+    def match(self, words: list[str], weights: dict[str, float]) -> Matched | None:
+        """The question's terms (as lexical.terms gives them) against the index's postings, with the IDF
+        of each (lexical.Words.match). It needs no question vector, so the answer makes it before encoding
+        the question; None where the shards match it themselves (serving's RemoteGeneration)."""
+        return self.words.match(words, weights)
 
     def _by_segment(self, ids: list[int]) -> list[tuple[Segment, list[int]]]:
         wanted = np.asarray(ids, dtype=np.int64)
