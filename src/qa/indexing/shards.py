@@ -96,6 +96,25 @@ def published(index_dir: Path) -> list[Path] | None:
     return None if any(g is None for g in found) else found  # type: ignore[return-value]
 
 
+def stamp(index_dir: Path, shard_folders: list[Path] | None) -> tuple | None:
+    """What changes whenever the shards change or one of `shard_folders` publishes: the identity of
+    shards.json and of each shard's CURRENT (both are only ever switched with os.replace, which gives
+    the file a new inode). One stat call a file, where reading the pointers took six system calls on
+    every question. None when the folders are not known yet."""
+    if shard_folders is None:
+        return None
+    return tuple(_identity(os.path.join(path, name)) for path, name in
+                 [(index_dir, SHARDS), *((folder, POINTER) for folder in shard_folders)])
+
+
+def _identity(path: str) -> tuple[int, int, int, int, int] | None:
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
+
+
 def generation_key(paths: list[Path]) -> str:
     """One name for a set of shard generations: changes whenever any shard publishes."""
     return paths[0].name if len(paths) == 1 else "+".join(f"{p.parent.name}/{p.name}" for p in paths)
