@@ -257,23 +257,24 @@ class Words:
         found = []
         for part in self.parts:
             rows = {t: part.row(t) for t in query}
-            hits = [(rows[t], idf[t]) for t in query if len(rows[t][0])]
-            if not hits:
+            held_terms = [t for t in query if len(rows[t][0])]
+            if not held_terms:
                 continue
+            sizes = [len(rows[t][0]) for t in held_terms]
             lengths = part.postings.lengths
-            positions = np.concatenate([r[0] for r, _ in hits]).astype(np.int64)
-            tf = np.concatenate([r[1] for r, _ in hits]).astype(np.float64)
-            weight = np.concatenate([np.full(len(r[0]), w) for r, w in hits])
+            positions = np.concatenate([rows[t][0] for t in held_terms]).astype(np.int64)
+            tf = np.concatenate([rows[t][1] for t in held_terms]).astype(np.float64)
+            weight = np.repeat([idf[t] for t in held_terms], sizes)
             norm = K1 * (1 - B + B * np.asarray(lengths[positions], dtype=np.float64) / self.average_length)
             unique, inverse = np.unique(positions, return_inverse=True)
             scores = np.bincount(inverse, weights=weight * tf / (tf + norm))
             # Each chunk's IDF share summed in the question's term order, one term at a time (as it always
             # was): the same shares to the last bit in every process.
             held = np.zeros(len(unique))
+            starts = dict(zip(held_terms, np.cumsum([0, *sizes]).tolist(), strict=False))
             for t, w in weights.items():
-                at = rows[t][0]
-                if len(at):
-                    held[np.searchsorted(unique, at)] += w
+                if t in starts:
+                    held[inverse[starts[t]:starts[t] + len(rows[t][0])]] += w
             shares = held / total if total > 0 else np.zeros(len(unique))
             found.append((part, np.asarray(part.postings.ids[unique], dtype=np.int64), scores, shares))
         return Matched(found)
