@@ -92,6 +92,7 @@ class Segment:
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
         self.vectors = vector_index.load(str(path / VECTORS))  # memory-mapped: workers share one copy
+        self.exact = vector_index.is_exact(self.vectors)
         self.postings = Postings(path)
         self.ids: np.ndarray = self.postings.ids  # the segment's chunk ids, ascending
         self._kept: dict[int, StoredChunk] = {}  # passages parsed already (PASSAGES_KEPT)
@@ -220,7 +221,8 @@ class Generation:
     def dense(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n chunks by cosine similarity (inner product of normalised vectors), over every segment."""
         return vector_index.search_parts(
-            [(s.vectors, s.ids, dead) for s, dead in zip(self.segments, self.dead, strict=True)], query, n, allowed)
+            [(s.vectors, s.ids, dead, s.exact) for s, dead in zip(self.segments, self.dead, strict=True)], query, n,
+            allowed)
 
     def lexical(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n chunks by BM25 (only chunk ids in `allowed`, if given); positive, larger is better."""
