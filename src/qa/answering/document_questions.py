@@ -91,11 +91,15 @@ class DocumentQuestion:
     about: str  # what the question names ("" when nothing), lower case
 
 
+_CONTRACTED = re.compile(r"\b(who|what|when|where)'s\b")
+_LEAD_IN = re.compile(r"^(?:so|and|but|tell me|please|do you know|can you tell me)[, ]+")
+
+
 def recognise(question: str) -> DocumentQuestion | None:
     """The kind of document question this is, or None for any other question."""
     text = " ".join(question.lower().replace("’", "'").split()).rstrip("?.! ")
-    text = re.sub(r"\b(who|what|when|where)'s\b", r"\1 is", text)
-    text = re.sub(r"^(?:so|and|but|tell me|please|do you know|can you tell me)[, ]+", "", text)
+    text = _CONTRACTED.sub(r"\1 is", text)
+    text = _LEAD_IN.sub("", text)
     for kind, patterns in PATTERNS.items():
         for pattern in patterns:
             m = pattern.fullmatch(text)
