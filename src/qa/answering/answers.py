@@ -451,7 +451,7 @@ def unmatched_names(question: str, texts: list[str]) -> list[str]:
     numbers count. Names and numbers match ignoring case, by substring ("70s" matches "1970s");
     an acronym matches with its case, dotted ("U.S.") or spelled out ("United States").
     """
-    shouting = sum(c.isupper() for c in question) > sum(c.islower() for c in question)
+    shouting = sum(map(str.isupper, question)) > sum(map(str.islower, question))
     joined = " ".join(texts)
     haystack = joined.lower()
     names = []
