@@ -12,8 +12,9 @@ text; nothing caches questions, their vectors or answers, so none is reused.
 - in-process: the wall time of `Assistant.ask`, with its parts timed inside the same calls (wall time,
   and the asking thread's CPU time, which the machine's other load moves far less): encode,
   retrieve (`retrieve`), evidence (`answers.assess` without the confidence signals), confidence
-  (`confidence.signals`), compose (`compose` without `assess`); "other" is the rest (the question's
-  terms and IDF, the document-question check, metadata).
+  (`confidence.signals`), compose (`compose` without `assess`); "other" is the rest (the generation
+  check, the question's terms, IDF and postings (`Generation.match`, BM25 and IDF shares: made before
+  encoding since 4015193, so no longer in retrieve), the document-question check, metadata).
 - HTTP: `POST /ask` from one keep-alive client to a real `qa serve` on loopback; `GET /health` the
   same way; then 32 concurrent keep-alive clients (asyncio) sharing the questions, each asked once:
   questions a second and p50 under that load.

@@ -78,3 +78,18 @@ def test_n_cuts_a_stable_order(index):
 def test_an_empty_corpus_is_searchable(tmp_path):
     lexical.write(tmp_path, np.array([], dtype=np.int64), [])
     assert lexical.LexicalIndex(tmp_path).search("trade", 5) == []
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_the_idf_share_read_off_the_postings_is_the_one_of_each_paragraphs_text(index, paragraphs, question):
+    """Words.match reads each of the question's rows once for BM25 and for every chunk's share of its IDF;
+    the share equals, to the bit, the one summed over the terms of the paragraph's own text, in the
+    question's term order (a chunk holding none of its terms: 0)."""
+    words = lexical.terms(question)
+    weights = index.idf(list(dict.fromkeys(words)))
+    ids = list(range(1000, 1000 + 3 * len(paragraphs), 3))
+    shares = index.match(words, weights).coverage([*ids, 7])  # 7: no chunk of the index
+    total = sum(weights.values())
+    expected = [sum(w for t, w in weights.items() if t in set(lexical.terms(text))) / total for text in paragraphs]
+    assert shares.tolist() == [*expected, 0.0]
+    assert any(s > 0 for s in expected)

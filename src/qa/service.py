@@ -79,6 +79,8 @@ class Assistant:
         self._encoder_lock = threading.Lock()
         self._gen: Generation | None = None
         self._gen_name: str | None = None
+        self._shard_folders: list[Path] | None = None  # of the generation open (sharding.stamp)
+        self._stamp: tuple | None = None  # sharding.stamp when it was last found current
         self._gen_lock = threading.Lock()
         self._merge_lock = threading.Lock()
         self._merger: threading.Thread | None = None
@@ -108,8 +110,12 @@ class Assistant:
         return self._reranker
 
     def generation(self) -> Generation:
-        """The published generation, reopened whenever the pointer has moved (cheap: one small read per
-        shard). A sharded index opens as one generation over every shard's (shards.py)."""
+        """The published generation, reopened whenever the pointer has moved (cheap: one stat call per
+        pointer file while nothing is published). A sharded index opens as one generation over every
+        shard's (shards.py)."""
+        stamp = sharding.stamp(self.settings.index_dir, self._shard_folders)  # before reading the pointers
+        if stamp is not None and stamp == self._stamp and self._gen is not None:
+            return self._gen
         for attempt in range(3):
             paths = sharding.published(self.settings.index_dir)
             if paths is None:
@@ -134,6 +140,8 @@ class Assistant:
                 self._gen, self._gen_name = gen, key
                 break
         assert self._gen is not None
+        # a publish since `stamp` was taken changes the files again: the next question looks again
+        self._shard_folders, self._stamp = [path.parent for path in paths], stamp
         return self._gen
 
     @property
@@ -167,10 +175,13 @@ class Assistant:
         if documents is not None:
             check_documents(documents, gen.manifest["documents"])
         began = time.perf_counter()
+        # What needs no question vector comes first: the question's terms and IDF (once), and their
+        # postings (BM25 and each passage's share of that IDF), on caches that encoding has not yet evicted.
+        words = lexical.terms(question)
+        term_weights, absent = gen.words.statistics(list(dict.fromkeys(words)))
+        matched = gen.match(words, term_weights)
         query = self.encoder.encode_query(question)
-        words = list(dict.fromkeys(lexical.terms(question)))
-        term_weights, absent = gen.words.statistics(words)  # the question's terms and IDF, once
-        hits = retrieve(gen, query, question, k, documents, self.reranker, term_weights)
+        hits = retrieve(gen, query, question, k, documents, self.reranker, term_weights, matched)
         answer = answer_about_document(question, query, hits, gen, documents, k) or compose(
             question, query, hits, self.settings.min_confidence, term_weights, absent
         )

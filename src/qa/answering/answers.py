@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -333,10 +334,20 @@ _CELL = re.compile(r"[\W\d_]*")
 def _incomplete(sentence: str, chunk: Chunk) -> bool:
     """A heading (the section's title line, or a short line without a verb's full stop), a lead-in
     that ends in a colon, or a lone table cell (a number, or a few words without punctuation)."""
+    return _incomplete_in(sentence, chunk.section)
+
+
+# Whether a sentence is incomplete depends on the document alone: kept for the sentences seen most
+# recently (an answer asks it of the first passages' best sentences, again and again).
+INCOMPLETE_KEPT = 16384
+
+
+@lru_cache(maxsize=INCOMPLETE_KEPT)
+def _incomplete_in(sentence: str, section: str | None) -> bool:
     text = one_line(sentence)
     if text.endswith(":") or _CELL.fullmatch(text):
         return True
-    if chunk.section and one_line(chunk.section).startswith(text):
+    if section and one_line(section).startswith(text):
         return True
     return len(text.split()) <= 6 and text[-1:] not in ".!?\"'”’)"
 
@@ -388,8 +399,8 @@ def assess(
     """Each passage's sentences in evidence order (title lines left out; see compose), the confidence
     model's signals for the first passages, and whether the first passage is the numbered part the
     question names. bench/fit_confidence.py fits the model on exactly these signals. term_weights:
-    the IDF of each of the question's terms (LexicalIndex.idf); absent_terms: those no chunk holds
-    (LexicalIndex.absent)."""
+    the IDF of each of the question's distinct terms, in its order (Words.idf); absent_terms: those no
+    chunk holds (Words.absent)."""
     ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
     for hit in hits:
         chunk = hit.stored.chunk
@@ -421,6 +432,7 @@ def assess(
         weights=term_weights,
         evidence_cosines=[float(sims[i]) for _, sims, i in evidence],
         absent=absent_terms,
+        words=list(term_weights) if term_weights is not None else None,  # its keys: the question's terms
     )
     return ranked, features, bool(hits) and hits[0].referenced
 
@@ -439,7 +451,7 @@ def unmatched_names(question: str, texts: list[str]) -> list[str]:
     numbers count. Names and numbers match ignoring case, by substring ("70s" matches "1970s");
     an acronym matches with its case, dotted ("U.S.") or spelled out ("United States").
     """
-    shouting = sum(c.isupper() for c in question) > sum(c.islower() for c in question)
+    shouting = sum(map(str.isupper, question)) > sum(map(str.islower, question))
     joined = " ".join(texts)
     haystack = joined.lower()
     names = []

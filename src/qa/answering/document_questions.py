@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -90,11 +91,15 @@ class DocumentQuestion:
     about: str  # what the question names ("" when nothing), lower case
 
 
+_CONTRACTED = re.compile(r"\b(who|what|when|where)'s\b")
+_LEAD_IN = re.compile(r"^(?:so|and|but|tell me|please|do you know|can you tell me)[, ]+")
+
+
 def recognise(question: str) -> DocumentQuestion | None:
     """The kind of document question this is, or None for any other question."""
     text = " ".join(question.lower().replace("’", "'").split()).rstrip("?.! ")
-    text = re.sub(r"\b(who|what|when|where)'s\b", r"\1 is", text)
-    text = re.sub(r"^(?:so|and|but|tell me|please|do you know|can you tell me)[, ]+", "", text)
+    text = _CONTRACTED.sub(r"\1 is", text)
+    text = _LEAD_IN.sub("", text)
     for kind, patterns in PATTERNS.items():
         for pattern in patterns:
             m = pattern.fullmatch(text)
@@ -196,8 +201,7 @@ def _named_document(words: list[str], gen: Generation, documents: list[str] | No
     known = gen.metadata_of([d for d, _ in titles])
     shares: dict[str, float] = {}
     for doc_id, title in titles:
-        title_terms = set(lexical.terms(f"{title} {doc_id.rsplit('.', 1)[0].replace('-', ' ')}"))
-        main_terms = set(lexical.terms(title.split(":", 1)[0]))
+        title_terms, main_terms, title_size = _title_terms(doc_id, title)
         makers = _makers(known.get(doc_id))
         own = wanted - (generic - title_terms)  # "report" in "the Article II Mandate report" is no title word
         if not own:
@@ -205,7 +209,7 @@ def _named_document(words: list[str], gen: Generation, documents: list[str] | No
         called = bool(wanted - own)  # "the fisheries paper": a document, named by the other words
         share = len(own & (title_terms | set().union(*makers))) / len(own)
         covers = bool(main_terms) and main_terms <= wanted or (
-            len(wanted & title_terms) >= TITLE_SHARE * len(set(lexical.terms(title)) or {""})) or (
+            len(wanted & title_terms) >= TITLE_SHARE * title_size) or (
             called and (own <= title_terms or any(m <= wanted for m in makers)))
         if share >= OBJECT_SHARE and covers:
             shares[doc_id] = share
@@ -213,6 +217,19 @@ def _named_document(words: list[str], gen: Generation, documents: list[str] | No
     if not ranked or len(ranked) > 1 and ranked[1][1] == ranked[0][1]:
         return None
     return ranked[0][0]
+
+
+# A title's terms depend on the document alone: kept for the most recent titles (a question that names
+# a document is compared with every title).
+TITLES_KEPT = 8192
+
+
+@lru_cache(maxsize=TITLES_KEPT)
+def _title_terms(doc_id: str, title: str) -> tuple[frozenset[str], frozenset[str], int]:
+    """The terms of the title and the file's name, those of the title's main part (before a colon), and
+    how many distinct terms the title has (1 for none)."""
+    return (frozenset(lexical.terms(f"{title} {doc_id.rsplit('.', 1)[0].replace('-', ' ')}")),
+            frozenset(lexical.terms(title.split(":", 1)[0])), len(set(lexical.terms(title)) or {""}))
 
 
 def _makers(meta: Metadata | None) -> list[set[str]]:

@@ -83,11 +83,11 @@ def highlight_order(
     elsewhere the closest in meaning. With none of the question's words anywhere, cosine alone."""
     if not len(cosines):
         return []
-    by_cosine = [int(i) for i in np.argsort(-cosines, kind="stable")]
+    by_cosine = np.argsort(-cosines, kind="stable").tolist()
     if coverage.max() <= 0:
         return by_cosine
     scores = sentence_scores(cosines, coverage, weight)
-    tied = [int(i) for i in np.flatnonzero(scores >= scores.max() - 1e-9)]
+    tied = np.flatnonzero(scores >= scores.max() - 1e-9).tolist()
     if len(tied) > 1:
         place = {i: n for n, i in enumerate(range(len(cosines)) if opening else by_cosine)}
         first = min(tied, key=lambda i: (complete is not None and not complete(i), place[i]))
@@ -114,16 +114,18 @@ def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, flo
     if not len(keep):
         return 0.0, 0.0
     vectors = stored.sentence_vectors
+    whole = len(keep) == len(vectors)
     # Every sentence kept (all but a document's first passage): the matrix as stored, not a copy; the
     # products are the same to the bit (a subset's are not always: BLAS blocks rows by position).
-    cosine = max(((vectors if len(keep) == len(vectors) else vectors[keep]) @ query).tolist())
+    cosine = max(((vectors if whole else vectors[keep]) @ query).tolist())
     total = sum(weights.values())
     if total <= 0:
         return cosine, 0.0
-    held = _held_weights(stored, weights).items()
-    if len(keep) < len(stored.chunk.sentences):  # the title line is one of them
-        held = [(i, w) for i, w in held if i in keep]
-    return cosine, max((w for _, w in held), default=0) / total  # weights are >= 0: the max is held
+    held = _held_weights(stored, weights)
+    if not whole:  # the title line is one of them
+        kept = set(keep.tolist())
+        held = {i: w for i, w in held.items() if i in kept}
+    return cosine, max(held.values(), default=0) / total  # weights are >= 0: the max is held
 
 
 def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 
 from qa.answering.evidence import best_sentence
 from qa.indexing.embedding import not_loadable
-from qa.indexing.lexical import Words, terms, top
+from qa.indexing.lexical import Matched, terms, top
 from qa.indexing.shards import ShardedGeneration
 from qa.indexing.store import Generation, StoredChunk
 from qa.reading.metadata import Metadata
@@ -65,14 +65,16 @@ def retrieve(
     doc_ids: list[str] | None = None,
     reranker: Reranker | None = None,
     weights: dict[str, float] | None = None,
+    matched: Matched | None = None,
 ) -> list[Hit]:
     """The best k passages. `weights`: the IDF of the question's distinct terms (Words.idf), when the
-    caller has them already; computed here otherwise."""
+    caller has them already; computed here otherwise. `matched`: the question's terms against the
+    index's postings (Generation.match, made with these weights), when the caller made it already."""
     n = CANDIDATES
     if weights is None:
         weights = gen.words.idf(list(dict.fromkeys(terms(question))))
     allowed = gen.chunk_ids_of(doc_ids) if doc_ids is not None else None
-    found = gather(gen, query, question, n, allowed, weights)
+    found = gather(gen, query, question, n, allowed, weights, matched)
     dense = dict(found.dense)
     for i, _ in found.lexical:  # BM25's candidates that the dense search did not find: their cosine
         dense.setdefault(i, found.cosine[i])
@@ -124,26 +126,28 @@ class Candidates:
 
 
 def gather(gen: Generation, query: np.ndarray, question: str, n: int, allowed: np.ndarray | None,
-           weights: dict[str, float]) -> Candidates:
-    """The whole index's candidates: of one generation; of each shard, merged (BM25 with the statistics
-    of every shard summed first); or, for a generation whose shards are served elsewhere (serving's
-    RemoteGeneration), its own `gather`, one round to every shard."""
+           weights: dict[str, float], matched: Matched | None = None) -> Candidates:
+    """The whole index's candidates: of one generation; of each shard, merged (the question matched over
+    every shard's postings at once, so BM25 scores with the statistics of every shard summed); or, for a
+    generation whose shards are served elsewhere (serving's RemoteGeneration), its own `gather`, one
+    round to every shard. `matched`: Generation.match of the question, when the caller made it."""
     remote = getattr(gen, "gather", None)
     if remote is not None:
         return remote(query, question, n, allowed, weights, RERANK_DEPTH)
+    if matched is None:
+        matched = gen.words.match(terms(question), weights)
     if isinstance(gen, ShardedGeneration):
-        statistics = gen.words.part_statistics(sorted(set(terms(question))))
-        return merged([candidates(g, Words(g.words.parts, statistics), query, question, n, allowed, weights,
-                                  RERANK_DEPTH) for g in gen.shards], n)
-    return candidates(gen, gen.words, query, question, n, allowed, weights)
+        return merged([candidates(g, matched.within(g.words.parts), query, n, allowed, RERANK_DEPTH)
+                       for g in gen.shards], n)
+    return candidates(gen, matched, query, n, allowed)
 
 
-def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, n: int,
-               allowed: np.ndarray | None, weights: dict[str, float], depth: int = 0,
-               metadata: bool = False) -> Candidates:
-    """One part's candidates, BM25 scored by `words` (a shard's postings with every shard's statistics).
-    `depth`: also the passages of the `skyband` of that depth (and, with `metadata`, their documents')."""
-    lexical = words.search(question, n, allowed)
+def candidates(gen: Generation, matched: Matched, query: np.ndarray, n: int, allowed: np.ndarray | None,
+               depth: int = 0, metadata: bool = False) -> Candidates:
+    """One part's candidates, from the question's terms matched against its postings (`matched`, a
+    shard's scored with every shard's statistics) and from its vectors. `depth`: also the passages of
+    the `skyband` of that depth (and, with `metadata`, their documents')."""
+    lexical = matched.top(n, allowed)
     lexical_ids = [i for i, _ in lexical]
     dense = gen.dense(query, n, allowed)
     found_dense = dict(dense)
@@ -153,7 +157,7 @@ def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, 
         cosine.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
     found = Candidates(dense, lexical, cosine, {})
     ids = list(dict.fromkeys([i for i, _ in found.dense] + lexical_ids))
-    found.coverage = dict(zip(ids, words.coverage(question, ids, weights).tolist(), strict=True))
+    found.coverage = dict(zip(ids, matched.coverage(ids).tolist(), strict=True))
     if depth:
         found.passages = gen.chunks(skyband(found, depth))
         if metadata:

@@ -241,54 +241,77 @@ class Words:
         the corpus never uses cannot be answered by it, however close its passages come in meaning."""
         return frozenset(w for w in words if self._df(w) == 0)
 
-    def coverage(self, question: str, chunk_ids: list[int], weights: dict[str, float] | None = None) -> np.ndarray:
-        """For each chunk, the share of the question's IDF (its distinct stemmed content words) that
-        the chunk holds, read off the postings: no chunk text is needed. `weights`: that IDF (`idf`),
-        when the caller has it."""
-        if weights is None:
-            weights = self.idf(list(dict.fromkeys(terms(question))))
-        total = sum(weights.values())
-        out = np.zeros(len(chunk_ids))
-        if total <= 0 or not chunk_ids:
-            return out
-        wanted = np.asarray(chunk_ids, dtype=np.int64)
-        for p in self.parts:  # only the parts holding candidates, by binary search (rows are sorted)
-            inside = _members(p.postings.ids, wanted)
-            if not inside.any():
-                continue
-            at = np.searchsorted(p.postings.ids, wanted[inside])
-            for word, weight in weights.items():
-                positions, _ = p.row(word)
-                if len(positions):
-                    out[inside] += weight * _members(positions, at)
-        return out / total
-
     def search(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n (chunk id, BM25 score) by score then id over every part; only chunks in `allowed`."""
-        query = sorted(set(terms(question)))
-        rows = [[p.row(t) for t in query] for p in self.parts]
+        return self.match(terms(question)).top(n, allowed)
+
+    def match(self, words: list[str], weights: dict[str, float] | None = None) -> Matched:
+        """The question's terms (`words`, as `terms` gives them) against the postings, each row read once:
+        every chunk holding any of them with its BM25 score and its share of the question's IDF
+        (`weights`: Words.idf of the same terms; computed when not given). It needs no question vector."""
+        query = sorted(set(words))
+        if weights is None:
+            weights = self.idf(list(dict.fromkeys(words)))
         idf = {t: _idf(self.n, self._df(t)) for t in query}
-        found_ids, found_scores = [], []
-        for part, part_rows in zip(self.parts, rows, strict=True):
-            hits = [(r, idf[t]) for r, t in zip(part_rows, query, strict=True) if len(r[0])]
-            if not hits:
+        total = sum(weights.values())
+        found = []
+        for part in self.parts:
+            rows = {t: part.row(t) for t in query}
+            held_terms = [t for t in query if len(rows[t][0])]
+            if not held_terms:
                 continue
+            sizes = [len(rows[t][0]) for t in held_terms]
             lengths = part.postings.lengths
-            positions = np.concatenate([r[0] for r, _ in hits]).astype(np.int64)
-            tf = np.concatenate([r[1] for r, _ in hits]).astype(np.float64)
-            weight = np.concatenate([np.full(len(r[0]), w) for r, w in hits])
+            positions = np.concatenate([rows[t][0] for t in held_terms]).astype(np.int64)
+            tf = np.concatenate([rows[t][1] for t in held_terms]).astype(np.float64)
+            weight = np.repeat([idf[t] for t in held_terms], sizes)
             norm = K1 * (1 - B + B * np.asarray(lengths[positions], dtype=np.float64) / self.average_length)
             unique, inverse = np.unique(positions, return_inverse=True)
             scores = np.bincount(inverse, weights=weight * tf / (tf + norm))
-            ids = np.asarray(part.postings.ids[unique], dtype=np.int64)
+            # Each chunk's IDF share summed in the question's term order, one term at a time (as it always
+            # was): the same shares to the last bit in every process.
+            held = np.zeros(len(unique))
+            starts = dict(zip(held_terms, np.cumsum([0, *sizes]).tolist(), strict=False))
+            for t, w in weights.items():
+                if t in starts:
+                    held[inverse[starts[t]:starts[t] + len(rows[t][0])]] += w
+            shares = held / total if total > 0 else np.zeros(len(unique))
+            found.append((part, np.asarray(part.postings.ids[unique], dtype=np.int64), scores, shares))
+        return Matched(found)
+
+
+class Matched:
+    """What one reading of the question's rows found (Words.match): by part, the ids (ascending) of the
+    chunks holding any of its terms, their BM25 scores and their shares of the question's IDF."""
+
+    def __init__(self, found: list[tuple[Part, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        self.found = found
+
+    def within(self, parts: list[Part]) -> Matched:
+        """What these parts found (one shard's, of a sharded index: scored with every shard's statistics)."""
+        return Matched([f for f in self.found if any(f[0] is p for p in parts)])
+
+    def top(self, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The n best (chunk id, BM25 score) by score then id; only chunks in `allowed`."""
+        found_ids, found_scores = [], []
+        for _, ids, scores, _ in self.found:
             if allowed is not None:
                 keep = np.isin(ids, allowed)
                 ids, scores = ids[keep], scores[keep]
             found_ids.append(ids)
             found_scores.append(scores)
-        if not found_ids:
-            return []
-        return top(np.concatenate(found_ids), np.concatenate(found_scores), n)
+        return top(np.concatenate(found_ids), np.concatenate(found_scores), n) if found_ids else []
+
+    def coverage(self, chunk_ids: list[int]) -> np.ndarray:
+        """For each chunk, the share of the question's IDF that it holds (0 for a chunk holding none of
+        its terms), read off the postings: no chunk text is needed."""
+        wanted = np.asarray(chunk_ids, dtype=np.int64)
+        out = np.zeros(len(wanted))
+        for _, ids, _, shares in self.found:
+            at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+            held = ids[at] == wanted
+            out[held] = shares[at[held]]
+        return out
 
 
 def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
@@ -298,14 +321,6 @@ def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
         ids, scores = ids[keep], scores[keep]
     order = np.lexsort((ids, -scores))[:n]
     return [(int(i), float(s)) for i, s in zip(ids[order], scores[order], strict=True)]
-
-
-def _members(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Which of `values` are in `sorted_values` (ascending), by binary search."""
-    if not len(sorted_values) or not len(values):
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
-    return np.asarray(sorted_values[at] == values)
 
 
 def _idf(n: int, df: int) -> float:

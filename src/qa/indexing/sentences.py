@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple
 from functools import cached_property
 
@@ -34,20 +35,30 @@ def term_set(text: str) -> frozenset[str]:
 
 
 class SentenceData:
-    """One chunk's stored sentence data. The roles, which an answer reads for one to three passages
-    only, are made from their stored values when first asked for."""
+    """One chunk's stored sentence data. What an answer reads for a few passages only (the term sets,
+    the roles) is made from the stored values when first asked for; the term -> sentences map that
+    every pooled passage's sentences are scored by is made straight from them."""
 
-    def __init__(self, terms: tuple[frozenset[str], ...], chunk_terms: frozenset[str],
+    def __init__(self, terms: Sequence[Iterable[str]], chunk_terms: Iterable[str],
                  title_lines: tuple[bool, ...], roles: tuple[SentenceRole, ...] | list[list]) -> None:
-        self.terms = terms  # each sentence's distinct terms
-        self.chunk_terms = chunk_terms  # the whole chunk text's distinct terms
+        self._terms = terms  # each sentence's distinct terms (sets, or the stored sorted lists)
+        self._chunk_terms = chunk_terms  # the whole chunk text's distinct terms
         self.title_lines = title_lines  # whether each sentence is the document's title line
         self._roles = roles
 
     @cached_property
+    def terms(self) -> tuple[frozenset[str], ...]:
+        """Each sentence's distinct terms."""
+        return tuple(map(frozenset, self._terms))
+
+    @cached_property
+    def chunk_terms(self) -> frozenset[str]:
+        return frozenset(self._chunk_terms)
+
+    @cached_property
     def term_sentences(self) -> dict[str, tuple[int, ...]]:
         """term -> the indices of the sentences holding it (`inverted`), made once per parsed chunk."""
-        return inverted(self.terms)
+        return inverted(self._terms)
 
     @cached_property
     def kept(self) -> np.ndarray:
@@ -70,12 +81,12 @@ class SentenceData:
     @classmethod
     def from_json(cls, text: str) -> SentenceData:
         data = json.loads(text)
-        terms = tuple(map(frozenset, data["terms"]))
+        terms = data["terms"]
         title = data["title"]
-        return cls(terms, frozenset(data["chunk"]), tuple(i in title for i in range(len(terms))), data["roles"])
+        return cls(terms, data["chunk"], tuple(i in title for i in range(len(terms))), data["roles"])
 
 
-def inverted(terms: tuple[frozenset[str], ...]) -> dict[str, tuple[int, ...]]:
+def inverted(terms: Sequence[Iterable[str]]) -> dict[str, tuple[int, ...]]:
     """term -> the indices (ascending) of the sentences whose terms hold it: a question's share of IDF
     per sentence then looks up the question's few terms only (evidence.sentence_coverage)."""
     found: dict[str, list[int]] = {}

@@ -23,7 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
-from qa.indexing.generations import LOCK, POINTER, current_generation
+from qa.indexing.generations import LOCK, POINTER, current_generation, read_small
 from qa.indexing.lexical import Words
 from qa.indexing.store import SEGMENTS, Generation, Segment
 
@@ -46,12 +46,10 @@ def shard_of_chunk(chunk_id: int) -> int:
 
 def folders(index_dir: Path) -> list[Path]:
     """The folder of each shard, in shard order; [index_dir] for an index without shards."""
-    try:  # os-level, as generations.current_generation: read on every question
-        with open(os.path.join(index_dir, SHARDS), encoding="utf-8") as handle:
-            layout = json.loads(handle.read())
-    except FileNotFoundError:
+    text = read_small(os.path.join(index_dir, SHARDS))  # os-level: read on every question
+    if text is None:
         return [index_dir]
-    return [index_dir / name for name in layout["folders"]]
+    return [index_dir / name for name in json.loads(text)["folders"]]
 
 
 def count(index_dir: Path) -> int:
@@ -96,6 +94,25 @@ def published(index_dir: Path) -> list[Path] | None:
     """The published generation of each shard, or None when a shard has none."""
     found = [current_generation(folder) for folder in folders(index_dir)]
     return None if any(g is None for g in found) else found  # type: ignore[return-value]
+
+
+def stamp(index_dir: Path, shard_folders: list[Path] | None) -> tuple | None:
+    """What changes whenever the shards change or one of `shard_folders` publishes: the identity of
+    shards.json and of each shard's CURRENT (both are only ever switched with os.replace, which gives
+    the file a new inode). One stat call a file, where reading the pointers took six system calls on
+    every question. None when the folders are not known yet."""
+    if shard_folders is None:
+        return None
+    return tuple(_identity(os.path.join(path, name)) for path, name in
+                 [(index_dir, SHARDS), *((folder, POINTER) for folder in shard_folders)])
+
+
+def _identity(path: str) -> tuple[int, int, int, int, int] | None:
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
 
 def generation_key(paths: list[Path]) -> str:

@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 
 from qa.indexing import vector_index
-from qa.indexing.lexical import Part, Postings, Words
+from qa.indexing.lexical import Matched, Part, Postings, Words
 from qa.indexing.sentences import SentenceData
 from qa.reading.chunking import Chunk
 from qa.reading.metadata import Metadata
@@ -96,6 +96,7 @@ class Segment:
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
         self.vectors = vector_index.load(str(path / VECTORS))  # memory-mapped: workers share one copy
+        self.exact = vector_index.is_exact(self.vectors)
         self.postings = Postings(path)
         self.ids: np.ndarray = self.postings.ids  # the segment's chunk ids, ascending
         self._kept: dict[int, StoredChunk] = {}  # passages parsed already (PASSAGES_KEPT)
@@ -170,21 +171,22 @@ class Segment:
         self._db.close()
 
 
-def vector_parts(segments: list[Segment], dead: list[np.ndarray]) -> list[tuple[faiss.Index, np.ndarray, np.ndarray]]:
-    """What a question's vector search goes over: (index, its ids ascending, its deleted ids) of each
-    segment, with the small exact ones (under SMALL_SEGMENT chunks: the fresh segments of single
-    updates) stacked into one exact index, so that twenty unmerged updates cost one search, not twenty.
-    An exact index scores each vector alone, so a vector's score is the one its own segment gives."""
-    parts = [(s.vectors, s.ids, d) for s, d in zip(segments, dead, strict=True)]
-    is_small = [index.ntotal < SMALL_SEGMENT and vector_index.is_exact(index) for index, _, _ in parts]
+def vector_parts(segments: list[Segment], dead: list[np.ndarray],
+                 ) -> list[tuple[faiss.Index, np.ndarray, np.ndarray, bool]]:
+    """What a question's vector search goes over: (index, its ids ascending, its deleted ids, whether
+    it is exact) of each segment, with the small exact ones (under SMALL_SEGMENT chunks: the fresh
+    segments of single updates) stacked into one exact index, so that twenty unmerged updates cost one
+    search, not twenty. An exact index scores each vector alone: a vector's score is its segment's."""
+    parts = [(s.vectors, s.ids, d, s.exact) for s, d in zip(segments, dead, strict=True)]
+    is_small = [exact and index.ntotal < SMALL_SEGMENT for index, _, _, exact in parts]
     if sum(is_small) < 2:
         return parts
     small = [p for p, yes in zip(parts, is_small, strict=True) if yes]
-    ids = np.concatenate([i for _, i, _ in small])
+    ids = np.concatenate([i for _, i, _, _ in small])
     stacked = vector_index.empty_index(small[0][0].d)
-    stacked.add_with_ids(np.vstack([index.reconstruct_batch(i) for index, i, _ in small]), ids)
-    dead_ids = np.sort(np.concatenate([d for _, _, d in small]))
-    return [p for p, yes in zip(parts, is_small, strict=True) if not yes] + [(stacked, np.sort(ids), dead_ids)]
+    stacked.add_with_ids(np.vstack([index.reconstruct_batch(i) for index, i, _, _ in small]), ids)
+    dead_ids = np.sort(np.concatenate([d for _, _, d, _ in small]))
+    return [p for p, yes in zip(parts, is_small, strict=True) if not yes] + [(stacked, np.sort(ids), dead_ids, True)]
 
 
 class Generation:
@@ -246,6 +248,12 @@ class Generation:
     def lexical(self, question: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-n chunks by BM25 (only chunk ids in `allowed`, if given); positive, larger is better."""
         return self.words.search(question, n, allowed)
+
+    def match(self, words: list[str], weights: dict[str, float]) -> Matched | None:
+        """The question's terms (as lexical.terms gives them) against the index's postings, with the IDF
+        of each (lexical.Words.match). It needs no question vector, so the answer makes it before encoding
+        the question; None where the shards match it themselves (serving's RemoteGeneration)."""
+        return self.words.match(words, weights)
 
     def _by_segment(self, ids: list[int]) -> list[tuple[Segment, list[int]]]:
         wanted = np.asarray(ids, dtype=np.int64)

@@ -79,19 +79,19 @@ def load(path: str) -> faiss.Index:
 
 
 def search_parts(
-    parts: list[tuple[faiss.Index, np.ndarray, np.ndarray]], query: np.ndarray, n: int,
+    parts: list[tuple[faiss.Index, np.ndarray, np.ndarray, bool]], query: np.ndarray, n: int,
     allowed: np.ndarray | None = None,
 ) -> list[tuple[int, float]]:
     """Top-n ids by inner product over several indexes, each given as (index, its ids ascending, its
-    deleted ids); optionally among `allowed` ids only. Each part's top n, merged by score then id:
-    with exact indexes, the top n of one index holding every live vector."""
+    deleted ids, whether it is exact); optionally among `allowed` ids only. Each part's top n, merged by
+    score then id: with exact indexes, the top n of one index holding every live vector."""
     found: list[tuple[int, float]] = []
-    for index, ids, dead in parts:
+    for index, ids, dead, exact in parts:
         if allowed is not None:
             mine = allowed[members(ids, allowed)]
-            found += search(index, query, n, mine[~np.isin(mine, dead)] if len(dead) else mine)
+            found += search(index, query, n, mine[~np.isin(mine, dead)] if len(dead) else mine, exact=exact)
         else:
-            found += search(index, query, n, excluded=dead if len(dead) else None)
+            found += search(index, query, n, excluded=dead if len(dead) else None, exact=exact)
     return sorted(found, key=lambda hit: (-hit[1], hit[0]))[:n]
 
 
@@ -106,18 +106,21 @@ def members(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def search(
     index: faiss.Index, query: np.ndarray, n: int, allowed: np.ndarray | None = None,
-    excluded: np.ndarray | None = None,
+    excluded: np.ndarray | None = None, exact: bool | None = None,
 ) -> list[tuple[int, float]]:
-    """Top-n ids by inner product, optionally among `allowed` ids only, or all but `excluded`."""
+    """Top-n ids by inner product, optionally among `allowed` ids only, or all but `excluded`. `exact`:
+    `is_exact(index)`, when the caller knows it (a segment's index never changes kind)."""
     if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
         return []
+    if exact is None:
+        exact = is_exact(index)
     query = query.reshape(1, -1).astype(np.float32, copy=False)
     selector = faiss.IDSelectorBatch(allowed) if allowed is not None else None
     if excluded is not None:
         dead = faiss.IDSelectorBatch(excluded)  # locals: FAISS holds no reference to the inner selectors
         keep = faiss.IDSelectorNot(dead)
-        selector = keep if is_exact(index) else faiss.IDSelectorAnd(_LIVE, keep)
-    if is_exact(index):
+        selector = keep if exact else faiss.IDSelectorAnd(_LIVE, keep)
+    if exact:
         params = faiss.SearchParameters(sel=selector) if selector is not None else None
     elif allowed is not None and len(allowed) <= EXACT_FILTER_MAX:
         return _exact_among(index, query[0], n, allowed)

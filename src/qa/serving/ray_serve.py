@@ -69,8 +69,8 @@ class ShardReplica:
         passages that could reach the answer and their documents' metadata: the one round a question
         needs (retrieval.candidates, retrieval.skyband)."""
         gen = self.generation()
-        return candidates(gen, Words(gen.words.parts, statistics), query, question, n, allowed, weights, depth,
-                          metadata=True)
+        matched = Words(gen.words.parts, statistics).match(terms(question), weights)
+        return candidates(gen, matched, query, n, allowed, depth, metadata=True)
 
     def call(self, method: str, *args):
         if method not in SHARD_CALLS:
@@ -162,6 +162,10 @@ class RemoteGeneration(Generation):
     # -- Generation's methods -----------------------------------------------------------------
     def close(self) -> None:
         pass
+
+    def match(self, words: list[str], weights: dict[str, float]) -> None:
+        """None: the shards match the question against their postings, in `gather`'s one round."""
+        return None
 
     def chunk_ids_of(self, doc_ids: list[str]) -> np.ndarray:
         found = self.ask({i: ("chunk_ids_of", [d for d in doc_ids if self.owner(d) == i])
