@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from qa.answering.evidence import best_sentence
+from qa.answering.evidence import best_sentence, with_cosines
 from qa.indexing.embedding import not_loadable
 from qa.indexing.lexical import Words, terms, top
 from qa.indexing.shards import ShardedGeneration
@@ -73,18 +73,7 @@ def retrieve(
         weights = gen.words.idf(list(dict.fromkeys(terms(question))))
     allowed = gen.chunk_ids_of(doc_ids) if doc_ids is not None else None
     found = gather(gen, query, question, n, allowed, weights)
-    dense = dict(found.dense)
-    for i, _ in found.lexical:  # BM25's candidates that the dense search did not find: their cosine
-        dense.setdefault(i, found.cosine[i])
-    lexical = dict(found.lexical)
-    ids = np.fromiter(dense, dtype=np.int64, count=len(dense))
-    floor = min(lexical.values(), default=0.0)
-    scores = fused_scores(np.fromiter(dense.values(), dtype=np.float64, count=len(dense)),
-                          np.array([lexical.get(i, floor) for i in dense], dtype=np.float64),
-                          np.array([found.coverage[i] for i in dense], dtype=np.float64))
-    pooled = np.lexsort((ids, -scores))[:RERANK_DEPTH]  # by score, then id
-    ranking = ids[pooled].tolist()  # MAX_K <= RERANK_DEPTH: the first k never depend on k
-    fused = dict(zip(ranking, scores[pooled].tolist(), strict=True))  # the pool's scores, from here on
+    dense, lexical, ranking, fused = pooled(found)
     pool = {i: found.passages[i] for i in ranking if i in found.passages}
     if len(pool) < len(ranking):  # one index: its passages are read now (shards sent theirs, `skyband`)
         pool.update(gen.chunks([i for i in ranking if i not in pool]))
@@ -100,6 +89,25 @@ def retrieve(
     if reference is not None:
         hits = _put_referenced_first(gen, query, reference, order, pool, hits)
     return hits[:k]
+
+
+def pooled(found: Candidates, depth: int = RERANK_DEPTH,
+           ) -> tuple[dict[int, float], dict[int, float], list[int], dict[int, float]]:
+    """The whole index's candidates fused: (cosine and BM25 of each, the best `depth` by fused score then
+    id, their fused scores)."""
+    dense = dict(found.dense)
+    for i, _ in found.lexical:  # BM25's candidates that the dense search did not find: their cosine
+        dense.setdefault(i, found.cosine[i])
+    lexical = dict(found.lexical)
+    ids = np.fromiter(dense, dtype=np.int64, count=len(dense))
+    floor = min(lexical.values(), default=0.0)
+    scores = fused_scores(np.fromiter(dense.values(), dtype=np.float64, count=len(dense)),
+                          np.array([lexical.get(i, floor) for i in dense], dtype=np.float64),
+                          np.array([found.coverage[i] for i in dense], dtype=np.float64))
+    best = np.lexsort((ids, -scores))[:depth]  # by score, then id
+    ranking = ids[best].tolist()  # MAX_K <= RERANK_DEPTH: the first k never depend on k
+    fused = dict(zip(ranking, scores[best].tolist(), strict=True))  # the pool's scores, from here on
+    return dense, lexical, ranking, fused
 
 
 # A shard's candidate dominated by this many others of its own shard, that rank before it in every
@@ -133,16 +141,19 @@ def gather(gen: Generation, query: np.ndarray, question: str, n: int, allowed: n
         return remote(query, question, n, allowed, weights, RERANK_DEPTH)
     if isinstance(gen, ShardedGeneration):
         statistics = gen.words.part_statistics(sorted(set(terms(question))))
+        alone = len(gen.shards) == 1
         return merged([candidates(g, Words(g.words.parts, statistics), query, question, n, allowed, weights,
-                                  RERANK_DEPTH) for g in gen.shards], n)
+                                  RERANK_DEPTH, alone=alone) for g in gen.shards], n)
     return candidates(gen, gen.words, query, question, n, allowed, weights)
 
 
 def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, n: int,
                allowed: np.ndarray | None, weights: dict[str, float], depth: int = 0,
-               metadata: bool = False) -> Candidates:
+               metadata: bool = False, alone: bool = False) -> Candidates:
     """One part's candidates, BM25 scored by `words` (a shard's postings with every shard's statistics).
-    `depth`: also the passages of the `skyband` of that depth (and, with `metadata`, their documents')."""
+    `depth`: also the passages that could be among the best `depth` (and, with `metadata`, their
+    documents' metadata), as a shard sends them (evidence.with_cosines): the `skyband`, or, for the only
+    part asked (`alone`: its candidates are the whole index's), exactly the pool (`pooled`)."""
     lexical = words.search(question, n, allowed)
     lexical_ids = [i for i, _ in lexical]
     dense = gen.dense(query, n, allowed)
@@ -155,7 +166,8 @@ def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, 
     ids = list(dict.fromkeys([i for i, _ in found.dense] + lexical_ids))
     found.coverage = dict(zip(ids, words.coverage(question, ids, weights).tolist(), strict=True))
     if depth:
-        found.passages = gen.chunks(skyband(found, depth))
+        wanted = pooled(merged([found], n), depth)[2] if alone else skyband(found, depth)
+        found.passages = {i: with_cosines(p, query) for i, p in gen.chunks(wanted).items()}
         if metadata:
             found.metadata = gen.metadata_of(sorted({p.chunk.doc_id for p in found.passages.values()}))
     return found

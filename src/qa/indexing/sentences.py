@@ -34,8 +34,12 @@ def term_set(text: str) -> frozenset[str]:
 
 
 class SentenceData:
-    """One chunk's stored sentence data. The roles, which an answer reads for one to three passages
-    only, are made from their stored values when first asked for."""
+    """One chunk's stored sentence data. Read from the store it stays its stored JSON text until first
+    asked for (`from_json`), and is sent between processes as that text (`__reduce__`): a shard sends
+    some fifty passages a question, of which the answer reads twenty. The roles, which an answer reads
+    for one to three passages only, are made from their stored values when first asked for."""
+
+    _PARSED = frozenset({"terms", "chunk_terms", "title_lines", "_roles"})
 
     def __init__(self, terms: tuple[frozenset[str], ...], chunk_terms: frozenset[str],
                  title_lines: tuple[bool, ...], roles: tuple[SentenceRole, ...] | list[list]) -> None:
@@ -43,6 +47,18 @@ class SentenceData:
         self.chunk_terms = chunk_terms  # the whole chunk text's distinct terms
         self.title_lines = title_lines  # whether each sentence is the document's title line
         self._roles = roles
+
+    def __getattr__(self, name: str):
+        """The parsed fields of data read from the store, parsed (all at once) when first read."""
+        stored = self.__dict__.get("_json")
+        if stored is None or name not in SentenceData._PARSED:
+            raise AttributeError(name)
+        data = json.loads(stored)
+        terms = tuple(map(frozenset, data["terms"]))
+        title = data["title"]
+        self.__dict__.update(terms=terms, chunk_terms=frozenset(data["chunk"]),
+                             title_lines=tuple(i in title for i in range(len(terms))), _roles=data["roles"])
+        return self.__dict__[name]
 
     @cached_property
     def term_sentences(self) -> dict[str, tuple[int, ...]]:
@@ -62,17 +78,23 @@ class SentenceData:
         return isinstance(other, SentenceData) and (self.terms, self.chunk_terms, self.title_lines, self.roles) == (
             other.terms, other.chunk_terms, other.title_lines, other.roles)
 
+    def __reduce__(self):
+        return SentenceData.from_json, (self.to_json(),)
+
     def to_json(self) -> str:
+        stored = self.__dict__.get("_json")
+        if stored is not None:
+            return stored
         return json.dumps({"terms": [sorted(t) for t in self.terms], "chunk": sorted(self.chunk_terms),
                            "title": [i for i, t in enumerate(self.title_lines) if t],
                            "roles": [list(astuple(r)) for r in self.roles]}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> SentenceData:
-        data = json.loads(text)
-        terms = tuple(map(frozenset, data["terms"]))
-        title = data["title"]
-        return cls(terms, frozenset(data["chunk"]), tuple(i in title for i in range(len(terms))), data["roles"])
+        """Data as stored: parsed when a field is first read."""
+        data = cls.__new__(cls)
+        data._json = text
+        return data
 
 
 def inverted(terms: tuple[frozenset[str], ...]) -> dict[str, tuple[int, ...]]:

@@ -64,12 +64,23 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 
 
 @dataclass(frozen=True)
+class QueryCosines:
+    """A passage's sentences' cosines with one question, computed where its sentence vectors are (a
+    shard's replica) and sent instead of them, a hundredth of their size (evidence.with_cosines)."""
+
+    query: bytes  # the question's vector's fingerprint (evidence.fingerprint): these are its cosines only
+    sentences: np.ndarray  # each sentence's: sentence vectors @ query, float32
+    best: float  # the best of the sentences that are not the title line, as evidence.best_sentence takes it
+
+
+@dataclass(frozen=True)
 class StoredChunk:
     id: int
     chunk: Chunk
     title: str
-    sentence_vectors: np.ndarray  # (len(chunk.sentences), dim) float32, normalised
+    sentence_vectors: np.ndarray | None  # (len(chunk.sentences), dim) float32, normalised; None: `cosines` has
     data: SentenceData | None = None  # stored at build time; None: the answer computes it (sentences.py)
+    cosines: QueryCosines | None = None  # with one question, instead of the vectors (a shard's passage)
 
 
 @dataclass(frozen=True)
