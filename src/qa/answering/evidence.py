@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -143,14 +142,16 @@ def best_cosine(stored: StoredChunk, query: np.ndarray, keep: np.ndarray) -> flo
     return max(((vectors if len(keep) == len(vectors) else vectors[keep]) @ query).tolist())
 
 
-def with_cosines(stored: StoredChunk, query: np.ndarray) -> StoredChunk:
+def with_cosines(stored: StoredChunk, query: np.ndarray, key: bytes | None = None) -> StoredChunk:
     """The passage as a shard sends it for a question: its sentences' cosines with the question, from
     the very expressions the answer uses (`sentence_cosines`, `best_cosine`, so the same to the bit),
-    instead of the sentence vectors (n x 384 floats: a shard's answer was 0.5 MB of them)."""
+    instead of the sentence vectors (n x 384 floats: a shard's answer was 0.5 MB of them). `key`: the
+    question's `fingerprint`, when the caller has it."""
     keep = kept_sentences(stored)
     best = best_cosine(stored, query, keep) if len(keep) else 0.0
-    carried = QueryCosines(fingerprint(query), sentence_cosines(stored, query), best)
-    return replace(stored, sentence_vectors=None, cosines=carried)
+    products = sentence_cosines(stored, query)
+    carried = QueryCosines(key or fingerprint(query), products.tobytes(), products.dtype.str, best)
+    return StoredChunk(stored.id, stored.chunk, stored.title, None, stored.data, carried)
 
 
 def fingerprint(query: np.ndarray) -> bytes:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from qa.answering.evidence import best_sentence, with_cosines
+from qa.answering.evidence import best_sentence, fingerprint, with_cosines
 from qa.indexing.embedding import not_loadable
 from qa.indexing.lexical import Words, terms, top
 from qa.indexing.shards import ShardedGeneration
@@ -167,7 +167,8 @@ def candidates(gen: Generation, words: Words, query: np.ndarray, question: str, 
     found.coverage = dict(zip(ids, words.coverage(question, ids, weights).tolist(), strict=True))
     if depth:
         wanted = pooled(merged([found], n), depth)[2] if alone else skyband(found, depth)
-        found.passages = {i: with_cosines(p, query) for i, p in gen.chunks(wanted).items()}
+        key = fingerprint(query)
+        found.passages = {i: with_cosines(p, query, key) for i, p in gen.chunks(wanted).items()}
         if metadata:
             found.metadata = gen.metadata_of(sorted({p.chunk.doc_id for p in found.passages.values()}))
     return found

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +171,8 @@ class RemoteGeneration(Generation):
             if passage.data is not None:
                 known = kept.setdefault(i, passage.data)
                 if known is not passage.data:  # parsed already, if an answer read it
-                    out.passages[i] = replace(passage, data=known)
+                    out.passages[i] = StoredChunk(passage.id, passage.chunk, passage.title, passage.sentence_vectors,
+                                                  known, passage.cosines)
         return out
 
     # -- Generation's methods -----------------------------------------------------------------
