@@ -84,9 +84,9 @@ class StoredChunk:
     id: int
     chunk: Chunk
     title: str
-    sentence_vectors: np.ndarray | None  # (len(chunk.sentences), dim) float32, normalised; None: `cosines` has
+    sentence_vectors: np.ndarray | None  # (len(chunk.sentences), dim) float32, normalised; None: see `cosines`
     data: SentenceData | None = None  # stored at build time; None: the answer computes it (sentences.py)
-    cosines: QueryCosines | None = None  # with one question, instead of the vectors (a shard's passage)
+    cosines: QueryCosines | None = None  # their products with one question instead (a shard's passage)
 
 
 @dataclass(frozen=True)
