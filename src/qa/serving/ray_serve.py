@@ -6,8 +6,8 @@ the FastAPI app of `qa serve` (create_app) over a `RayAssistant`, whose generati
 `RemoteGeneration`: it encodes the question once, asks every shard ONCE, all at once (`gather`: each
 shard's candidates, signals, and the passages that could reach the answer, retrieval.candidates: each
 with its sentences' cosines with the question instead of its sentence vectors, its sentence data as
-stored text), and merges with the code ShardedGeneration uses in one process (retrieval.merged). BM25 is Elasticsearch's
-DFS query-then-fetch, its first phase done here: the app maps every shard's postings and sums the
+stored text), and merges with the code ShardedGeneration uses in one process (retrieval.merged). BM25
+is Elasticsearch's DFS query-then-fetch, its first phase done here: the app maps every shard's postings and sums the
 question's term statistics itself (lexical.Statistics), then every shard scores with the sums, so the
 answer is the unsharded one. Rarer questions (a numbered part, a question about a document, a
 documents filter) and the library's pages ask the shards in more rounds (docs/scaling.md).
