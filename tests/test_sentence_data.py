@@ -5,6 +5,7 @@ encoding anything, keeping every answer byte for byte."""
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import sqlite3
 from pathlib import Path
@@ -85,6 +86,13 @@ def test_passages_kept_parsed_read_as_a_fresh_read(tmp_path, encoder):
     fresh = Generation(gen.path).chunks(ids)
     assert all(fresh[i].chunk == again[i].chunk and fresh[i].data == again[i].data
                and (fresh[i].sentence_vectors == again[i].sentence_vectors).all() for i in ids)
+    # Sent to another process (a shard's answer on Ray Serve), the data goes as its stored text.
+    sent = pickle.loads(pickle.dumps(list(Generation(gen.path).chunks(ids).values())))
+    assert [p.data for p in sent] == [again[i].data for i in ids]
+    (segment,) = gen.segments
+    stored = [row[0] for row in segment.rows("SELECT sentence_data FROM chunks ORDER BY id")]
+    unread = pickle.loads(pickle.dumps(list(Generation(gen.path).chunks(ids).values())))
+    assert [p.data.to_json() for p in unread] == stored
 
 
 def format_5_copy(source: Path, target: Path) -> None:

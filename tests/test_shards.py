@@ -4,6 +4,7 @@ as one with BM25 statistics summed over shards first, so that it answers exactly
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -12,12 +13,13 @@ from click.testing import CliRunner
 
 from conftest import FIXTURES, REPORT, make_settings
 from qa.answering.document_questions import recognise
-from qa.answering.retrieval import numbered_reference
+from qa.answering.retrieval import RERANK_DEPTH, candidates, numbered_reference
 from qa.cli import main
 from qa.config import Settings, replica_bounds
 from qa.errors import ShardCountFixed
 from qa.indexing import shards as sharding
 from qa.indexing.generations import current_generation
+from qa.indexing.lexical import terms
 from qa.indexing.store import MANIFEST, SEGMENTS, Generation
 from qa.service import Assistant
 from test_segments import MORE_QUESTIONS, by_content, passages_of
@@ -207,3 +209,30 @@ def test_replicas_min_max_become_serve_autoscaling_bounds_and_r_a_fixed_count():
     bounds = replica_options(replica_bounds(" 1-4 "))
     assert bounds == {"autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "initial_replicas": 1}}
     assert Shard.options(name="shard-0", **bounds)  # Serve accepts them (it validates the config here)
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["the only shard asked", "one of several"])
+def test_what_a_shard_sends_gives_the_one_process_answers_to_the_bit(unsharded, monkeypatch, alone):
+    """A shard's replica sends its candidates and the passages that could reach the answer, each with its
+    sentences' cosines with the question instead of their vectors and its sentence data as stored text
+    (retrieval.candidates); pickled as Ray sends it, the app answers from it exactly as one process does.
+    The only shard asked sends the pool's passages alone, at most RERANK_DEPTH."""
+    want = passages_of(unsharded)
+    gen = unsharded.generation()
+    sent: list[tuple[int, int]] = []
+
+    def gather(query, question, n, allowed, weights, depth):
+        matched = gen.words.match(terms(question), weights)
+        found = candidates(gen, matched, query, n, allowed, depth, metadata=True, alone=alone)
+        assert all(p.sentence_vectors is None and p.cosines is not None for p in found.passages.values())
+        wire = pickle.dumps(found, protocol=5)
+        sent.append((len(found.passages), len(wire)))
+        return pickle.loads(wire)
+
+    monkeypatch.setattr(gen, "gather", gather, raising=False)
+    assert passages_of(unsharded) == want
+    assert len(sent) >= len(MORE_QUESTIONS) and all(n > 0 for n, _ in sent)
+    if alone:
+        assert max(n for n, _ in sent) <= RERANK_DEPTH
+    # Cosines and stored text: about 2 KB a passage, where the sentence vectors alone were 384 x 4 bytes a sentence.
+    assert sum(size for _, size in sent) / sum(n for n, _ in sent) < 4000, sent

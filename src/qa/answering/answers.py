@@ -19,6 +19,7 @@ from qa.answering.evidence import (
     highlight_order,
     kept_sentences,
     roles,
+    sentence_cosines,
     sentence_coverage,
     sentence_terms,
     stems,
@@ -405,7 +406,7 @@ def assess(
     for hit in hits:
         chunk = hit.stored.chunk
         keep = kept_sentences(hit.stored).tolist()
-        sims = hit.stored.sentence_vectors @ query if chunk.sentences else np.zeros(0)
+        sims = sentence_cosines(hit.stored, query) if chunk.sentences else np.zeros(0)
         coverage = sentence_coverage(hit.stored, term_weights or {})
         order = [keep[j] for j in highlight_order(
             sims[keep], coverage[keep], opening=chunk.ordinal == 0,

@@ -8,6 +8,7 @@ across passages, so the answer can weigh a sentence of one passage against anoth
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from qa.indexing import lexical
 from qa.indexing.sentences import inverted, is_title_line, relative_spans
-from qa.indexing.store import StoredChunk
+from qa.indexing.store import QueryCosines, StoredChunk
 from qa.reading.sentence_roles import SentenceRole, sentence_roles
 
 # Score = (1 - TERM_WEIGHT) x cosine + TERM_WEIGHT x the share of the question's IDF that the
@@ -113,11 +114,8 @@ def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, flo
     keep = kept_sentences(stored)
     if not len(keep):
         return 0.0, 0.0
-    vectors = stored.sentence_vectors
-    whole = len(keep) == len(vectors)
-    # Every sentence kept (all but a document's first passage): the matrix as stored, not a copy; the
-    # products are the same to the bit (a subset's are not always: BLAS blocks rows by position).
-    cosine = max(((vectors if whole else vectors[keep]) @ query).tolist())
+    cosine = best_cosine(stored, query, keep)
+    whole = len(keep) == len(stored.chunk.sentences)
     total = sum(weights.values())
     if total <= 0:
         return cosine, 0.0
@@ -126,6 +124,49 @@ def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, flo
         kept = set(keep.tolist())
         held = {i: w for i, w in held.items() if i in kept}
     return cosine, max(held.values(), default=0) / total  # weights are >= 0: the max is held
+
+
+def sentence_cosines(stored: StoredChunk, query: np.ndarray) -> np.ndarray:
+    """Each of the passage's sentences' cosine with the question: its sentence vectors times the
+    question's, or those very products as a shard computed them and sent them instead (`with_cosines`)."""
+    if stored.cosines is not None:
+        return _carried(stored, query).sentences
+    return stored.sentence_vectors @ query
+
+
+def best_cosine(stored: StoredChunk, query: np.ndarray, keep: np.ndarray) -> float:
+    """The best cosine of the sentences `keep` (kept_sentences, not empty), or as a shard sent it."""
+    if stored.cosines is not None:
+        return _carried(stored, query).best
+    vectors = stored.sentence_vectors
+    # Every sentence kept (all but a document's first passage): the matrix as stored, not a copy; the
+    # products are the same to the bit (a subset's are not always: BLAS blocks rows by position).
+    return max(((vectors if len(keep) == len(vectors) else vectors[keep]) @ query).tolist())
+
+
+def with_cosines(stored: StoredChunk, query: np.ndarray, key: bytes | None = None) -> StoredChunk:
+    """The passage as a shard sends it for a question: its sentences' cosines with the question, from
+    the very expressions the answer uses (`sentence_cosines`, `best_cosine`, so the same to the bit),
+    instead of the sentence vectors (n x 384 floats: a shard's answer was 0.5 MB of them). `key`: the
+    question's `fingerprint`, when the caller has it."""
+    keep = kept_sentences(stored)
+    best = best_cosine(stored, query, keep) if len(keep) else 0.0
+    products = sentence_cosines(stored, query)
+    carried = QueryCosines(key or fingerprint(query), products.tobytes(), products.dtype.str, best)
+    return StoredChunk(stored.id, stored.chunk, stored.title, None, stored.data, carried)
+
+
+def fingerprint(query: np.ndarray) -> bytes:
+    """A question vector's digest: a passage's carried cosines are used with their own question only."""
+    return hashlib.blake2b(np.ascontiguousarray(query).tobytes(), digest_size=8).digest()
+
+
+def _carried(stored: StoredChunk, query: np.ndarray) -> QueryCosines:
+    carried = stored.cosines
+    assert carried is not None
+    if carried.query != fingerprint(query):
+        raise ValueError(f"passage {stored.id} carries its sentences' cosines with another question")
+    return carried
 
 
 def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from qa.answering.evidence import best_sentence
+from qa.answering.evidence import best_sentence, fingerprint, with_cosines
 from qa.indexing.embedding import not_loadable
 from qa.indexing.lexical import Matched, terms, top
 from qa.indexing.shards import ShardedGeneration
@@ -75,18 +75,7 @@ def retrieve(
         weights = gen.words.idf(list(dict.fromkeys(terms(question))))
     allowed = gen.chunk_ids_of(doc_ids) if doc_ids is not None else None
     found = gather(gen, query, question, n, allowed, weights, matched)
-    dense = dict(found.dense)
-    for i, _ in found.lexical:  # BM25's candidates that the dense search did not find: their cosine
-        dense.setdefault(i, found.cosine[i])
-    lexical = dict(found.lexical)
-    ids = np.fromiter(dense, dtype=np.int64, count=len(dense))
-    floor = min(lexical.values(), default=0.0)
-    scores = fused_scores(np.fromiter(dense.values(), dtype=np.float64, count=len(dense)),
-                          np.array([lexical.get(i, floor) for i in dense], dtype=np.float64),
-                          np.array([found.coverage[i] for i in dense], dtype=np.float64))
-    pooled = np.lexsort((ids, -scores))[:RERANK_DEPTH]  # by score, then id
-    ranking = ids[pooled].tolist()  # MAX_K <= RERANK_DEPTH: the first k never depend on k
-    fused = dict(zip(ranking, scores[pooled].tolist(), strict=True))  # the pool's scores, from here on
+    dense, lexical, ranking, fused = pooled(found)
     pool = {i: found.passages[i] for i in ranking if i in found.passages}
     if len(pool) < len(ranking):  # one index: its passages are read now (shards sent theirs, `skyband`)
         pool.update(gen.chunks([i for i in ranking if i not in pool]))
@@ -102,6 +91,25 @@ def retrieve(
     if reference is not None:
         hits = _put_referenced_first(gen, query, reference, order, pool, hits)
     return hits[:k]
+
+
+def pooled(found: Candidates, depth: int = RERANK_DEPTH,
+           ) -> tuple[dict[int, float], dict[int, float], list[int], dict[int, float]]:
+    """The whole index's candidates fused: (cosine and BM25 of each, the best `depth` by fused score then
+    id, their fused scores)."""
+    dense = dict(found.dense)
+    for i, _ in found.lexical:  # BM25's candidates that the dense search did not find: their cosine
+        dense.setdefault(i, found.cosine[i])
+    lexical = dict(found.lexical)
+    ids = np.fromiter(dense, dtype=np.int64, count=len(dense))
+    floor = min(lexical.values(), default=0.0)
+    scores = fused_scores(np.fromiter(dense.values(), dtype=np.float64, count=len(dense)),
+                          np.array([lexical.get(i, floor) for i in dense], dtype=np.float64),
+                          np.array([found.coverage[i] for i in dense], dtype=np.float64))
+    best = np.lexsort((ids, -scores))[:depth]  # by score, then id
+    ranking = ids[best].tolist()  # MAX_K <= RERANK_DEPTH: the first k never depend on k
+    fused = dict(zip(ranking, scores[best].tolist(), strict=True))  # the pool's scores, from here on
+    return dense, lexical, ranking, fused
 
 
 # A shard's candidate dominated by this many others of its own shard, that rank before it in every
@@ -137,16 +145,19 @@ def gather(gen: Generation, query: np.ndarray, question: str, n: int, allowed: n
     if matched is None:
         matched = gen.words.match(terms(question), weights)
     if isinstance(gen, ShardedGeneration):
-        return merged([candidates(g, matched.within(g.words.parts), query, n, allowed, RERANK_DEPTH)
+        alone = len(gen.shards) == 1
+        return merged([candidates(g, matched.within(g.words.parts), query, n, allowed, RERANK_DEPTH, alone=alone)
                        for g in gen.shards], n)
     return candidates(gen, matched, query, n, allowed)
 
 
 def candidates(gen: Generation, matched: Matched, query: np.ndarray, n: int, allowed: np.ndarray | None,
-               depth: int = 0, metadata: bool = False) -> Candidates:
+               depth: int = 0, metadata: bool = False, alone: bool = False) -> Candidates:
     """One part's candidates, from the question's terms matched against its postings (`matched`, a
-    shard's scored with every shard's statistics) and from its vectors. `depth`: also the passages of
-    the `skyband` of that depth (and, with `metadata`, their documents')."""
+    shard's scored with every shard's statistics) and from its vectors. `depth`: also the passages that
+    could be among the best `depth` (and, with `metadata`, their documents' metadata), as a shard sends
+    them (evidence.with_cosines): the `skyband`, or, for the only part asked (`alone`: its candidates
+    are the whole index's), exactly the pool (`pooled`)."""
     lexical = matched.top(n, allowed)
     lexical_ids = [i for i, _ in lexical]
     dense = gen.dense(query, n, allowed)
@@ -159,7 +170,9 @@ def candidates(gen: Generation, matched: Matched, query: np.ndarray, n: int, all
     ids = list(dict.fromkeys([i for i, _ in found.dense] + lexical_ids))
     found.coverage = dict(zip(ids, matched.coverage(ids).tolist(), strict=True))
     if depth:
-        found.passages = gen.chunks(skyband(found, depth))
+        wanted = pooled(merged([found], n), depth)[2] if alone else skyband(found, depth)
+        key = fingerprint(query)
+        found.passages = {i: with_cosines(p, query, key) for i, p in gen.chunks(wanted).items()}
         if metadata:
             found.metadata = gen.metadata_of(sorted({p.chunk.doc_id for p in found.passages.values()}))
     return found

@@ -35,9 +35,13 @@ def term_set(text: str) -> frozenset[str]:
 
 
 class SentenceData:
-    """One chunk's stored sentence data. What an answer reads for a few passages only (the term sets,
-    the roles) is made from the stored values when first asked for; the term -> sentences map that
-    every pooled passage's sentences are scored by is made straight from them."""
+    """One chunk's stored sentence data. Read from the store it stays its stored JSON text until first
+    asked for (`from_json`), and is sent between processes as that text (`__reduce__`): a shard sends
+    some fifty passages a question, of which the answer reads twenty. What an answer reads for a few
+    passages only (the term sets, the roles) is made from the stored values when first asked for; the
+    term -> sentences map that every pooled passage's sentences are scored by is made straight from them."""
+
+    _PARSED = frozenset({"_terms", "_chunk_terms", "title_lines", "_roles"})
 
     def __init__(self, terms: Sequence[Iterable[str]], chunk_terms: Iterable[str],
                  title_lines: tuple[bool, ...], roles: tuple[SentenceRole, ...] | list[list]) -> None:
@@ -45,6 +49,18 @@ class SentenceData:
         self._chunk_terms = chunk_terms  # the whole chunk text's distinct terms
         self.title_lines = title_lines  # whether each sentence is the document's title line
         self._roles = roles
+
+    def __getattr__(self, name: str):
+        """The parsed fields of data read from the store, parsed (all at once) when first read."""
+        stored = self.__dict__.get("_json")
+        if stored is None or name not in SentenceData._PARSED:
+            raise AttributeError(name)
+        data = json.loads(stored)
+        terms = data["terms"]  # the stored sorted lists
+        title = data["title"]
+        self.__dict__.update(_terms=terms, _chunk_terms=data["chunk"],
+                             title_lines=tuple(i in title for i in range(len(terms))), _roles=data["roles"])
+        return self.__dict__[name]
 
     @cached_property
     def terms(self) -> tuple[frozenset[str], ...]:
@@ -73,17 +89,23 @@ class SentenceData:
         return isinstance(other, SentenceData) and (self.terms, self.chunk_terms, self.title_lines, self.roles) == (
             other.terms, other.chunk_terms, other.title_lines, other.roles)
 
+    def __reduce__(self):
+        return SentenceData.from_json, (self.to_json(),)
+
     def to_json(self) -> str:
+        stored = self.__dict__.get("_json")
+        if stored is not None:
+            return stored
         return json.dumps({"terms": [sorted(t) for t in self.terms], "chunk": sorted(self.chunk_terms),
                            "title": [i for i, t in enumerate(self.title_lines) if t],
                            "roles": [list(astuple(r)) for r in self.roles]}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> SentenceData:
-        data = json.loads(text)
-        terms = data["terms"]
-        title = data["title"]
-        return cls(terms, data["chunk"], tuple(i in title for i in range(len(terms))), data["roles"])
+        """Data as stored: parsed when a field is first read."""
+        data = cls.__new__(cls)
+        data._json = text
+        return data
 
 
 def inverted(terms: Sequence[Iterable[str]]) -> dict[str, tuple[int, ...]]:

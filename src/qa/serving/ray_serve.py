@@ -4,9 +4,10 @@ Each shard deployment (`Shard`, R replicas) opens its shard's published generati
 CURRENT, and answers what answering/ asks of a generation for that shard alone. The app deployment is
 the FastAPI app of `qa serve` (create_app) over a `RayAssistant`, whose generation is a
 `RemoteGeneration`: it encodes the question once, asks every shard ONCE, all at once (`gather`: each
-shard's candidates, signals, and the passages that could reach the answer, retrieval.candidates), and
-merges with the code ShardedGeneration uses in one process (retrieval.merged). BM25 is Elasticsearch's
-DFS query-then-fetch, its first phase done here: the app maps every shard's postings and sums the
+shard's candidates, signals, and the passages that could reach the answer, retrieval.candidates: each
+with its sentences' cosines with the question instead of its sentence vectors, its sentence data as
+stored text), and merges with the code ShardedGeneration uses in one process (retrieval.merged). BM25
+is Elasticsearch's DFS query-then-fetch, its first phase done here: the app maps every shard's postings and sums the
 question's term statistics itself (lexical.Statistics), then every shard scores with the sums, so the
 answer is the unsharded one. Rarer questions (a numbered part, a question about a document, a
 documents filter) and the library's pages ask the shards in more rounds (docs/scaling.md).
@@ -33,6 +34,7 @@ from qa.errors import IndexMissing, ShardUnavailable
 from qa.indexing import shards as sharding
 from qa.indexing.generations import current_generation
 from qa.indexing.lexical import Statistics, Words, terms, top
+from qa.indexing.sentences import SentenceData
 from qa.indexing.store import MANIFEST, Generation, Segment, StoredChunk, StoredDocument, live_documents
 from qa.reading.metadata import Metadata
 from qa.service import Assistant
@@ -44,6 +46,9 @@ ATTEMPTS = 3  # a shard's replica that died: Serve sends the next try to another
 RETRY_PAUSE = 0.5  # seconds between tries
 CALL_TIMEOUT = 30.0  # seconds: a shard that takes longer is reported unavailable
 METADATA_KEPT = 4096  # documents' metadata kept from the shards' answers (a generation's; bounded)
+# Passages' sentence data kept from the shards' answers, by chunk id (a generation's; bounded): a shard
+# sends it as stored text, parsed here when an answer first reads it (twenty passages, 1 ms a question).
+SENTENCE_DATA_KEPT = 4096
 
 
 class ShardReplica:
@@ -64,13 +69,14 @@ class ShardReplica:
         return self.gen
 
     def candidates(self, query: np.ndarray, question: str, n: int, allowed: np.ndarray | None,
-                   statistics: Statistics, weights: dict[str, float], depth: int) -> Candidates:
+                   statistics: Statistics, weights: dict[str, float], depth: int, alone: bool = False) -> Candidates:
         """This shard's candidates for a question, BM25 scored with every shard's `statistics`, with the
-        passages that could reach the answer and their documents' metadata: the one round a question
-        needs (retrieval.candidates, retrieval.skyband)."""
+        passages that could reach the answer (their sentences' cosines with the question, not their
+        vectors) and their documents' metadata: the one round a question needs (retrieval.candidates;
+        `alone`: the only shard asked, which sends the pool's passages only)."""
         gen = self.generation()
         matched = Words(gen.words.parts, statistics).match(terms(question), weights)
-        return candidates(gen, matched, query, n, allowed, depth, metadata=True)
+        return candidates(gen, matched, query, n, allowed, depth, metadata=True, alone=alone)
 
     def call(self, method: str, *args):
         if method not in SHARD_CALLS:
@@ -101,6 +107,7 @@ class RemoteGeneration(Generation):
         self.document_count = len(live)
         self.chunk_count = sum(int(m.get("chunks", 0)) for m in manifests)
         self._metadata: dict[str, Metadata] = {}  # of documents whose passages the shards sent
+        self._sentence_data: dict[int, SentenceData] = {}  # of passages the shards sent (SENTENCE_DATA_KEPT)
         self._listings: dict[tuple, list] = {}
 
     # -- asking the shards ----------------------------------------------------------------------
@@ -151,12 +158,22 @@ class RemoteGeneration(Generation):
         """The whole index's candidates (retrieval.gather): one call to every shard at once, with the
         question's BM25 statistics summed here beforehand (DFS query-then-fetch without its first round)."""
         statistics = self.words.part_statistics(sorted(set(terms(question))))
-        found = self.ask({i: ("candidates", query, question, n, mine, statistics, weights, depth)
-                          for i, mine in self._allowed(allowed).items()})
+        asked = self._allowed(allowed)
+        found = self.ask({i: ("candidates", query, question, n, mine, statistics, weights, depth, len(asked) == 1)
+                          for i, mine in asked.items()})
         out = merged(list(found.values()), n)
         if len(self._metadata) > METADATA_KEPT:
             self._metadata.clear()
         self._metadata.update(out.metadata)
+        kept = self._sentence_data  # shared by the app's threads: each get and set is atomic
+        if len(kept) > SENTENCE_DATA_KEPT:
+            kept.clear()
+        for i, passage in out.passages.items():
+            if passage.data is not None:
+                known = kept.setdefault(i, passage.data)
+                if known is not passage.data:  # parsed already, if an answer read it
+                    out.passages[i] = StoredChunk(passage.id, passage.chunk, passage.title, passage.sentence_vectors,
+                                                  known, passage.cosines)
         return out
 
     # -- Generation's methods -----------------------------------------------------------------
