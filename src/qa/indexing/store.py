@@ -154,16 +154,14 @@ class Segment:
             f"WHERE c.id IN ({marks})",
             tuple(missing),
         )
-        keep = len(rows) <= PASSAGES_KEPT  # a whole long document (a numbered part's lookup) passes by
-        if keep and len(kept) + len(rows) > PASSAGES_KEPT:
-            kept.clear()
+        read = {}
         for cid, doc_id, ordinal, start, end, text, section, page, sentences, blob, title, data in rows:
             spans = tuple(tuple(s) for s in json.loads(sentences))
             chunk = Chunk(doc_id, ordinal, start, end, text, section, page, spans)
             vecs = np.frombuffer(blob, dtype=np.float32).reshape(len(spans), self.dimension)
-            found[cid] = StoredChunk(cid, chunk, title, vecs, SentenceData.from_json(data))
-            if keep:
-                kept[cid] = found[cid]
+            read[cid] = StoredChunk(cid, chunk, title, vecs, SentenceData.from_json(data))
+        _remember(kept, read)  # a whole long document (a numbered part's lookup) passes by
+        found.update(read)
         return {i: found[i] for i in sorted(found)}
 
     def metadata(self, doc_ids: list[str]) -> dict[str, Metadata]:
@@ -175,17 +173,24 @@ class Segment:
             marks = ",".join("?" * len(missing))
             rows = self.rows(f"SELECT doc_id, title, metadata FROM documents WHERE doc_id IN ({marks})",
                              tuple(missing))
-            keep = len(rows) <= PASSAGES_KEPT  # every title's (a document named by title) passes by
-            if keep and len(kept) + len(rows) > PASSAGES_KEPT:
-                kept.clear()
-            for doc_id, title, meta in rows:
-                found[doc_id] = _metadata(title, meta)
-                if keep:
-                    kept[doc_id] = found[doc_id]
+            read = {doc_id: _metadata(title, meta) for doc_id, title, meta in rows}
+            _remember(kept, read)  # every title's (a document named by title) passes by
+            found.update(read)
         return found
 
     def close(self) -> None:
         self._db.close()
+
+
+def _remember(kept: dict, read: dict) -> None:
+    """Keep what was just read in `kept`, a segment's bounded cache (PASSAGES_KEPT entries, emptied when
+    full: it is shared by the server's threads, so it is only ever added to or cleared whole); a read
+    larger than the bound passes by."""
+    if len(read) > PASSAGES_KEPT:
+        return
+    if len(kept) + len(read) > PASSAGES_KEPT:
+        kept.clear()
+    kept.update(read)
 
 
 def vector_parts(segments: list[Segment], dead: list[np.ndarray],
