@@ -455,6 +455,53 @@ def test_kill_9_of_the_background_merge_child_is_logged_and_leaves_the_index_who
     assert_whole(settings, encoder, expected | {"uploads/upload-2.txt"})
 
 
+def cached_share(path: Path) -> float:
+    """The share of path's pages in the page cache (mincore on a private map of it)."""
+    import ctypes
+    import mmap
+
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    resident = (ctypes.c_ubyte * pages)()
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) as mapped:
+        view = ctypes.c_char.from_buffer(mapped)
+        try:
+            assert ctypes.CDLL(None).mincore(ctypes.c_void_p(ctypes.addressof(view)), ctypes.c_size_t(size),
+                                             resident) == 0
+        finally:
+            del view
+    return sum(r & 1 for r in resident) / pages
+
+
+def test_the_merge_child_leaves_its_new_store_out_of_the_page_cache_and_its_vectors_in(writer, encoder):
+    """A merge beside a server does not fill the page cache with what the server will not read: the
+    merged store (a question reads a few of its passages) is dropped once synced, the vectors and
+    postings (searched whole) stay cached; the child reports its own peak memory, not the server's."""
+    from qa.indexing.merge_child import merge_in_child
+    from qa.indexing.segments import merge_segments
+    from qa.indexing.store import STORE, VECTORS
+
+    settings = writer.settings
+    if not Path("/proc/self/status").exists():
+        pytest.skip("no /proc")
+    fill_a_tier_but_one(writer)
+    expected = {d.doc_id for d in writer.documents()}
+    gen = Generation(current_generation(settings.index_dir))
+    # the merge itself, looked at before anything opens what it wrote (opening a store reads its first pages)
+    merged = merge_segments(settings.index_dir, gen.segments, gen.deleted, settings.exact_max_chunks)
+    gen.close()
+    if cached_share(merged / VECTORS) < 0.5:
+        pytest.skip("written files are not kept in this file system's page cache (tmpfs?)")
+    assert cached_share(merged / STORE) == 0.0
+    assert cached_share(merged / "postings-positions.npy") == 1.0
+    summary = merge_in_child(settings, everything=True)  # the server's way (it removes the folder above)
+    assert summary.merges and len(segment_sizes(settings.index_dir)) == 1
+    own = int(next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+                   if line.startswith("VmRSS:")))
+    assert summary.peak_memory_mb < own / 1024  # this process holds the model; the child does not
+    assert_whole(settings, encoder, expected)
+
+
 def merge_lock_held(index_dir: Path) -> bool:
     """Whether a merge holds MERGE_LOCK (it takes it before waiting for the writer lock)."""
     import fcntl

@@ -93,7 +93,7 @@ class Triples:
             terms_.append(remap[part.term] if len(part.term) else part.term)
             positions.append(part.position)
             tfs.append(part.tf)
-        cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))  # noqa: E731
+        cat = (lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt))  # noqa: E731
         return cls(list(vocab), cat(terms_, np.int64), cat(positions, np.int64), cat(tfs, np.float32))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa.indexing import lexical
+from qa.indexing import lexical, pagecache
 from qa.indexing.generations import checkpoint, fsync_tree
 from qa.indexing.sentences import sentence_data
 from qa.indexing.store import SCHEMA, SEGMENT, SEGMENTS, STORE, VECTORS, Segment
@@ -71,44 +71,56 @@ def write_segment(
 def merge_segments(
     index_dir: Path, segments: list[Segment], deleted: list[frozenset[str]], exact_max_chunks: int,
 ) -> Path:
-    """One segment holding the live documents of `segments` (deleted doc_ids left out), chunk ids kept."""
+    """One segment holding the live documents of `segments` (deleted doc_ids left out), chunk ids kept.
+    Its files are written through a pagecache.Flusher: dirty pages are bounded, the new store is not
+    left in the cache."""
     staging = _staging(index_dir)
     try:
-        keeps, live_ids = [], []
-        for segment, gone in zip(segments, deleted, strict=True):
-            dead = segment.chunk_ids_of(sorted(gone))
-            keep = ~np.isin(np.asarray(segment.ids), dead)
-            keeps.append(keep)
-            live_ids.append(np.asarray(segment.ids)[keep])
-        ids = np.sort(np.concatenate(live_ids)) if live_ids else np.zeros(0, dtype=np.int64)
-        db = sqlite3.connect(staging / STORE, uri=True)
-        db.executescript(SCHEMA)
-        about: dict[str, dict] = {}
-        for n, (segment, gone) in enumerate(zip(segments, deleted, strict=True)):
-            db.execute("ATTACH DATABASE ? AS src", (f"file:{(segment.path / STORE).as_posix()}?mode=ro&immutable=1",))
-            marks = ",".join("?" * len(gone))
-            where = f"WHERE doc_id NOT IN ({marks})" if gone else ""
-            with db:
-                db.execute(f"INSERT INTO documents SELECT * FROM src.documents {where}", tuple(gone))
-                db.execute(f"INSERT INTO chunks SELECT * FROM src.chunks {where}", tuple(gone))
-            db.execute("DETACH DATABASE src")
-            about.update({d: info for d, info in segment.documents.items() if d not in gone})
-            if n == 0:
-                checkpoint("merge:copying")  # half a store written
-        db.close()
-        parts, lengths = [], np.zeros(len(ids), dtype=np.int32)
-        for segment, keep, mine in zip(segments, keeps, live_ids, strict=True):
-            at = np.searchsorted(ids, mine)
-            lengths[at] = np.asarray(segment.postings.lengths)[keep]
-            new_position = np.full(len(segment.ids), -1, dtype=np.int64)
-            new_position[keep] = at
-            parts.append(segment.postings.triples(keep, new_position))
-        index = _merged_vectors(segments, keeps, live_ids, ids, exact_max_chunks)
-        return _finish(index_dir, staging, ids, index, lexical.Triples.concatenate(parts), lengths, about,
-                       exact_max_chunks, "merge")
+        with pagecache.Flusher(staging, dropped=frozenset({STORE})) as flusher:
+            flusher.folder = _merge_into(index_dir, staging, segments, deleted, exact_max_chunks)  # moved there
+            return flusher.folder
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _merge_into(index_dir: Path, staging: Path, segments: list[Segment], deleted: list[frozenset[str]],
+                exact_max_chunks: int) -> Path:
+    keeps, live_ids = [], []
+    for segment, gone in zip(segments, deleted, strict=True):
+        dead = segment.chunk_ids_of(sorted(gone))
+        keep = ~np.isin(np.asarray(segment.ids), dead)
+        keeps.append(keep)
+        live_ids.append(np.asarray(segment.ids)[keep])
+    ids = np.sort(np.concatenate(live_ids)) if live_ids else np.zeros(0, dtype=np.int64)
+    db = sqlite3.connect(staging / STORE, uri=True)
+    db.executescript(SCHEMA)
+    about: dict[str, dict] = {}
+    for n, (segment, gone) in enumerate(zip(segments, deleted, strict=True)):
+        db.execute("ATTACH DATABASE ? AS src", (f"file:{(segment.path / STORE).as_posix()}?mode=ro&immutable=1",))
+        marks = ",".join("?" * len(gone))
+        where = f"WHERE doc_id NOT IN ({marks})" if gone else ""
+        with db:
+            db.execute(f"INSERT INTO documents SELECT * FROM src.documents {where}", tuple(gone))
+            db.execute(f"INSERT INTO chunks SELECT * FROM src.chunks {where}", tuple(gone))
+        db.execute("DETACH DATABASE src")
+        about.update({d: info for d, info in segment.documents.items() if d not in gone})
+        if n == 0:
+            checkpoint("merge:copying")  # half a store written
+    db.close()
+    parts, lengths = [], np.zeros(len(ids), dtype=np.int32)
+    for segment, keep, mine in zip(segments, keeps, live_ids, strict=True):
+        at = np.searchsorted(ids, mine)
+        lengths[at] = np.asarray(segment.postings.lengths)[keep]
+        new_position = np.full(len(segment.ids), -1, dtype=np.int64)
+        new_position[keep] = at
+        parts.append(segment.postings.triples(keep, new_position))
+    # the postings first, their arrays freed before the vector index is read into memory: the merge's
+    # peak memory is the larger of the two, not their sum (about 1 GB less at a million passages)
+    lexical.write_postings(staging, ids, lengths, lexical.Triples.concatenate(parts))
+    del parts
+    index = _merged_vectors(segments, keeps, live_ids, ids, exact_max_chunks)
+    return _finish(index_dir, staging, ids, index, None, lengths, about, exact_max_chunks, "merge")
 
 
 def _merged_vectors(segments: list[Segment], keeps: list[np.ndarray], live_ids: list[np.ndarray], ids: np.ndarray,
@@ -119,6 +131,7 @@ def _merged_vectors(segments: list[Segment], keeps: list[np.ndarray], live_ids: 
     took most of a merge's time (213 s of a 100,000-passage merge here)."""
     largest = max(range(len(segments)), key=lambda n: len(segments[n].ids))
     index = faiss.read_index(str(segments[largest].path / VECTORS))  # not memory-mapped: it grows
+    pagecache.drop(segments[largest].path / VECTORS)  # read whole: what no server maps need not stay cached
     gone = np.asarray(segments[largest].ids)[~keeps[largest]]
     if len(gone):
         remove(index, gone)
@@ -221,18 +234,19 @@ def _staging(index_dir: Path) -> Path:
 
 def _finish(
     index_dir: Path, staging: Path, ids: np.ndarray, vectors: np.ndarray | faiss.Index | None,
-    triples: lexical.Triples, lengths: np.ndarray, about: dict[str, dict], exact_max_chunks: int, kind: str,
+    triples: lexical.Triples | None, lengths: np.ndarray, about: dict[str, dict], exact_max_chunks: int, kind: str,
 ) -> Path:
-    """Write the vectors (an index made already, or None: the file is there), postings and
-    segment.json beside the store, then move the folder into segments/."""
+    """Write the vectors (an index made already, or None: the file is there), postings (None: written
+    already) and segment.json beside the store, then move the folder into segments/."""
     if isinstance(vectors, np.ndarray):
         index = empty_index(vectors.shape[1]) if len(ids) <= exact_max_chunks else hnsw(vectors.shape[1])
         if len(ids):
             index.add_with_ids(vectors, ids)
         vectors = index
     if vectors is not None:
-        faiss.write_index(vectors, str(staging / VECTORS))
-    lexical.write_postings(staging, ids, lengths, triples)
+        pagecache.write_index(vectors, staging / VECTORS)  # synced as it goes: no gigabyte dirty at once
+    if triples is not None:
+        lexical.write_postings(staging, ids, lengths, triples)
     info = {
         "documents": dict(sorted(about.items())),
         "chunks": len(ids),
