@@ -456,28 +456,21 @@ def test_kill_9_of_the_background_merge_child_is_logged_and_leaves_the_index_who
 
 
 def cached_share(path: Path) -> float:
-    """The share of path's pages in the page cache (mincore on a private map of it)."""
-    import ctypes
-    import mmap
+    """The share of path's pages in the page cache."""
+    from qa.indexing.pagecache import resident
 
-    size = path.stat().st_size
-    pages = -(-size // mmap.PAGESIZE)
-    resident = (ctypes.c_ubyte * pages)()
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) as mapped:
-        view = ctypes.c_char.from_buffer(mapped)
-        try:
-            assert ctypes.CDLL(None).mincore(ctypes.c_void_p(ctypes.addressof(view)), ctypes.c_size_t(size),
-                                             resident) == 0
-        finally:
-            del view
-    return sum(r & 1 for r in resident) / pages
+    return float(resident(path).mean())
 
 
 def test_the_merge_child_leaves_its_new_store_out_of_the_page_cache_and_its_vectors_in(writer, encoder):
     """A merge beside a server does not fill the page cache with what the server will not read: the
     merged store (a question reads a few of its passages) is dropped once synced, the vectors and
-    postings (searched whole) stay cached; the child reports its own peak memory, not the server's."""
+    postings (searched whole) stay cached, and of the stores it copied only the pages cached before
+    it stay; the child reports its own peak memory, not the server's."""
+    import os
+
     from qa.indexing.merge_child import merge_in_child
+    from qa.indexing.pagecache import resident
     from qa.indexing.segments import merge_segments
     from qa.indexing.store import STORE, VECTORS
 
@@ -487,6 +480,12 @@ def test_the_merge_child_leaves_its_new_store_out_of_the_page_cache_and_its_vect
     fill_a_tier_but_one(writer)
     expected = {d.doc_id for d in writer.documents()}
     gen = Generation(current_generation(settings.index_dir))
+    source = gen.segments[0].path / STORE  # as a server left it: some pages cached (its questions'), some not
+    fd = os.open(source, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.pread(fd, 4096, 0)
+    os.close(fd)
+    before = resident(source)
     # the merge itself, looked at before anything opens what it wrote (opening a store reads its first pages)
     merged = merge_segments(settings.index_dir, gen.segments, gen.deleted, settings.exact_max_chunks)
     gen.close()
@@ -494,6 +493,8 @@ def test_the_merge_child_leaves_its_new_store_out_of_the_page_cache_and_its_vect
         pytest.skip("written files are not kept in this file system's page cache (tmpfs?)")
     assert cached_share(merged / STORE) == 0.0
     assert cached_share(merged / "postings-positions.npy") == 1.0
+    assert before.any() and not before.all()  # the merge read all of it: what it brought in went again
+    assert (resident(source) == before).all()
     summary = merge_in_child(settings, everything=True)  # the server's way (it removes the folder above)
     assert summary.merges and len(segment_sizes(settings.index_dir)) == 1
     own = int(next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()

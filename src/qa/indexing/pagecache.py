@@ -16,9 +16,11 @@ and ionice does nothing under mq-deadline). So a merge:
   server maps them right after the merge publishes and searches them whole (a cold HNSW graph
   costs thousands of page faults a question).
 - drops what it read wholesale once read (`drop`): the largest segment's FAISS file. DONTNEED leaves
-  pages that a process maps, so the server's hot pages of that file stay; only the rest goes. The
-  stores it copies are not dropped: a server reads passages from them through the cache (pread, not
-  a map), and DONTNEED would drop those too.
+  pages that a process maps, so the server's hot pages of that file stay; only the rest goes.
+- drops, at each tick, the pages of the stores it copies that were not cached when it began
+  (`Flusher`'s `inputs`, `uncached_ranges`): a server reads passages from them through the cache
+  (pread, not a map), so DONTNEED on the whole file would take the server's pages too; the pages
+  the copy brought in (at 1M, 5.4 GB read from disk) go, the ones that were there stay.
 
 Nothing here changes what is written or when it is durable (the writer still fsyncs before it
 publishes); `SPARE = False` makes merges write as before, for benchmarks' baselines.
@@ -27,11 +29,14 @@ publishes); `SPARE = False` makes merges write as before, for benchmarks' baseli
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import mmap
 import os
 import threading
 from pathlib import Path
 
 import faiss
+import numpy as np
 
 FLUSH_EVERY = 0.25  # seconds: dirty pages stay at what a quarter of a second writes (100k passages: ~200 MB)
 SYNC_BYTES = 64 * 2**20  # write_index: dirty pages of the FAISS file at most this many bytes
@@ -73,20 +78,50 @@ def write_index(index: faiss.Index, path: Path) -> None:
         del writer  # before the file closes: it hands over everything it was given
 
 
+def resident(path: Path) -> np.ndarray:
+    """Which pages of path are in the page cache (mincore on a read-only map of it)."""
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    if not size:
+        return np.zeros(0, dtype=bool)
+    mapped = np.memmap(path, dtype=np.uint8, mode="r")
+    try:
+        flags = np.zeros(pages, dtype=np.uint8)
+        if ctypes.CDLL(None, use_errno=True).mincore(ctypes.c_void_p(mapped.ctypes.data), ctypes.c_size_t(size),
+                                                     flags.ctypes.data_as(ctypes.c_void_p)) != 0:
+            raise OSError(ctypes.get_errno(), "mincore failed")
+        return (flags & 1).astype(bool)
+    finally:
+        mapped._mmap.close()  # not left to the garbage collector: a merge maps gigabytes
+
+
+def uncached_ranges(path: Path) -> list[tuple[int, int]]:
+    """(offset, length) in bytes of each run of path's pages not in the page cache now."""
+    absent = ~resident(path)
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], absent, [False]]).astype(np.int8)))
+    return [(int(a) * mmap.PAGESIZE, int(b - a) * mmap.PAGESIZE) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
 class Flusher:
     """While open, a thread fdatasyncs every file in `folder` each FLUSH_EVERY seconds and drops the
     cached pages of those named in `dropped` once synced; once more on leaving. Files are held open
     by descriptor once seen; set `folder` to where the folder was moved (segments._finish renames it)
-    for the last pass to find the files written since the last tick."""
+    for the last pass to find the files written since the last tick. `inputs`: files the merge reads
+    through the cache, whose pages not cached when it began are dropped at each tick."""
 
-    def __init__(self, folder: Path, dropped: frozenset[str] = frozenset()) -> None:
-        self.folder, self.dropped = folder, dropped
+    def __init__(self, folder: Path, dropped: frozenset[str] = frozenset(), inputs: tuple[Path, ...] = ()) -> None:
+        self.folder, self.dropped, self.inputs = folder, dropped, inputs
         self._open: dict[str, int] = {}  # file name -> descriptor
+        self._read: list[tuple[int, list[tuple[int, int]]]] = []  # input descriptor, its ranges to drop
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="merge-flusher", daemon=True)
 
     def __enter__(self) -> Flusher:
         if SPARE:
+            for path in self.inputs:
+                with contextlib.suppress(OSError):
+                    ranges = uncached_ranges(path)
+                    self._read.append((os.open(path, os.O_RDONLY), ranges))
             self._thread.start()
         return self
 
@@ -96,9 +131,10 @@ class Flusher:
         self._stop.set()
         self._thread.join()
         self._flush()
-        for fd in self._open.values():
+        for fd in [*self._open.values(), *(fd for fd, _ in self._read)]:
             os.close(fd)
         self._open.clear()
+        self._read.clear()
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_EVERY):
@@ -115,3 +151,7 @@ class Flusher:
                 os.fdatasync(fd)
                 if name in self.dropped:
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        for fd, ranges in self._read:
+            for offset, length in ranges:
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)

@@ -73,10 +73,11 @@ def merge_segments(
 ) -> Path:
     """One segment holding the live documents of `segments` (deleted doc_ids left out), chunk ids kept.
     Its files are written through a pagecache.Flusher: dirty pages are bounded, the new store is not
-    left in the cache."""
+    left in the cache, nor the pages of the stores it copies that were not cached before."""
     staging = _staging(index_dir)
     try:
-        with pagecache.Flusher(staging, dropped=frozenset({STORE})) as flusher:
+        with pagecache.Flusher(staging, dropped=frozenset({STORE}),
+                               inputs=tuple(segment.path / STORE for segment in segments)) as flusher:
             flusher.folder = _merge_into(index_dir, staging, segments, deleted, exact_max_chunks)  # moved there
             return flusher.folder
     except BaseException:
