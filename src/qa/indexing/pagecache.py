@@ -10,14 +10,13 @@ and ionice does nothing under mq-deadline). So a merge:
 - writes its files through a `Flusher`: every FLUSH_EVERY seconds each file in its staging folder is
   fdatasync'ed, so dirty pages stay at what a fraction of a second writes, and its FAISS file through
   `write_index`, synced every SYNC_BYTES (written from memory in one burst, a million vectors' graph
-  is 1.8 GB faster than any tick); the new store, of which a
-  server reads only the few passages a question shows, is then dropped from the cache
-  (POSIX_FADV_DONTNEED; it is clean once synced). The new vectors and postings stay cached: the
-  server maps them right after the merge publishes and searches them whole (a cold HNSW graph
-  costs thousands of page faults a question).
+  is 1.8 GB faster than any tick). The new store, of which a server reads only the few passages a
+  question shows, is then dropped from the cache (POSIX_FADV_DONTNEED; it is clean once synced). The
+  new vectors and postings stay cached: the server maps them right after the merge publishes and
+  searches them whole (a cold HNSW graph costs thousands of page faults a question).
 - drops what it read wholesale once read (`drop`): the largest segment's FAISS file. DONTNEED leaves
   pages that a process maps, so the server's hot pages of that file stay; only the rest goes.
-- drops, at each tick, the pages of the stores it copies that were not cached when it began
+- drops, once a second, the pages of the stores it copies that were not cached when it began
   (`Flusher`'s `inputs`, `uncached_ranges`): a server reads passages from them through the cache
   (pread, not a map), so DONTNEED on the whole file would take the server's pages too; the pages
   the copy brought in (at 1M, 5.4 GB read from disk) go, the ones that were there stay.
@@ -39,6 +38,9 @@ import faiss
 import numpy as np
 
 FLUSH_EVERY = 0.25  # seconds: dirty pages stay at what a quarter of a second writes (100k passages: ~200 MB)
+# ticks between drops of the inputs' pages: a server's cached pages scattered through a store make
+# thousands of ranges (20,000 DONTNEED calls: 42 ms of CPU here), so once a second, not every tick
+DROP_INPUTS_EVERY = 4
 SYNC_BYTES = 64 * 2**20  # write_index: dirty pages of the FAISS file at most this many bytes
 SPARE = True  # False: merges leave the page cache to the kernel, as they did before (bench baselines)
 
@@ -84,15 +86,17 @@ def resident(path: Path) -> np.ndarray:
     pages = -(-size // mmap.PAGESIZE)
     if not size:
         return np.zeros(0, dtype=bool)
-    mapped = np.memmap(path, dtype=np.uint8, mode="r")
-    try:
-        flags = np.zeros(pages, dtype=np.uint8)
-        if ctypes.CDLL(None, use_errno=True).mincore(ctypes.c_void_p(mapped.ctypes.data), ctypes.c_size_t(size),
-                                                     flags.ctypes.data_as(ctypes.c_void_p)) != 0:
-            raise OSError(ctypes.get_errno(), "mincore failed")
-        return (flags & 1).astype(bool)
-    finally:
-        mapped._mmap.close()  # not left to the garbage collector: a merge maps gigabytes
+    flags = np.zeros(pages, dtype=np.uint8)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mapped:
+        view = np.frombuffer(mapped, dtype=np.uint8)  # for its address; released before the map closes
+        try:
+            failed = ctypes.CDLL(None, use_errno=True).mincore(
+                ctypes.c_void_p(view.ctypes.data), ctypes.c_size_t(size), flags.ctypes.data_as(ctypes.c_void_p))
+        finally:
+            del view
+    if failed:
+        raise OSError(ctypes.get_errno(), "mincore failed")
+    return (flags & 1).astype(bool)
 
 
 def uncached_ranges(path: Path) -> list[tuple[int, int]]:
@@ -107,7 +111,7 @@ class Flusher:
     cached pages of those named in `dropped` once synced; once more on leaving. Files are held open
     by descriptor once seen; set `folder` to where the folder was moved (segments._finish renames it)
     for the last pass to find the files written since the last tick. `inputs`: files the merge reads
-    through the cache, whose pages not cached when it began are dropped at each tick."""
+    through the cache, whose pages not cached when it began are dropped every DROP_INPUTS_EVERY ticks."""
 
     def __init__(self, folder: Path, dropped: frozenset[str] = frozenset(), inputs: tuple[Path, ...] = ()) -> None:
         self.folder, self.dropped, self.inputs = folder, dropped, inputs
@@ -137,10 +141,12 @@ class Flusher:
         self._read.clear()
 
     def _run(self) -> None:
+        ticks = 0
         while not self._stop.wait(FLUSH_EVERY):
-            self._flush()
+            ticks += 1
+            self._flush(inputs=ticks % DROP_INPUTS_EVERY == 0)
 
-    def _flush(self) -> None:
+    def _flush(self, inputs: bool = True) -> None:
         with contextlib.suppress(OSError):  # the folder renamed or removed (a failed merge): keep what is open
             for path in self.folder.iterdir():
                 if path.name not in self._open and path.is_file() and not path.name.endswith("-journal"):
@@ -151,7 +157,7 @@ class Flusher:
                 os.fdatasync(fd)
                 if name in self.dropped:
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        for fd, ranges in self._read:
+        for fd, ranges in self._read if inputs else ():
             for offset, length in ranges:
                 with contextlib.suppress(OSError):
                     os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
