@@ -30,7 +30,7 @@ baseline: the same merge as it ran before, in a thread of the answering process 
 (merging.merge_index), writing as merges did before pagecache.py (SPARE off). Before the
 segments figures the bench hands the heap it freed back to the system (`release_freed_memory`:
 glibc's malloc_trim): the synthetic passages it built the index from are deleted, but their memory
-stayed resident in the process's heap (at 100k, 835 MB of private memory before, 88 MB after),
+stayed resident in the process's heap (100k passages built without the encoder: 835 MB private, 88 MB after),
 which a server never holds (`bench_private_mb`: before and after). Targets at 1M: add p50 <= 1 s
 writing <= 16 MB; 20 segments' /ask p50 <= 1.2x one segment's; /ask p95 during the merge <= 2x;
 delete p50 <= 1 s.
