@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 def peak_resident_kb() -> int:
     """This process's peak resident memory in kB: VmHWM, which belongs to the memory map that exec
     made. Not getrusage's ru_maxrss: Linux carries it over from the process that started this one
-    (the 10.3 GB "child" at 1M passages was the bench's own resident memory when it spawned the child)."""
+    (the 10.3 GB "child" at 1M passages was the bench's own peak when it spawned the child)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
