@@ -117,7 +117,7 @@ def _merge_into(index_dir: Path, staging: Path, segments: list[Segment], deleted
         new_position[keep] = at
         parts.append(segment.postings.triples(keep, new_position))
     # the postings first, their arrays freed before the vector index is read into memory: the merge's
-    # peak memory is the larger of the two, not their sum (about 1 GB less at a million passages)
+    # peak memory is the larger of the two, not their sum (at 101,000 passages: 524 -> 483 MB)
     lexical.write_postings(staging, ids, lengths, lexical.Triples.concatenate(parts))
     del parts
     index = _merged_vectors(segments, keeps, live_ids, ids, exact_max_chunks)
