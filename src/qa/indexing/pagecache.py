@@ -118,10 +118,12 @@ class Flusher:
         self._open: dict[str, int] = {}  # file name -> descriptor
         self._read: list[tuple[int, list[tuple[int, int]]]] = []  # input descriptor, its ranges to drop
         self._stop = threading.Event()
+        self._running = False
         self._thread = threading.Thread(target=self._run, name="merge-flusher", daemon=True)
 
     def __enter__(self) -> Flusher:
-        if SPARE:
+        self._running = SPARE  # read once: the bench's baseline switches SPARE off and on around merges
+        if self._running:
             for path in self.inputs:
                 with contextlib.suppress(OSError):
                     ranges = uncached_ranges(path)
@@ -129,12 +131,13 @@ class Flusher:
             self._thread.start()
         return self
 
-    def __exit__(self, *_) -> None:
-        if not SPARE:
+    def __exit__(self, failed, *_) -> None:
+        if not self._running:
             return
         self._stop.set()
         self._thread.join()
-        self._flush()
+        if failed is None:  # a failed merge's folder is about to be removed: nothing worth syncing
+            self._flush()
         for fd in [*self._open.values(), *(fd for fd, _ in self._read)]:
             os.close(fd)
         self._open.clear()
