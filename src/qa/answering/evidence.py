@@ -190,7 +190,7 @@ def _held_weights(stored: StoredChunk, weights: dict[str, float]) -> dict[int, f
     return held
 
 
-def term_sentences(stored: StoredChunk) -> dict[str, tuple[int, ...]]:
+def term_sentences(stored: StoredChunk) -> dict[str, list[int]]:
     """term -> indices of the passage's sentences that hold it (sentences.inverted)."""
     if stored.data is not None:
         return stored.data.term_sentences
@@ -216,7 +216,7 @@ SENTENCE_STEM_CACHE = 8192
 
 
 @lru_cache(maxsize=SENTENCE_STEM_CACHE)
-def _term_sentences(text: str, spans: tuple[tuple[int, int], ...]) -> dict[str, tuple[int, ...]]:
+def _term_sentences(text: str, spans: tuple[tuple[int, int], ...]) -> dict[str, list[int]]:
     return inverted(_sentence_stems(text, spans))
 
 

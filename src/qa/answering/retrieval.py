@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 
 import numpy as np
 
@@ -101,11 +102,12 @@ def pooled(found: Candidates, depth: int = RERANK_DEPTH,
     for i, _ in found.lexical:  # BM25's candidates that the dense search did not find: their cosine
         dense.setdefault(i, found.cosine[i])
     lexical = dict(found.lexical)
-    ids = np.fromiter(dense, dtype=np.int64, count=len(dense))
+    n = len(dense)
+    ids = np.fromiter(dense, dtype=np.int64, count=n)
     floor = min(lexical.values(), default=0.0)
-    scores = fused_scores(np.fromiter(dense.values(), dtype=np.float64, count=len(dense)),
-                          np.array([lexical.get(i, floor) for i in dense], dtype=np.float64),
-                          np.array([found.coverage[i] for i in dense], dtype=np.float64))
+    scores = fused_scores(np.fromiter(dense.values(), dtype=np.float64, count=n),
+                          np.fromiter(map(lexical.get, dense, repeat(floor, n)), dtype=np.float64, count=n),
+                          np.fromiter(map(found.coverage.__getitem__, dense), dtype=np.float64, count=n))
     best = np.lexsort((ids, -scores))[:depth]  # by score, then id
     ranking = ids[best].tolist()  # MAX_K <= RERANK_DEPTH: the first k never depend on k
     fused = dict(zip(ranking, scores[best].tolist(), strict=True))  # the pool's scores, from here on

@@ -72,14 +72,16 @@ class SentenceData:
         return frozenset(self._chunk_terms)
 
     @cached_property
-    def term_sentences(self) -> dict[str, tuple[int, ...]]:
+    def term_sentences(self) -> dict[str, list[int]]:
         """term -> the indices of the sentences holding it (`inverted`), made once per parsed chunk."""
         return inverted(self._terms)
 
     @cached_property
     def kept(self) -> np.ndarray:
-        """Indices of the sentences that are not the document's title line."""
-        return np.flatnonzero(~np.asarray(self.title_lines, dtype=bool))
+        """Indices of the sentences that are not the document's title line (every one, but in the first
+        passage of a document)."""
+        title = self.title_lines
+        return np.flatnonzero(~np.asarray(title, dtype=bool)) if any(title) else np.arange(len(title), dtype=np.intp)
 
     @cached_property
     def roles(self) -> tuple[SentenceRole, ...]:
@@ -108,14 +110,20 @@ class SentenceData:
         return data
 
 
-def inverted(terms: Sequence[Iterable[str]]) -> dict[str, tuple[int, ...]]:
+def inverted(terms: Sequence[Iterable[str]]) -> dict[str, list[int]]:
     """term -> the indices (ascending) of the sentences whose terms hold it: a question's share of IDF
-    per sentence then looks up the question's few terms only (evidence.sentence_coverage)."""
+    per sentence then looks up the question's few terms only (evidence.sentence_coverage). Made on a
+    passage's first read after the index opens (a quarter of that read's cost), so without a list made
+    and dropped per term, nor a second pass to tuples; read-only for its callers."""
     found: dict[str, list[int]] = {}
     for i, held in enumerate(terms):
         for t in held:
-            found.setdefault(t, []).append(i)
-    return {t: tuple(at) for t, at in found.items()}
+            at = found.get(t)
+            if at is None:
+                found[t] = [i]
+            else:
+                at.append(i)
+    return found
 
 
 def relative_spans(chunk: Chunk) -> tuple[tuple[int, int], ...]:

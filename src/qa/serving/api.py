@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -34,6 +34,7 @@ from qa.serving import api_docs, library, sessions, theme, web
 from qa.serving.limits import DOCS_ASSETS, BodySizeLimit, HeadAsGet, SecurityHeaders
 from qa.serving.mcp_http import PATH as MCP_PATH
 from qa.serving.mcp_http import MCPEndpoint
+from qa.serving.quick_ask import answer_response, quick_ask_route
 from qa.serving.requests import MAX_DOCUMENT_FILTERS, QUESTION_RULE, QUESTION_SCHEMA, AskRequest, describe_invalid
 
 STATUS_OF = {
@@ -112,16 +113,6 @@ def _metadata(document: StoredDocument) -> dict:
 async def current(request: Request) -> Assistant:
     """The app's Assistant. Async: resolved on the event loop, not in a trip to the thread pool."""
     return request.app.state.assistant
-
-
-# Serialises an Answer by its schema (pydantic-core, as FastAPI serialises a response_model).
-ANSWER_JSON = TypeAdapter(Answer)
-
-
-def answer_response(answer: Answer) -> Response:
-    """The answer as the JSON body FastAPI sends for `response_model=Answer`, serialised once from the
-    dataclass: the code built it, so it is not validated again (the OpenAPI schema still says Answer)."""
-    return Response(ANSWER_JSON.dump_json(answer), media_type="application/json")
 
 
 def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
@@ -211,6 +202,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     def ask(body: AskRequest, a: Annotated[Assistant, Depends(current)]) -> Response:
         """Answer a question with cited passages; `answer` marks each claim with [rank]."""
         return answer_response(a.ask(body.question, body.k, body.documents))
+
+    # A valid POST /ask is answered by a lighter route first; it hands everything else to `ask` above.
+    app.router.routes.insert(0, quick_ask_route(next(r for r in app.routes if getattr(r, "endpoint", None) is ask)))
 
     @app.get("/ask", response_model=Answer, responses=ERRORS, tags=["questions"])
     def ask_get(
