@@ -1,18 +1,20 @@
-"""Where one /ask's time goes on Ray Serve (issue 24), stage by stage, beside plain `qa serve`; one run.
+"""Where one /ask's time goes on Ray Serve (issue 24), stage by stage, beside plain `qa serve` and the
+no-op chain of bench/ray_serve.py; one run.
 
     # after bench/ray_serve.py --workdir DIR (its indexes: DIR/index, DIR/index-2-shards):
     PYTHONPATH=$PWD/src .venv/bin/python bench/serve_breakdown.py --workdir DIR [--questions N] [--rounds R]
+        [--env RAY_SERVE_X=V ...] [--no-access-log] [--replica-access-log-off-too]
+    QA_TRACE_PROFILE=gather,"shard work" ...   # also a cProfile of those stages in each process
 
-Every process of the request stamps its stages with time.time_ns (one machine: one clock), written to a
-file per process: the client (sent, received), the app's ASGI app (first byte in, last byte out), the
-Assistant's ask, the encoder, retrieval's gather, the app's round to the shards (RemoteGeneration.ask),
-the shard's own work (ShardReplica.candidates) and the JSON body. The stamps are put in by patching
-those functions when a process starts (Ray's `worker_process_setup_hook`; in plain `qa serve`, before
-the app is made): the product's code runs unchanged. Each request's stages are read between its client
-stamps; the table gives each stage's median over the questions, for plain `qa serve` (the same stamps,
-in a uvicorn child) and for the product on Serve with 1 and 2 shards, in rounds interleaved so that the
-machine's load falls on all of them alike. Also printed: the encoder's threads and OMP_NUM_THREADS in
-each process, and how many shard rounds a question took.
+Every process of a request stamps its stages with time.time_ns (one machine: one clock) into a file of
+its own: the client (sent, received), the app's ASGI app (first byte in, last byte out), the
+Assistant's ask, the encoder, retrieval's gather, the app's round to the shards (RemoteGeneration.ask)
+and its handle calls, the shard's own work (ShardReplica.candidates) and the JSON body. The stamps are
+put in by patching those functions as a process starts (Ray's `worker_process_setup_hook`; in plain
+`qa serve`, a uvicorn child, before the app is made): the product's code runs as it is. A request's
+stages are the stamps between its client's two; printed: each stage's p50 (and thread CPU) for plain
+`qa serve`, the no-op chain and the product on Serve with 1 and 2 shards, each round on fresh servers
+with questions not asked before, plus OMP_NUM_THREADS in each process and the shard calls by method.
 """
 
 from __future__ import annotations
@@ -294,6 +296,8 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for every Ray process (e.g. a RAY_SERVE_* option)")
     parser.add_argument("--no-access-log", action="store_true", help="Serve's LoggingConfig(enable_access_log=False)")
+    parser.add_argument("--replica-access-log-off-too", action="store_true",
+                        help="also the no-op chain and 1 shard with the replicas' access logs off (in the same round)")
     parser.add_argument("--plain-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -315,6 +319,9 @@ def main() -> None:
                        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
                        **dict(e.split("=", 1) for e in args.env)})
     logs = {"logging_config": {"enable_access_log": False}} if args.no_access_log else {}
+    apps = [("", logs)]
+    if args.replica_access_log_off_too:  # the applications again, their replicas' access logs off
+        apps.append((", replicas' access log off", {"logging_config": {"enable_access_log": False}}))
     import ray
     from ray import serve
 
@@ -342,14 +349,15 @@ def main() -> None:
             client(plain_base, these, trace, "plain qa serve")
             plain.terminate()
             plain.wait(timeout=30)
-            serve.run(noop_application(), name="noop", route_prefix="/", **logs)
-            client(base, these, trace, "no-op chain")
-            serve.delete("noop")
-            for n in layouts:
-                serve.run(application(settings[n], replicas=1), name="qa", route_prefix="/", **logs)
-                wait_up(base)
-                client(base, these, trace, f"serve {n} shard(s)")
-                serve.delete("qa")
+            for variant, options in apps:
+                serve.run(noop_application(), name="noop", route_prefix="/", **options)
+                client(base, these, trace, f"no-op chain{variant}")
+                serve.delete("noop")
+                for n in layouts if not variant else [1]:
+                    serve.run(application(settings[n], replicas=1), name="qa", route_prefix="/", **options)
+                    wait_up(base)
+                    client(base, these, trace, f"serve {n} shard(s){variant}")
+                    serve.delete("qa")
         found = breakdown(trace)
         p50 = {label: stages["total"] for label, stages in found["stages p50 ms"].items()}
         found["beyond the no-op chain, ms (serve - plain - no-op)"] = {
