@@ -7,11 +7,14 @@ memory at 1, 2 and 4 shards; one run.
 
 Corpus: the report plus the 619 WikiQA-test documents (bench/wikiqa.py), indexed with 1, 2 and 4
 shards. Questions: the first N WikiQA and dev-set questions (default 200), each asked once after a
-warm-up, by one keep-alive client, with k=5:
+warm-up, by one keep-alive client a server, with k=5, every server in turn (each question goes to
+all of them, in an order rotated question by question, so that the machine's drift over the run falls
+on all alike):
 
 - plain: `qa serve` (uvicorn, one worker) on the 1-shard index;
 - serve 1 shard, serve 2 shards: the product on Ray Serve (proxy -> app -> a deployment per shard),
-  Ray started here on one node (2 CPUs), 1 replica a shard;
+  Ray started here on one node (2 CPUs), 1 replica a shard, the two deployed side by side as two
+  applications (route prefixes /shards-1 and /shards-2);
 - no-op chain: proxy -> a FastAPI ingress deployment -> one shard deployment returning a constant,
   the app returning a constant: what Ray's two hops cost with no work in them.
 
@@ -64,16 +67,26 @@ def sharded(settings: Settings, count: int) -> Settings:
     return out
 
 
-def timed(base: str, asked: list[str]) -> dict:
-    with httpx.Client(base_url=base, timeout=60) as client:
-        for q in asked[:WARM_UP]:
-            client.post("/ask", json={"question": q, "k": 5}).raise_for_status()
-        times = []
-        for q in asked:
-            t = time.perf_counter()
-            client.post("/ask", json={"question": q, "k": 5}).raise_for_status()
-            times.append(time.perf_counter() - t)
-    return common.percentiles(times)
+def timed(bases: dict[str, str], asked: list[str]) -> dict[str, dict]:
+    """/ask p50 of each server in `bases` (name -> URL), asked in turn: each question goes to every
+    server, in an order rotated question by question, so that the machine's drift over the run (other
+    load, Ray's background work) falls on all of them alike rather than on whichever ran last."""
+    clients = {name: httpx.Client(base_url=base, timeout=60) for name, base in bases.items()}
+    names = list(clients)
+    try:
+        for client in clients.values():
+            for q in asked[:WARM_UP]:
+                client.post("/ask", json={"question": q, "k": 5}).raise_for_status()
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for n, q in enumerate(asked):
+            for name in names[n % len(names):] + names[: n % len(names)]:
+                t = time.perf_counter()
+                clients[name].post("/ask", json={"question": q, "k": 5}).raise_for_status()
+                times[name].append(time.perf_counter() - t)
+    finally:
+        for client in clients.values():
+            client.close()
+    return {name: common.percentiles(times[name]) for name in names}
 
 
 def throughput(base: str, asked: list[str], seconds: float) -> dict:
@@ -124,8 +137,9 @@ def noop_application():
     return NoopApp.bind(NoopShard.bind())
 
 
-def on_serve(asked: list[str], seconds: float, layouts: dict[int, Settings]) -> dict:
-    """Ray on this one node; each application deployed in turn on the same proxy."""
+def on_serve(asked: list[str], seconds: float, layouts: dict[int, Settings], plain: str) -> dict:
+    """Ray on this one node, every application deployed at once on the same proxy (the no-op chain at
+    /noop, the product at /shards-1 and /shards-2), then timed in turn with plain `qa serve` (`plain`)."""
     import ray
     from ray import serve
 
@@ -138,21 +152,23 @@ def on_serve(asked: list[str], seconds: float, layouts: dict[int, Settings]) -> 
     try:
         began = time.perf_counter()
         serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
-        serve.run(noop_application(), name="noop", route_prefix="/")
+        serve.run(noop_application(), name="noop", route_prefix="/noop")
         out["serve_start_s"] = round(time.perf_counter() - began, 1)
-        out["noop chain"] = timed(base, asked)
-        serve.delete("noop")
+        bases = {"plain qa serve": plain, "noop chain": f"{base}/noop"}
         for count, settings in layouts.items():
             began = time.perf_counter()
-            serve.run(application(settings, replicas=1), name="qa", route_prefix="/")
+            serve.run(application(settings, replicas=1), name=f"qa-{count}", route_prefix=f"/shards-{count}")
             out[f"deploy {count} shard(s) s"] = round(time.perf_counter() - began, 1)
-            out[f"serve {count} shard{'s' * (count > 1)}"] = timed(base, asked)
-            if count == max(layouts):
-                out["throughput 1 replica"] = throughput(base, asked, seconds)
-                serve.run(application(settings, replicas=2), name="qa", route_prefix="/")
-                timed(base, asked[:WARM_UP])
-                out["throughput 2 replicas"] = throughput(base, asked, seconds)
-            serve.delete("qa")
+            bases[f"serve {count} shard{'s' * (count > 1)}"] = f"{base}/shards-{count}"
+        out.update(timed(bases, asked))
+        count = max(layouts)  # throughput: that application alone on the node
+        for name in ["noop", *(f"qa-{n}" for n in layouts if n != count)]:
+            serve.delete(name)
+        out["throughput 1 replica"] = throughput(f"{base}/shards-{count}", asked, seconds)
+        serve.run(application(layouts[count], replicas=2), name=f"qa-{count}", route_prefix=f"/shards-{count}")
+        timed({"warm-up": f"{base}/shards-{count}"}, asked[:WARM_UP])
+        out["throughput 2 replicas"] = throughput(f"{base}/shards-{count}", asked, seconds)
+        serve.delete(f"qa-{count}")
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -215,9 +231,8 @@ def main() -> None:
         layouts = {n: sharded(settings, n) for n in (1, 2, 4)}
         asked = common.questions(args.wikiqa)[: args.questions]
         results = {"machine": common.machine(), "questions": len(asked)}
-        with common.serve(settings, settings.backend) as (base, _):
-            results["plain qa serve"] = timed(base, asked)
-        results.update(on_serve(asked, args.seconds, {1: layouts[1], 2: layouts[2]}))
+        with common.serve(settings, settings.backend) as (base, _):  # plain, timed in turn with Serve's
+            results.update(on_serve(asked, args.seconds, {1: layouts[1], 2: layouts[2]}, base))
         results["memory"] = memory(layouts, asked, workdir)
         results["machine after"] = common.machine()
     finally:
