@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from qa.indexing.distributed import RayBuildError, RayEmbedding
 from qa.indexing.generations import current_generation
 from qa.indexing.store import Generation
 from qa.service import Assistant
+from ray_cluster import require_ray, two_node_cluster
 
 pytestmark = pytest.mark.ray
 
@@ -45,54 +45,10 @@ UNIT = 16
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A head and a worker node whose every file lives in one private folder, removed afterwards.
-
-    Ray puts its default folder at $RAY_TMPDIR/ray (else $TMPDIR/ray, else /tmp/ray) whatever
-    `temp_dir` the head gets: `Cluster.add_node` writes the cluster's address there. Pointing
-    RAY_TMPDIR at the private folder is what makes this fixture work on a machine where Ray never ran.
-    """
-    try:
-        import ray
-        from ray.cluster_utils import Cluster
-    except ImportError:
-        message = "Ray is not installed: pip install 'alliance-qa[ray]' (CI installs it with the dev extra)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    saved = {k: os.environ.get(k) for k in ("RAY_USAGE_STATS_ENABLED", "PYTHONPATH", "RAY_TMPDIR")}
-    temp = private_ray_folder()
-    nodes = None
-    try:
-        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-        os.environ["RAY_TMPDIR"] = temp
-        # Actors import qa in their own processes: the code under test, not another installed copy.
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(Path(qa.__file__).resolve().parents[1]), saved["PYTHONPATH"]) if p)
-        nodes = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 1, "include_dashboard": False, "temp_dir": os.path.join(temp, "ray")})
-        nodes.add_node(num_cpus=1)
-        nodes.wait_for_nodes()
-        ray.init(address=nodes.address, logging_level="WARNING", log_to_driver=False)
+    """A head and a worker node, private and removed afterwards (tests/ray_cluster.py)."""
+    require_ray()
+    with two_node_cluster() as (nodes, _):
         yield nodes
-    finally:
-        ray.shutdown()
-        if nodes is not None:
-            nodes.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def private_ray_folder() -> str:
-    """A new folder under the temp dir, or under /tmp when that path is too long for Ray's sockets
-    (a Unix socket path holds at most 107 bytes, and Ray adds about 70)."""
-    base = tempfile.gettempdir()
-    folder = tempfile.mkdtemp(prefix="qa-ray-", dir=base if len(base) <= 32 else "/tmp")
-    os.makedirs(os.path.join(folder, "ray"))
-    return folder
 
 
 def minutes() -> str:

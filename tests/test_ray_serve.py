@@ -2,14 +2,13 @@
 as the unsharded index does in one process; an upload is answered within seconds; losing a worker node
 gives complete answers or a 503 naming the shard, never a partial one.
 
-One real 2-node `ray.cluster_utils.Cluster` and one Serve application for the module, isolated as in
-tests/test_ray_build.py (Ray's files in a private folder, removed after; no usage stats).
+One real 2-node `ray.cluster_utils.Cluster` and one Serve application for the module, isolated by
+tests/ray_cluster.py (Ray's files in a private folder, removed after; no usage stats).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import threading
@@ -19,10 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-import qa
 from conftest import FIXTURES, REPORT, make_settings
 from qa.service import Assistant
-from test_ray_build import private_ray_folder
+from ray_cluster import require_ray, two_node_cluster
 from test_segments import MORE_QUESTIONS
 
 pytestmark = pytest.mark.ray
@@ -58,50 +56,24 @@ def unsharded(tmp_path_factory, encoder) -> Assistant:
 def served(tmp_path_factory, encoder):
     """A 2-shard index on a head and a worker node (1 CPU each), 2 replicas a shard:
     (cluster, worker, url, settings)."""
-    try:
-        import ray
-        from ray import serve
-        from ray.cluster_utils import Cluster
-    except ImportError:
-        message = "Ray Serve is not installed: pip install 'alliance-qa[ray]' (CI installs it with the dev extra)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_ray(serve=True)
+    from ray import serve
+
     from qa.serving.ray_serve import APP, application
 
     settings = make_settings(corpus(tmp_path_factory.mktemp("sharded")), chunk_tokens=CHUNK_TOKENS,
                              admin_token=TOKEN)
     Assistant(settings, encoder=encoder).reindex(shards=2)
-    saved = {k: os.environ.get(k) for k in ("RAY_USAGE_STATS_ENABLED", "PYTHONPATH", "RAY_TMPDIR")}
-    temp = private_ray_folder()
-    nodes = None
-    try:
-        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-        os.environ["RAY_TMPDIR"] = temp
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(Path(qa.__file__).resolve().parents[1]), saved["PYTHONPATH"]) if p)
-        nodes = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 1, "include_dashboard": False, "temp_dir": os.path.join(temp, "ray")})
-        worker = nodes.add_node(num_cpus=1)
-        nodes.wait_for_nodes()
-        ray.init(address=nodes.address, logging_level="WARNING", log_to_driver=False)
-        port = free_port()
-        # One HTTP proxy, on the head: every node here is 127.0.0.1, and the worker's proxy would share the port.
-        serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
-        serve.run(application(settings.resolved(), replicas=2), name=APP, route_prefix="/")
-        yield nodes, worker, f"http://127.0.0.1:{port}", settings.resolved()
-    finally:
-        with contextlib.suppress(Exception):  # Serve may not have started; the cluster goes anyway
-            serve.shutdown()
-        ray.shutdown()
-        if nodes is not None:
-            nodes.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with two_node_cluster() as (nodes, worker):
+        try:
+            port = free_port()
+            # One HTTP proxy, on the head: every node here is 127.0.0.1, and the worker's proxy would share the port.
+            serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
+            serve.run(application(settings.resolved(), replicas=2), name=APP, route_prefix="/")
+            yield nodes, worker, f"http://127.0.0.1:{port}", settings.resolved()
+        finally:
+            with contextlib.suppress(Exception):  # Serve may not have started; the cluster goes anyway
+                serve.shutdown()
 
 
 def expected(assistant: Assistant, question: str) -> dict:
