@@ -52,12 +52,17 @@ def questions(tsv: Path) -> list[str]:
     return list(dict.fromkeys(asked))
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextmanager
 def serve(settings: Settings, backend: str, workers: int = 1, timeout: float = 300):
     """A `qa serve` child on a free loopback port; yields (base URL, seconds from launch to first answer)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "QA_BACKEND": backend}
     log = tempfile.NamedTemporaryFile("w+", prefix="qa-serve-", suffix=".log")  # noqa: SIM115 - closed below
     began = time.perf_counter()

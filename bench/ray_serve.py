@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,12 +49,6 @@ from qa.service import Assistant
 
 WARM_UP = 10
 CLIENTS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sharded(settings: Settings, count: int) -> Settings:
@@ -146,7 +139,7 @@ def on_serve(asked: list[str], seconds: float, layouts: dict[int, Settings], pla
     from qa.serving.ray_serve import application
 
     out = {}
-    port = free_port()
+    port = common.free_port()
     base = f"http://127.0.0.1:{port}"
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     try:
