@@ -6,7 +6,10 @@ Corpora (written and indexed in DIR as bench/same_answers.py writes them, so one
 the report alone (its question sets in tests/data), the report with the 619 WikiQA-test documents
 (WikiQA's 633 questions and the report's sets) and, in-process only, the 16 SQuAD articles (the
 2,828 shared questions). Every figure asks each question once, in order, after a warm-up of other
-text; nothing caches questions, their vectors or answers, so none is reused.
+text; nothing caches questions, their vectors or answers, so none is reused. The steps (encoding
+alone, in-process, HTTP) take the questions in turn, in a rotated order (`interleaved`):
+timed each in its own pass, as before 2026-12-03, a slow minute of the machine landed on one step,
+and the same code's report + WikiQA gap read 1.40 ms in one run and 3.31 in the next.
 
 - encode: `Assistant.encoder.encode_query(text)` alone, each question once.
 - in-process: the wall time of `Assistant.ask`, with its parts timed inside the same calls (wall time,
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -41,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from http.client import HTTPConnection
 from pathlib import Path
@@ -95,58 +100,75 @@ class Timed:
             self.cpu[self.name] += time.thread_time() - began_cpu
 
 
-def in_process(folder: Path, questions: list[str]) -> dict:
-    import qa.answering.answers as answers
-    import qa.answering.confidence as confidence
-    import qa.service as service
-    from qa.config import Settings
+class InProcess:
+    """An Assistant in this process: `encode_alone` times encoding alone, `ask` times Assistant.ask with its
+    parts timed inside the same call (wall time, and the asking thread's CPU time)."""
 
-    assistant = service.Assistant(Settings(corpus_dir=folder, index_dir=folder.parent / "index"))
-    print(assistant.reindex().describe().splitlines()[0], file=sys.stderr)
-    for q in WARM_UP:
-        assistant.ask(q)
-    encode = []
-    for q in questions:
+    def __init__(self, folder: Path) -> None:
+        import qa.answering.answers as answers
+        import qa.answering.confidence as confidence
+        import qa.service as service
+        from qa.config import Settings
+
+        self.assistant = service.Assistant(Settings(corpus_dir=folder, index_dir=folder.parent / "index"))
+        print(self.assistant.reindex().describe().splitlines()[0], file=sys.stderr)
+        self.encode, self.asks, self.cpu_after = [], [], []
+        self.parts, self.cpu_parts = defaultdict(list), defaultdict(list)
+        self.spent: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
+        self._encode_query = self.assistant.encoder.encode_query
+        self._modules = (service, answers, confidence)
+        self._saved = (service.retrieve, service.compose, answers.assess, confidence.signals)
+
+    def __enter__(self) -> InProcess:
+        for q in WARM_UP:
+            self.assistant.ask(q)
+        service, answers, confidence = self._modules
+        spent, cpu = self.spent, self.cpu
+        service.retrieve = Timed(spent, cpu, "retrieve", service.retrieve)
+        service.compose = Timed(spent, cpu, "compose+", service.compose)
+        answers.assess = Timed(spent, cpu, "assess", answers.assess)
+        confidence.signals = Timed(spent, cpu, "confidence", confidence.signals)
+        self.assistant.encoder.encode_query = Timed(spent, cpu, "encode", self._encode_query)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        service, answers, confidence = self._modules
+        service.retrieve, service.compose, answers.assess, confidence.signals = self._saved
+        del self.assistant.encoder.encode_query
+
+    def encode_alone(self, question: str) -> None:
         t = time.perf_counter()
-        assistant.encoder.encode_query(q)
-        encode.append(time.perf_counter() - t)
-    spent: dict[str, float] = defaultdict(float)
-    cpu: dict[str, float] = defaultdict(float)
-    saved = (service.retrieve, service.compose, answers.assess, confidence.signals)
-    service.retrieve = Timed(spent, cpu, "retrieve", service.retrieve)
-    service.compose = Timed(spent, cpu, "compose+", service.compose)
-    answers.assess = Timed(spent, cpu, "assess", answers.assess)
-    confidence.signals = Timed(spent, cpu, "confidence", confidence.signals)
-    assistant.encoder.encode_query = Timed(spent, cpu, "encode", assistant.encoder.encode_query)
-    asks, parts, cpu_parts, cpu_after = [], defaultdict(list), defaultdict(list), []
+        self._encode_query(question)
+        self.encode.append(time.perf_counter() - t)
 
-    def split(times: dict[str, float], total: float) -> dict[str, float]:
-        out = {"encode": times["encode"], "retrieve": times["retrieve"],
-               "evidence": times["assess"] - times["confidence"], "confidence": times["confidence"],
-               "compose": times["compose+"] - times["assess"]}
-        out["other"] = total - sum(out.values())
-        return out
+    def ask(self, question: str) -> None:
+        self.spent.clear()
+        self.cpu.clear()
+        t, t_cpu = time.perf_counter(), time.thread_time()
+        self.assistant.ask(question)
+        total, total_cpu = time.perf_counter() - t, time.thread_time() - t_cpu
+        self.asks.append(total)
+        for k, v in _split(self.spent, total).items():
+            self.parts[k].append(v)
+        for k, v in _split(self.cpu, total_cpu).items():
+            self.cpu_parts[k].append(v)
+        self.cpu_after.append(total_cpu - self.cpu["encode"])
 
-    try:
-        for q in questions:
-            spent.clear()
-            cpu.clear()
-            t, t_cpu = time.perf_counter(), time.thread_time()
-            assistant.ask(q)
-            total, total_cpu = time.perf_counter() - t, time.thread_time() - t_cpu
-            asks.append(total)
-            for k, v in split(spent, total).items():
-                parts[k].append(v)
-            for k, v in split(cpu, total_cpu).items():
-                cpu_parts[k].append(v)
-            cpu_after.append(total_cpu - cpu["encode"])
-    finally:
-        service.retrieve, service.compose, answers.assess, confidence.signals = saved
-        del assistant.encoder.encode_query
-    return {"encode_p50": p(encode), "ask_p50": p(asks), "ask_p95": p(asks, 95),
-            "parts_p50": {k: p(parts[k]) for k in PARTS},
-            "parts_mean": {k: round(float(np.mean(parts[k])) * 1000, 2) for k in PARTS},
-            "cpu_parts_p50": {k: p(cpu_parts[k]) for k in PARTS}, "cpu_after_encoding_p50": p(cpu_after)}
+    def figures(self) -> dict:
+        return {"encode_p50": p(self.encode), "ask_p50": p(self.asks), "ask_p95": p(self.asks, 95),
+                "parts_p50": {k: p(self.parts[k]) for k in PARTS},
+                "parts_mean": {k: round(float(np.mean(self.parts[k])) * 1000, 2) for k in PARTS},
+                "cpu_parts_p50": {k: p(self.cpu_parts[k]) for k in PARTS},
+                "cpu_after_encoding_p50": p(self.cpu_after)}
+
+
+def _split(times: dict[str, float], total: float) -> dict[str, float]:
+    out = {"encode": times["encode"], "retrieve": times["retrieve"],
+           "evidence": times["assess"] - times["confidence"], "confidence": times["confidence"],
+           "compose": times["compose+"] - times["assess"]}
+    out["other"] = total - sum(out.values())
+    return out
 
 
 @contextmanager
@@ -212,36 +234,72 @@ async def concurrently(base: str, questions: list[str], clients: int, pid: int) 
             "client_cpu_ms_per_question": round((time.process_time() - client_cpu) / n * 1000, 2)}
 
 
-def over_http(folder: Path, questions: list[str], warm: list[str]) -> dict:
-    with serve(folder) as (base, pid):
-        client = HTTPConnection(*base.removeprefix("http://").split(":"), timeout=60)
+class OverHttp:
+    """One keep-alive `http.client` connection to a `qa serve` child: `ask` times POST /ask."""
 
-        def request(method: str, path: str, body: bytes | None = None) -> bytes:
-            client.request(method, path, body, {"content-type": "application/json"} if body else {})
-            response = client.getresponse()
-            data = response.read()
-            assert response.status == 200, data
-            return data
+    def __init__(self, base: str) -> None:
+        self.client = HTTPConnection(*base.removeprefix("http://").split(":"), timeout=60)
+        self.asks, self.added, self.health = [], [], []
 
+    def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        self.client.request(method, path, body, {"content-type": "application/json"} if body else {})
+        response = self.client.getresponse()
+        data = response.read()
+        assert response.status == 200, data
+        return data
+
+    def warm_and_health(self) -> None:
         for q in WARM_UP:
-            request("POST", "/ask", json.dumps({"question": q}).encode())
-        health = []
+            self.request("POST", "/ask", json.dumps({"question": q}).encode())
         for _ in range(HEALTH_CALLS):
             t = time.perf_counter()
-            request("GET", "/health")
-            health.append(time.perf_counter() - t)
-        asks, added = [], []
-        for q in questions:
-            body = json.dumps({"question": q}).encode()
-            t = time.perf_counter()
-            answer = request("POST", "/ask", body)
-            asks.append(time.perf_counter() - t)
-            added.append(asks[-1] - json.loads(answer)["took_ms"] / 1000)
-        client.close()
-        # the concurrent clients ask other questions than the single client did (each asked once)
-        crowd = asyncio.run(concurrently(base, warm, CONCURRENT, pid))
-    return {"ask_p50": p(asks), "ask_p95": p(asks, 95), "added_p50": p(added), "health_p50": p(health),
-            "concurrent": crowd}
+            self.request("GET", "/health")
+            self.health.append(time.perf_counter() - t)
+
+    def ask(self, question: str) -> None:
+        body = json.dumps({"question": question}).encode()
+        t = time.perf_counter()
+        answer = self.request("POST", "/ask", body)
+        self.asks.append(time.perf_counter() - t)
+        self.added.append(self.asks[-1] - json.loads(answer)["took_ms"] / 1000)
+
+    def figures(self) -> dict:
+        return {"ask_p50": p(self.asks), "ask_p95": p(self.asks, 95), "added_p50": p(self.added),
+                "health_p50": p(self.health)}
+
+
+def interleaved(questions: list[str], steps: dict[str, Callable[[str], None]]) -> None:
+    """Every question once through each step, the steps taking the questions in turn, in an order
+    rotated from one question to the next: a slow minute of the machine lands on every step alike, where
+    timing each step in its own pass let it land on one. "encode" (encoding alone) takes the question
+    half the list away, so the in-process Assistant never encodes a question just before asking it."""
+    names, n = list(steps), len(questions)
+    for i, question in enumerate(questions):
+        turn = i % len(names)
+        for name in names[turn:] + names[:turn]:
+            steps[name](questions[(i + n // 2) % n] if name == "encode" else question)
+
+
+def measure(folder: Path, questions: list[str], http: bool, crowd: list[str]) -> dict:
+    """In-process (and over HTTP, for `http`) figures of one corpus, the steps interleaved (`interleaved`);
+    then the 32 clients on their own questions (`crowd`, each asked once)."""
+    local = InProcess(folder)  # builds the index the server then opens
+    with contextlib.ExitStack() as stack:
+        steps: dict[str, Callable[[str], None]] = {"encode": local.encode_alone}
+        if http:
+            base, pid = stack.enter_context(serve(folder))
+            remote = OverHttp(base)
+            remote.warm_and_health()
+            steps["http"] = remote.ask
+        with local:
+            steps["ask"] = local.ask
+            interleaved(questions, steps)
+        out = {"in_process": local.figures()}
+        if http:
+            remote.client.close()
+            out["http"] = remote.figures()
+            out["http"]["concurrent"] = asyncio.run(concurrently(base, crowd, CONCURRENT, pid))
+    return out
 
 
 def run(workdir: Path, wikiqa: Path, squad: Path) -> dict:
@@ -250,11 +308,9 @@ def run(workdir: Path, wikiqa: Path, squad: Path) -> dict:
     squad_questions = plan["SQuAD"][1] if "SQuAD" in plan else []
     for name, (folder, questions, http) in plan.items():
         row = {"questions": len(questions), "load_before": load()}
-        row["in_process"] = in_process(folder, questions)
-        if http:
-            # 32 clients: the SQuAD questions (not otherwise asked of this corpus), or the same ones
-            crowd = squad_questions[:max(len(questions), 600)] or questions
-            row["http"] = over_http(folder, questions, crowd)
+        # 32 clients: the SQuAD questions (not otherwise asked of this corpus), or the same ones
+        crowd = squad_questions[:max(len(questions), 600)] or questions
+        row.update(measure(folder, questions, http, crowd))
         row["load_after"] = load()
         out[name] = row
     return out
@@ -268,10 +324,10 @@ def render(out: dict) -> str:
         local, http = row["in_process"], row.get("http")
         parts = local["parts_p50"]
         cells = [f"{name} ({row['questions']})", f"{local['encode_p50']:.1f}",
-                 f"{local['ask_p50']:.1f} / {local['ask_p95']:.1f}", f"{local['ask_p50'] - local['encode_p50']:.1f}",
+                 f"{local['ask_p50']:.1f} / {local['ask_p95']:.1f}", f"{local['ask_p50'] - local['encode_p50']:.2f}",
                  *(f"{parts[k]:.2f}" for k in PARTS)]
         if http:
-            cells += [f"{http['ask_p50']:.1f} / {http['ask_p95']:.1f}", f"{http['ask_p50'] - local['ask_p50']:.1f}",
+            cells += [f"{http['ask_p50']:.1f} / {http['ask_p95']:.1f}", f"{http['ask_p50'] - local['ask_p50']:.2f}",
                       f"{http['added_p50']:.2f}", f"{http['health_p50']:.2f}"]
         else:
             cells += ["—"] * 4

@@ -93,3 +93,20 @@ def test_the_idf_share_read_off_the_postings_is_the_one_of_each_paragraphs_text(
     expected = [sum(w for t, w in weights.items() if t in set(lexical.terms(text))) / total for text in paragraphs]
     assert shares.tolist() == [*expected, 0.0]
     assert any(s > 0 for s in expected)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_summing_by_chunk_without_sorting_gives_the_same_bits(index, question, monkeypatch):
+    """Postings past DENSE_SHARE of the part are summed in arrays the part's size instead of sorted
+    (np.unique): every chunk's BM25 score and IDF share is the same to the bit either way."""
+    words = lexical.terms(question)
+    weights = index.idf(list(dict.fromkeys(words)))
+
+    def found(share: float) -> list[tuple[list, list, list]]:
+        monkeypatch.setattr(lexical, "DENSE_SHARE", share)
+        return [(ids.tolist(), scores.tolist(), shares.tolist()) for _, ids, scores, shares in
+                index.match(words, weights).found]
+
+    sorted_sums, dense_sums = found(float("inf")), found(0.0)
+    assert dense_sums == sorted_sums
+    assert sorted_sums and sorted_sums[0][0], "every question here shares words with the report"

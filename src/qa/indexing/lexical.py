@@ -195,6 +195,11 @@ class Statistics:
                           {t: df[t] for t in dict.fromkeys(t for s in each for t in s.df)})
 
 
+# Postings of a question's terms at least this share of a part's chunks are summed by chunk in arrays the
+# size of the part, instead of sorting them (np.unique): at 1M passages, 300k postings 21 -> 2.2 ms.
+DENSE_SHARE = 0.01
+
+
 class Words:
     """BM25 over several parts with statistics summed over all of them: the lexical half of
     "search several parts and merge". idf, absent terms and coverage are global too. With
@@ -266,15 +271,27 @@ class Words:
             tf = np.concatenate([rows[t][1] for t in held_terms]).astype(np.float64)
             weight = np.repeat([idf[t] for t in held_terms], sizes)
             norm = K1 * (1 - B + B * np.asarray(lengths[positions], dtype=np.float64) / self.average_length)
-            unique, inverse = np.unique(positions, return_inverse=True)
-            scores = np.bincount(inverse, weights=weight * tf / (tf + norm))
+            # Each posting's slot, where its chunk's sums gather: a slot per chunk of the part (no sort)
+            # from DENSE_SHARE of the part on, else a slot per distinct chunk (np.unique sorts them).
+            # Either way a chunk's values are summed in the same order, so to the same bits.
+            dense = len(positions) >= DENSE_SHARE * len(lengths)
+            if dense:
+                seen = np.zeros(len(lengths), dtype=bool)
+                seen[positions] = True
+                unique, slot = np.flatnonzero(seen), positions
+            else:
+                unique, slot = np.unique(positions, return_inverse=True)
+            slots = len(lengths) if dense else len(unique)
+            scores = np.bincount(slot, weights=weight * tf / (tf + norm), minlength=slots)
             # Each chunk's IDF share summed in the question's term order, one term at a time (as it always
             # was): the same shares to the last bit in every process.
-            held = np.zeros(len(unique))
+            held = np.zeros(slots)
             starts = dict(zip(held_terms, np.cumsum([0, *sizes]).tolist(), strict=False))
             for t, w in weights.items():
                 if t in starts:
-                    held[inverse[starts[t]:starts[t] + len(rows[t][0])]] += w
+                    held[slot[starts[t]:starts[t] + len(rows[t][0])]] += w
+            if dense:
+                scores, held = scores[unique], held[unique]
             shares = held / total if total > 0 else np.zeros(len(unique))
             found.append((part, np.asarray(part.postings.ids[unique], dtype=np.int64), scores, shares))
         return Matched(found)

@@ -290,6 +290,8 @@ class Generation:
         if not ids:
             return np.zeros((0, self.dimension))
         wanted = np.asarray(ids, dtype=np.int64)
+        if len(self.segments) == 1 and self.segments[0].holds(wanted).all():  # most indexes, most of the time
+            return self.segments[0].vectors.reconstruct_batch(wanted)
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
         found = np.zeros(len(ids), dtype=bool)
         for segment in self.segments:

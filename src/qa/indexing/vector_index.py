@@ -85,14 +85,18 @@ def search_parts(
     """Top-n ids by inner product over several indexes, each given as (index, its ids ascending, its
     deleted ids, whether it is exact); optionally among `allowed` ids only. Each part's top n, merged by
     score then id: with exact indexes, the top n of one index holding every live vector."""
-    found: list[tuple[int, float]] = []
+    found = []
     for index, ids, dead, exact in parts:
         if allowed is not None:
             mine = allowed[members(ids, allowed)]
-            found += search(index, query, n, mine[~np.isin(mine, dead)] if len(dead) else mine, exact=exact)
+            found.append(_search(index, query, n, mine[~np.isin(mine, dead)] if len(dead) else mine, exact=exact))
         else:
-            found += search(index, query, n, excluded=dead if len(dead) else None, exact=exact)
-    return sorted(found, key=lambda hit: (-hit[1], hit[0]))[:n]
+            found.append(_search(index, query, n, excluded=dead if len(dead) else None, exact=exact))
+    if not found:
+        return []
+    ids, scores = (np.concatenate(x) for x in zip(*found, strict=True))
+    best = np.lexsort((ids, -scores))[:n]  # by score, then id
+    return list(zip(ids[best].tolist(), scores[best].tolist(), strict=True))
 
 
 def members(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -110,8 +114,16 @@ def search(
 ) -> list[tuple[int, float]]:
     """Top-n ids by inner product, optionally among `allowed` ids only, or all but `excluded`. `exact`:
     `is_exact(index)`, when the caller knows it (a segment's index never changes kind)."""
+    return list(zip(*(x.tolist() for x in _search(index, query, n, allowed, excluded, exact)), strict=True))
+
+
+def _search(
+    index: faiss.Index, query: np.ndarray, n: int, allowed: np.ndarray | None = None,
+    excluded: np.ndarray | None = None, exact: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`search` as two arrays, ids and scores, best first."""
     if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
-        return []
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     if exact is None:
         exact = is_exact(index)
     query = query.reshape(1, -1).astype(np.float32, copy=False)
@@ -134,12 +146,13 @@ def search(
         scores, ids = index.search(query, min(n, index.ntotal), params=params)
     finally:
         faiss.omp_set_num_threads(threads)
-    return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True) if i >= 0]
+    found = ids[0] >= 0
+    return ids[0][found], scores[0][found]
 
 
 def _exact_among(
     index: faiss.Index, query: np.ndarray, n: int, allowed: np.ndarray
-) -> list[tuple[int, float]]:
+) -> tuple[np.ndarray, np.ndarray]:
     scores = index.reconstruct_batch(allowed) @ query
     top = np.argsort(-scores, kind="stable")[:n]
-    return [(int(allowed[i]), float(scores[i])) for i in top]
+    return np.asarray(allowed, dtype=np.int64)[top], scores[top]
