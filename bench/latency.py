@@ -6,8 +6,8 @@ Corpora (written and indexed in DIR as bench/same_answers.py writes them, so one
 the report alone (its question sets in tests/data), the report with the 619 WikiQA-test documents
 (WikiQA's 633 questions and the report's sets) and, in-process only, the 16 SQuAD articles (the
 2,828 shared questions). Every figure asks each question once, in order, after a warm-up of other
-text; nothing caches questions, their vectors or answers, so none is reused. The steps (encoding
-alone, in-process, HTTP) take the questions in turn, in a rotated order (`interleaved`):
+text; nothing caches questions, their vectors or answers, so none is reused. Encoding alone and
+in-process take the questions in turn, and HTTP takes them 16 at a time between (`interleaved`):
 timed each in its own pass, as before 2026-12-03, a slow minute of the machine landed on one step,
 and the same code's report + WikiQA gap read 1.40 ms in one run and 3.31 in the next.
 
@@ -57,6 +57,7 @@ from same_answers import REPORT, SQUAD, WIKIQA, _write, report_sets, squad_corpu
 
 WARM_UP = ["warm-up question one", "what is this about", "who wrote it", "when did it happen", "why"]
 CONCURRENT = 32
+BLOCK = 16  # questions one group of steps takes in a row (`interleaved`)
 HEALTH_CALLS = 300
 PARTS = ("encode", "retrieve", "evidence", "confidence", "compose", "other")
 
@@ -268,16 +269,22 @@ class OverHttp:
                 "health_p50": p(self.health)}
 
 
-def interleaved(questions: list[str], steps: dict[str, Callable[[str], None]]) -> None:
-    """Every question once through each step, the steps taking the questions in turn, in an order
-    rotated from one question to the next: a slow minute of the machine lands on every step alike, where
-    timing each step in its own pass let it land on one. "encode" (encoding alone) takes the question
-    half the list away, so the in-process Assistant never encodes a question just before asking it."""
-    names, n = list(steps), len(questions)
-    for i, question in enumerate(questions):
-        turn = i % len(names)
-        for name in names[turn:] + names[:turn]:
-            steps[name](questions[(i + n // 2) % n] if name == "encode" else question)
+def interleaved(questions: list[str], groups: list[dict[str, Callable[[str], None]]], block: int = BLOCK) -> None:
+    """Every question once through each step. The groups take the questions `block` at a time in turn,
+    the order of the groups rotated from one block to the next; inside a group, the steps take each
+    question in turn, their order rotated from one question to the next. So a slow minute of the machine
+    lands on every step alike (timed each in its own pass, it landed on one), and encoding alone
+    follows an ask as an ask's own encoding does, while the server, a process of its own, takes its
+    questions in a row, as from one client. "encode" takes the question half the list away: the
+    in-process Assistant never encodes a question just before asking it."""
+    n = len(questions)
+    for b, start in enumerate(range(0, n, block)):
+        for group in groups[b % len(groups):] + groups[:b % len(groups)]:
+            names = list(group)
+            for i in range(start, min(start + block, n)):
+                turn = i % len(names)
+                for name in names[turn:] + names[:turn]:
+                    group[name](questions[(i + n // 2) % n] if name == "encode" else questions[i])
 
 
 def measure(folder: Path, questions: list[str], http: bool, crowd: list[str]) -> dict:
@@ -285,15 +292,14 @@ def measure(folder: Path, questions: list[str], http: bool, crowd: list[str]) ->
     then the 32 clients on their own questions (`crowd`, each asked once)."""
     local = InProcess(folder)  # builds the index the server then opens
     with contextlib.ExitStack() as stack:
-        steps: dict[str, Callable[[str], None]] = {"encode": local.encode_alone}
+        groups: list[dict[str, Callable[[str], None]]] = [{"encode": local.encode_alone, "ask": local.ask}]
         if http:
             base, pid = stack.enter_context(serve(folder))
             remote = OverHttp(base)
             remote.warm_and_health()
-            steps["http"] = remote.ask
+            groups.append({"http": remote.ask})
         with local:
-            steps["ask"] = local.ask
-            interleaved(questions, steps)
+            interleaved(questions, groups)
         out = {"in_process": local.figures()}
         if http:
             remote.client.close()
