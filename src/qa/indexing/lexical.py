@@ -337,7 +337,7 @@ def top(ids: np.ndarray, scores: np.ndarray, n: int) -> list[tuple[int, float]]:
         keep = scores >= -np.partition(-scores, n - 1)[n - 1]
         ids, scores = ids[keep], scores[keep]
     order = np.lexsort((ids, -scores))[:n]
-    return [(int(i), float(s)) for i, s in zip(ids[order], scores[order], strict=True)]
+    return list(zip(ids[order].tolist(), scores[order].tolist(), strict=True))
 
 
 def _idf(n: int, df: int) -> float:
