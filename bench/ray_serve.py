@@ -7,7 +7,7 @@ memory at 1, 2 and 4 shards; one run.
 
 Corpus: the report plus the 619 WikiQA-test documents (bench/wikiqa.py), indexed with 1, 2 and 4
 shards. Questions: the first N WikiQA and dev-set questions (default 200), each asked once after a
-warm-up, by one keep-alive client a server, with k=5, every server in turn (each question goes to
+warm-up, by one keep-alive client for each server, with k=5, every server in turn (each question goes to
 all of them, in an order rotated question by question, so that the machine's drift over the run falls
 on all alike):
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from conftest import FIXTURES, REPORT, make_settings
 from qa.service import Assistant
 from ray_cluster import require_ray, two_node_cluster
+from server import free_port
 from test_segments import MORE_QUESTIONS
 
 pytestmark = pytest.mark.ray
@@ -36,12 +36,6 @@ def corpus(root: Path) -> Path:
     for f in FILES:
         shutil.copy(f, root / "corpus")
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

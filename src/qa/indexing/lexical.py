@@ -279,10 +279,10 @@ class Words:
             if dense:
                 seen = np.zeros(len(lengths), dtype=bool)
                 seen[positions] = True
-                unique, slot = np.flatnonzero(seen), positions
+                unique, slot, slots = np.flatnonzero(seen), positions, len(lengths)
             else:
                 unique, slot = np.unique(positions, return_inverse=True)
-            slots = len(lengths) if dense else len(unique)
+                slots = len(unique)
             scores = np.bincount(slot, weights=weight * tf / (tf + norm), minlength=slots)
             # Each chunk's IDF share summed in the question's term order, one term at a time (as it always
             # was): the same shares to the last bit in every process.

@@ -114,7 +114,8 @@ def search(
 ) -> list[tuple[int, float]]:
     """Top-n ids by inner product, optionally among `allowed` ids only, or all but `excluded`. `exact`:
     `is_exact(index)`, when the caller knows it (a segment's index never changes kind)."""
-    return list(zip(*(x.tolist() for x in _search(index, query, n, allowed, excluded, exact)), strict=True))
+    ids, scores = _search(index, query, n, allowed, excluded, exact)
+    return list(zip(ids.tolist(), scores.tolist(), strict=True))
 
 
 def _search(
