@@ -50,6 +50,8 @@ def test_cli_json_equals_the_http_answer(built):
     assert from_cli == from_http
     assert "1965" in from_http["passages"][0]["text"] and "[1]" in from_http["answer"]
     assert '<a class="cite" href="#p1">[1]</a>' in page
+    log = next(root.glob("server-*.log")).read_text()
+    assert "Uvicorn running" in log and "POST /ask" not in log  # no access log unless asked for
 
 
 def test_cli_text_answer_shows_markers_and_sources(built):
@@ -87,9 +89,10 @@ def test_serve_rebuilds_an_index_an_older_version_wrote(built, tmp_path):
     manifest = json.loads(manifest_path.read_text())
     old = 3  # formats 4 and 5 are upgraded in place (tests/test_sentence_data.py); 3 is rebuilt
     manifest_path.write_text(json.dumps({**manifest, "format": old}))
-    with live_server(root / "corpus", index) as base:
+    with live_server(root / "corpus", index, "--access-log") as base:
         answer = httpx.post(f"{base}/ask", json={"question": QUESTION, "k": 3}, timeout=30)
     assert answer.status_code == 200 and "1965" in answer.json()["passages"][0]["text"]
     assert read_manifest(index)["format"] == FORMAT_VERSION
     log = next(tmp_path.glob("server-*.log")).read_text()
     assert f"index format {old} is not this version's {FORMAT_VERSION}: building the index" in log
+    assert '"POST /ask HTTP/1.1" 200' in log  # --access-log: a line per request

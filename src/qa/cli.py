@@ -138,8 +138,11 @@ class _ReplicaBounds(click.ParamType):
               "host:port, `auto` or `local` as for `qa index --ray`. The HTTP proxy listens on --host/--port.")
 @click.option("--replicas", type=_ReplicaBounds(), default="1", show_default=True, metavar="R|MIN-MAX",
               help="With --ray: replicas of each shard's deployment; MIN-MAX lets Serve autoscale between them.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, envvar="QA_ACCESS_LOG",
+              help="Log a line per request (method, path, status). Off by default: uvicorn writes it before the "
+              "response leaves, about 0.2 ms a request (docs/benchmarks.md) [env QA_ACCESS_LOG].")
 def serve_command(settings: Settings, host: str, port: int, workers: int, forwarded: str, ray_address: str | None,
-                  replicas: tuple[int, int]) -> None:
+                  replicas: tuple[int, int], access_log: bool) -> None:
     """Serve the web UI and the HTTP API; builds the index first if there is none."""
     import uvicorn
 
@@ -164,7 +167,7 @@ def serve_command(settings: Settings, host: str, port: int, workers: int, forwar
     # uvicorn would trust a proxy on 127.0.0.1 by default; here only the proxies named are trusted, so
     # a client cannot pick its own address (and its own throttle) by sending X-Forwarded-For.
     uvicorn.run("qa.serving.api:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
-                proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None)
+                access_log=access_log, proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None)
 
 
 @main.command("mcp")

@@ -107,20 +107,21 @@ def kept_sentences(stored: StoredChunk) -> np.ndarray:
                     dtype=np.intp)
 
 
-def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, float]) -> tuple[float, float]:
+def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, float], total: float | None = None,
+                  ) -> tuple[float, float]:
     """(best cosine, best share of the question's IDF) among the passage's sentences, the title line
     aside: a long passage is as close to a question as its closest sentence, which its own vector,
-    an average over all of them, hides. 0 for a passage with no other sentence."""
+    an average over all of them, hides. 0 for a passage with no other sentence. `total`: the sum of
+    `weights`, when the caller scores many passages with them."""
     keep = kept_sentences(stored)
     if not len(keep):
         return 0.0, 0.0
     cosine = best_cosine(stored, query, keep)
-    whole = len(keep) == len(stored.chunk.sentences)
-    total = sum(weights.values())
+    total = sum(weights.values()) if total is None else total
     if total <= 0:
         return cosine, 0.0
     held = _held_weights(stored, weights)
-    if not whole:  # the title line is one of them
+    if len(keep) < len(stored.chunk.sentences):  # the title line is one of them
         kept = set(keep.tolist())
         held = {i: w for i, w in held.items() if i in kept}
     return cosine, max(held.values(), default=0) / total  # weights are >= 0: the max is held
@@ -174,8 +175,11 @@ def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndar
     total = sum(weights.values())
     if total <= 0:
         return np.zeros(len(stored.chunk.sentences))
+    shares = np.zeros(len(stored.chunk.sentences))
     held = _held_weights(stored, weights)
-    return np.array([held.get(i, 0) for i in range(len(stored.chunk.sentences))], dtype=np.float64) / total
+    if held:
+        shares[list(held)] = list(held.values())
+    return shares / total
 
 
 def _held_weights(stored: StoredChunk, weights: dict[str, float]) -> dict[int, float]:

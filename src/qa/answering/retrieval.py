@@ -169,7 +169,7 @@ def candidates(gen: Generation, matched: Matched, query: np.ndarray, n: int, all
     if missing:  # one matrix product, as one index always did (its answers stay byte for byte)
         cosine.update(zip(missing, (gen.chunk_vectors(missing) @ query).tolist(), strict=True))
     found = Candidates(dense, lexical, cosine, {})
-    ids = list(dict.fromkeys([i for i, _ in found.dense] + lexical_ids))
+    ids = [*found_dense, *missing]  # every candidate once: the dense ones, then BM25's others
     found.coverage = dict(zip(ids, matched.coverage(ids).tolist(), strict=True))
     if depth:
         wanted = pooled(merged([found], n), depth)[2] if alone else skyband(found, depth)
@@ -265,8 +265,9 @@ def add_best_sentences(
     cosine_weight: float = SENTENCE_COSINE_WEIGHT, term_weight: float = SENTENCE_TERM_WEIGHT,
 ) -> None:
     """Add each pooled passage's best-sentence signals to its fused score, in place."""
+    total = sum(weights.values())
     for i, stored in pool.items():
-        cosine, share = best_sentence(stored, query, weights)
+        cosine, share = best_sentence(stored, query, weights, total)
         fused[i] += cosine_weight * cosine + term_weight * share
 
 
