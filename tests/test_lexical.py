@@ -110,3 +110,16 @@ def test_summing_by_chunk_without_sorting_gives_the_same_bits(index, question, m
     sorted_sums, dense_sums = found(float("inf")), found(0.0)
     assert dense_sums == sorted_sums
     assert sorted_sums and sorted_sums[0][0], "every question here shares words with the report"
+
+
+def test_the_kept_candidates_answer_only_the_same_unfiltered_request(index):
+    """Matched.top keeps its unfiltered answer (Assistant.ask makes it before encoding): asked again it
+    gives the same; a filter or another n is still answered afresh, not from what was kept."""
+    words = lexical.terms(QUESTIONS[1])
+    matched = index.match(words)
+    fresh = index.match(words)
+    best = matched.top(8)
+    assert matched.top(8) == best == fresh.top(8)
+    assert matched.top(3) == fresh.top(3) == best[:3]
+    allowed = np.array(sorted(i for i, _ in best[4:]), dtype=np.int64)
+    assert matched.top(8, allowed) == fresh.top(8, allowed) == best[4:]

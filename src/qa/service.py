@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from qa.answering.answers import Answer, compose
 from qa.answering.document_questions import answer_about_document, attach_metadata
-from qa.answering.retrieval import Reranker, retrieve
+from qa.answering.retrieval import Reranker, lexical_candidates, retrieve
 from qa.config import Settings
 from qa.errors import DocumentError, IndexMismatch, IndexMissing, NameTaken, NotFound, QAError
 from qa.indexing import lexical
@@ -180,6 +180,7 @@ class Assistant:
         words = lexical.terms(question)
         term_weights, absent = gen.words.statistics(list(dict.fromkeys(words)))
         matched = gen.match(words, term_weights)
+        lexical_candidates(gen, matched, documents)
         query = self.encoder.encode_query(question)
         hits = retrieve(gen, query, question, k, documents, self.reranker, term_weights, matched)
         answer = answer_about_document(question, query, hits, gen, documents, k) or compose(

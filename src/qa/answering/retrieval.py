@@ -94,6 +94,14 @@ def retrieve(
     return hits[:k]
 
 
+def lexical_candidates(gen: Generation, matched: Matched | None, doc_ids: list[str] | None) -> None:
+    """BM25's candidates for `retrieve`, made from `matched` (Generation.match) before the question is
+    encoded, while its arrays are in the CPU's caches (Matched.top keeps them); a sharded index's
+    shards take their own (`gather`), and a document filter's wait for its chunk ids."""
+    if matched is not None and doc_ids is None and not isinstance(gen, ShardedGeneration):
+        matched.top(CANDIDATES)
+
+
 def pooled(found: Candidates, depth: int = RERANK_DEPTH,
            ) -> tuple[dict[int, float], dict[int, float], list[int], dict[int, float]]:
     """The whole index's candidates fused: (cosine and BM25 of each, the best `depth` by fused score then

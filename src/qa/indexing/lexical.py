@@ -304,13 +304,18 @@ class Matched:
 
     def __init__(self, found: list[tuple[Part, np.ndarray, np.ndarray, np.ndarray]]) -> None:
         self.found = found
+        self._top: tuple[int, list[tuple[int, float]]] | None = None  # the last unfiltered `top`
 
     def within(self, parts: list[Part]) -> Matched:
         """What these parts found (one shard's, of a sharded index: scored with every shard's statistics)."""
         return Matched([f for f in self.found if any(f[0] is p for p in parts)])
 
     def top(self, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """The n best (chunk id, BM25 score) by score then id; only chunks in `allowed`."""
+        """The n best (chunk id, BM25 score) by score then id; only chunks in `allowed`. Unfiltered, it is
+        kept (read-only for callers): Assistant.ask makes it before encoding the question, on arrays `match`
+        has just made (in the CPU's caches, where encoding would evict them: 37 against 75 µs a question)."""
+        if allowed is None and self._top is not None and self._top[0] == n:
+            return self._top[1]
         found_ids, found_scores = [], []
         for _, ids, scores, _ in self.found:
             if allowed is not None:
@@ -318,7 +323,10 @@ class Matched:
                 ids, scores = ids[keep], scores[keep]
             found_ids.append(ids)
             found_scores.append(scores)
-        return top(np.concatenate(found_ids), np.concatenate(found_scores), n) if found_ids else []
+        best = top(np.concatenate(found_ids), np.concatenate(found_scores), n) if found_ids else []
+        if allowed is None:
+            self._top = (n, best)
+        return best
 
     def coverage(self, chunk_ids: list[int]) -> np.ndarray:
         """For each chunk, the share of the question's IDF that it holds (0 for a chunk holding none of
