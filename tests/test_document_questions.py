@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from conftest import REPORT, make_settings
 from qa.answering.document_questions import recognise
+from qa.indexing import lexical, naming
 from qa.service import Assistant
 from qa.serving.api import create_app
 from test_metadata import FIXTURES, chips_pdf
@@ -124,6 +125,43 @@ def test_the_document_filter_chooses_which_report(library):
     assert "Aiko Mori and Daniel Reyes" in body["answer"] and "Aiko Mori" in highlighted
     body, _ = cited_line(library, "Who wrote the report?", [REPORT.name])
     assert "Funabashi" in body["answer"]
+
+
+@pytest.mark.parametrize("words", ["CSIS", "Mori", "logistics", "fisheries cooperation", "semiconductor report",
+                                   "Pacific", "the treaty", "zebra"])
+def test_the_documents_a_question_can_name_are_those_its_words_name(library, words):
+    """Generation.named_by leaves out only documents whose title, file name and makers (surnames, the
+    publisher and its initials) hold none of the words, which no comparison could pick."""
+    gen = library.generation()
+    wanted = frozenset(lexical.terms(words))
+    known = gen.metadata_of([d for d, _ in gen.titles()])
+    every = [(d, t) for d, t in gen.titles()
+             if wanted & naming.title_terms(d, t)[0].union(*naming.makers(known.get(d)))]
+    assert gen.named_by(wanted) == every
+    assert bool(every) == (words not in ("the treaty", "zebra"))
+
+
+def test_a_document_is_named_by_its_live_version_only(tmp_path, encoder):
+    """After a document's title changes, the old title names nothing and the new one names it once,
+    though the segment of its first version is still open beside the new one."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(FIXTURES / "harbour-logistics.txt", corpus / "harbour-logistics.txt")
+    shutil.copy(REPORT, corpus / REPORT.name)
+    assistant = Assistant(make_settings(tmp_path), encoder=encoder)
+    assistant.reindex(merge=False)
+    text = (corpus / "harbour-logistics.txt").read_text()
+    (corpus / "harbour-logistics.txt").write_text(text.replace("Pacific Rim", "Pacific Basin", 1))
+    assistant.reindex(merge=False)
+    gen = assistant.generation()
+    assert len(gen.segments) == 2
+    assert gen.named_by(frozenset(lexical.terms("Rim"))) == []
+    assert gen.named_by(frozenset(lexical.terms("Harbour Logistics"))) == [
+        ("harbour-logistics.txt", "Harbour Logistics in the Pacific Basin")]
+    assert gen.named_by(frozenset(lexical.terms("basin"))) == [
+        ("harbour-logistics.txt", "Harbour Logistics in the Pacific Basin")]
+    body = assistant.ask("Who wrote Harbour Logistics in the Pacific Basin?").to_dict()
+    assert "Aiko Mori and Daniel Reyes" in body["answer"]
 
 
 def test_a_line_cut_between_two_chunks_is_cited_whole(tmp_path, encoder):

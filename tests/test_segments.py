@@ -23,6 +23,7 @@ MORE_QUESTIONS = QUESTIONS + [
     "What did the joint statement say about port cranes?",
     "Which shipyards build the new frigates?",
     "Who wrote the report?",
+    "Who are the authors of The Article II Mandate?",  # a document named by its title (Generation.named_by)
 ]
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from qa.answering.answers import Answer, Passage
 from qa.answering.retrieval import Hit
-from qa.indexing import lexical
+from qa.indexing import lexical, naming
 from qa.indexing.store import Generation, StoredChunk
 from qa.reading.metadata import METADATA, Metadata
 
@@ -195,14 +194,15 @@ def _named_document(words: list[str], gen: Generation, documents: list[str] | No
     it a report, paper, study ..., the one whose title or makers (authors, publisher) hold all its
     other words ("the fisheries paper", "the CSIS report on the economic alliance"). None when no
     document, or more than one equally, is named."""
-    wanted = set(lexical.terms(" ".join(words)))
+    wanted = frozenset(lexical.terms(" ".join(words)))
     generic = set(lexical.terms(" ".join(GENERIC)))
-    titles = [(d, t) for d, t in gen.titles() if documents is None or d in documents]
+    # A document none of whose naming words is wanted shares none of them (below OBJECT_SHARE): left out.
+    titles = [(d, t) for d, t in gen.named_by(wanted) if documents is None or d in documents]
     known = gen.metadata_of([d for d, _ in titles])
     shares: dict[str, float] = {}
     for doc_id, title in titles:
-        title_terms, main_terms, title_size = _title_terms(doc_id, title)
-        makers = _makers(known.get(doc_id))
+        title_terms, main_terms, title_size = naming.title_terms(doc_id, title)
+        makers = naming.makers(known.get(doc_id))
         own = wanted - (generic - title_terms)  # "report" in "the Article II Mandate report" is no title word
         if not own:
             continue
@@ -217,33 +217,6 @@ def _named_document(words: list[str], gen: Generation, documents: list[str] | No
     if not ranked or len(ranked) > 1 and ranked[1][1] == ranked[0][1]:
         return None
     return ranked[0][0]
-
-
-# A title's terms depend on the document alone: kept for the most recent titles (a question that names
-# a document is compared with every title).
-TITLES_KEPT = 8192
-
-
-@lru_cache(maxsize=TITLES_KEPT)
-def _title_terms(doc_id: str, title: str) -> tuple[frozenset[str], frozenset[str], int]:
-    """The terms of the title and the file's name, those of the title's main part (before a colon), and
-    how many distinct terms the title has (1 for none)."""
-    return (frozenset(lexical.terms(f"{title} {doc_id.rsplit('.', 1)[0].replace('-', ' ')}")),
-            frozenset(lexical.terms(title.split(":", 1)[0])), len(set(lexical.terms(title)) or {""}))
-
-
-def _makers(meta: Metadata | None) -> list[set[str]]:
-    """The terms that name who made a document: each author's surname, the publisher's name, and its
-    initials ("Centre for Strategic and International Studies": "CSIS")."""
-    if meta is None:
-        return []
-    makers = [set(lexical.terms(name.split()[-1])) for name in meta.authors or [] if name.split()]
-    if meta.publisher:
-        makers.append(set(lexical.terms(meta.publisher)))
-        initials = "".join(w[0] for w in re.findall(r"\b[A-Z]\w*", meta.publisher))
-        if len(initials) >= 2:
-            makers.append(set(lexical.terms(initials)))
-    return [m for m in makers if m]
 
 
 def _statement(kind: str, value) -> str:

@@ -19,6 +19,7 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import faiss
@@ -26,6 +27,7 @@ import numpy as np
 
 from qa.indexing import vector_index
 from qa.indexing.lexical import Matched, Part, Postings, Words
+from qa.indexing.naming import Naming
 from qa.indexing.sentences import SentenceData
 from qa.reading.chunking import Chunk
 from qa.reading.metadata import Metadata
@@ -177,6 +179,12 @@ class Segment:
             _remember(kept, read)  # every title's (a document named by title) passes by
             found.update(read)
         return found
+
+    @cached_property
+    def naming(self) -> Naming:
+        """Its documents by the words that name them (naming.py), made when a question first names one."""
+        rows = self.rows("SELECT doc_id, title, metadata FROM documents")
+        return Naming((doc_id, title, _metadata(title, meta)) for doc_id, title, meta in rows)
 
     def close(self) -> None:
         self._db.close()
@@ -337,6 +345,15 @@ class Generation:
     def titles(self) -> list[tuple[str, str]]:
         """(doc_id, title) of every document, without counting chunks."""
         return sorted(self._each("SELECT doc_id, title FROM documents"))
+
+    def named_by(self, terms: frozenset[str]) -> list[tuple[str, str]]:
+        """(doc_id, title) of the live documents whose title, file name or makers hold any of `terms`
+        (naming.py), by doc_id: those a question naming a document can mean, without reading every title."""
+        found = []
+        for n, segment in enumerate(self.segments):
+            naming = segment.naming
+            found += [(d, naming.titles[d]) for d in naming.holding(terms) if self.home.get(d) == n]
+        return sorted(found)
 
     def documents_stating(self, field: str) -> list[str]:
         """doc_ids whose metadata knows `field` ("authors", "publisher" or "date")."""

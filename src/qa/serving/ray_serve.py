@@ -42,7 +42,7 @@ from qa.service import Assistant
 
 APP = "alliance-qa"
 SHARD_CALLS = frozenset({"dense", "chunks", "chunk_vectors", "chunk_ids_of", "documents", "document", "titles",
-                         "documents_stating", "metadata_of", "chunk_covering", "headings", "page_counts"})
+                         "named_by", "documents_stating", "metadata_of", "chunk_covering", "headings", "page_counts"})
 ATTEMPTS = 3  # a shard's replica that died: Serve sends the next try to another replica (or its replacement)
 RETRY_PAUSE = 0.5  # seconds between tries
 CALL_TIMEOUT = 30.0  # seconds: a shard that takes longer is reported unavailable
@@ -232,6 +232,9 @@ class RemoteGeneration(Generation):
 
     def titles(self) -> list[tuple[str, str]]:
         return sorted(t for part in self._listing("titles") for t in part)
+
+    def named_by(self, terms: frozenset[str]) -> list[tuple[str, str]]:
+        return sorted(t for part in self.everywhere("named_by", terms) for t in part)
 
     def documents_stating(self, field: str) -> list[str]:
         return sorted(d for part in self._listing("documents_stating", field) for d in part)
