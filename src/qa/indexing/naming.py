@@ -22,10 +22,15 @@ TITLES_KEPT = 8192
 
 @lru_cache(maxsize=TITLES_KEPT)
 def title_terms(doc_id: str, title: str) -> tuple[frozenset[str], frozenset[str], int]:
-    """The terms of the title and the file's name, those of the title's main part (before a colon), and
-    how many distinct terms the title has (1 for none)."""
-    return (frozenset(lexical.terms(f"{title} {doc_id.rsplit('.', 1)[0].replace('-', ' ')}")),
-            frozenset(lexical.terms(title.split(":", 1)[0])), len(set(lexical.terms(title)) or {""}))
+    """The terms of the title and the file's name (`name_terms`), those of the title's main part (before a
+    colon), and how many distinct terms the title has (1 for none)."""
+    return (name_terms(doc_id, title), frozenset(lexical.terms(title.split(":", 1)[0])),
+            len(set(lexical.terms(title)) or {""}))
+
+
+def name_terms(doc_id: str, title: str) -> frozenset[str]:
+    """The terms of the title and the file's name."""
+    return frozenset(lexical.terms(f"{title} {doc_id.rsplit('.', 1)[0].replace('-', ' ')}"))
 
 
 def makers(meta: Metadata | None) -> list[set[str]]:
@@ -43,15 +48,14 @@ def makers(meta: Metadata | None) -> list[set[str]]:
 
 
 class Naming:
-    """One segment's documents by the words that name them (`title_terms`' first set and `makers`)."""
+    """One segment's documents by the words that name them (`name_terms` and `makers`)."""
 
     def __init__(self, documents: Iterable[tuple[str, str, Metadata]]) -> None:
         self.titles: dict[str, str] = {}
         self._holding: dict[str, list[str]] = {}
         for doc_id, title, meta in documents:
             self.titles[doc_id] = title
-            # uncached: one pass over every title must not push out the titles questions name
-            for term in title_terms.__wrapped__(doc_id, title)[0].union(*makers(meta)):
+            for term in name_terms(doc_id, title).union(*makers(meta)):
                 self._holding.setdefault(term, []).append(doc_id)
 
     def holding(self, terms: Iterable[str]) -> set[str]:
