@@ -134,9 +134,8 @@ def test_the_documents_a_question_can_name_are_those_its_words_name(library, wor
     publisher and its initials) hold none of the words, which no comparison could pick."""
     gen = library.generation()
     wanted = frozenset(lexical.terms(words))
-    known = gen.metadata_of([d for d, _ in gen.titles()])
-    every = [(d, t) for d, t in gen.titles()
-             if wanted & naming.title_terms(d, t)[0].union(*naming.makers(known.get(d)))]
+    every = [(d.doc_id, d.title) for d in gen.documents()
+             if wanted & naming.title_terms(d.doc_id, d.title)[0].union(*naming.makers(d.metadata))]
     assert gen.named_by(wanted) == every
     assert bool(every) == (words not in ("the treaty", "zebra"))
 

@@ -342,17 +342,13 @@ class Generation:
         doc_id, title, text, count, meta = rows[0]
         return StoredDocument(doc_id, title, text, count, _metadata(title, meta))
 
-    def titles(self) -> list[tuple[str, str]]:
-        """(doc_id, title) of every document, without counting chunks."""
-        return sorted(self._each("SELECT doc_id, title FROM documents"))
-
     def named_by(self, terms: frozenset[str]) -> list[tuple[str, str]]:
         """(doc_id, title) of the live documents whose title, file name or makers hold any of `terms`
         (naming.py), by doc_id: those a question naming a document can mean, without reading every title."""
         found = []
         for n, segment in enumerate(self.segments):
             naming = segment.naming
-            found += [(d, naming.titles[d]) for d in naming.holding(terms) if self.home.get(d) == n]
+            found += [(d, naming.titles[d]) for d in self._live(n, naming.holding(terms))]
         return sorted(found)
 
     def documents_stating(self, field: str) -> list[str]:

@@ -41,8 +41,8 @@ from qa.reading.metadata import Metadata
 from qa.service import Assistant
 
 APP = "alliance-qa"
-SHARD_CALLS = frozenset({"dense", "chunks", "chunk_vectors", "chunk_ids_of", "documents", "document", "titles",
-                         "named_by", "documents_stating", "metadata_of", "chunk_covering", "headings", "page_counts"})
+SHARD_CALLS = frozenset({"dense", "chunks", "chunk_vectors", "chunk_ids_of", "documents", "document", "named_by",
+                         "documents_stating", "metadata_of", "chunk_covering", "headings", "page_counts"})
 ATTEMPTS = 3  # a shard's replica that died: Serve sends the next try to another replica (or its replacement)
 RETRY_PAUSE = 0.5  # seconds between tries
 CALL_TIMEOUT = 30.0  # seconds: a shard that takes longer is reported unavailable
@@ -229,9 +229,6 @@ class RemoteGeneration(Generation):
 
     def document(self, doc_id: str) -> StoredDocument | None:
         return self.ask({self.owner(doc_id): ("document", doc_id)})[self.owner(doc_id)]
-
-    def titles(self) -> list[tuple[str, str]]:
-        return sorted(t for part in self._listing("titles") for t in part)
 
     def named_by(self, terms: frozenset[str]) -> list[tuple[str, str]]:
         return sorted(t for part in self.everywhere("named_by", terms) for t in part)
