@@ -123,3 +123,17 @@ def test_the_kept_candidates_answer_only_the_same_unfiltered_request(index):
     assert matched.top(3) == fresh.top(3) == best[:3]
     allowed = np.array(sorted(i for i, _ in best[4:]), dtype=np.int64)
     assert matched.top(8, allowed) == fresh.top(8, allowed) == best[4:]
+
+
+@pytest.mark.parametrize("ids", [np.arange(7, 207), np.r_[1:50, 60:61, 75:200], np.arange(1000, 1600, 3)])
+def test_chunk_ids_at_positions_come_from_runs_of_consecutive_ids_as_from_the_ids_array(ids, tmp_path, monkeypatch):
+    """A match's chunk ids are made from the runs of consecutive ids (one for a segment written at once;
+    one between deleted documents after a merge), or read from the ids array past MAX_RUNS runs: the
+    same ids either way, whatever positions are asked for."""
+    lexical.write(tmp_path, ids, [f"word{i % 7} other{i % 3}" for i in range(len(ids))])
+    postings = lexical.Postings(tmp_path)
+    positions = np.flatnonzero(np.random.default_rng(len(ids)).random(len(ids)) < 0.3)
+    assert postings.ids_at(positions).tolist() == ids[positions].tolist()
+    assert postings.ids_at(np.arange(len(ids))).tolist() == ids.tolist()
+    monkeypatch.setattr(lexical, "MAX_RUNS", 0)
+    assert postings.ids_at(positions).tolist() == ids[positions].tolist()

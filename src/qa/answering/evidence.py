@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from qa.indexing import lexical
-from qa.indexing.sentences import inverted, is_title_line, relative_spans
+from qa.indexing.sentences import held_in_map, inverted, is_title_line, relative_spans
 from qa.indexing.store import QueryCosines, StoredChunk
 from qa.reading.sentence_roles import SentenceRole, sentence_roles
 
@@ -185,13 +185,10 @@ def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndar
 def _held_weights(stored: StoredChunk, weights: dict[str, float]) -> dict[int, float]:
     """sentence index -> the summed weights of the question's terms it holds (sentences holding none
     left out), summed in the question's term order as `set_coverage` does: the same shares to the
-    last bit. Only the question's few terms are looked up, in the passage's term -> sentences map."""
-    holding = term_sentences(stored)
-    held: dict[int, float] = {}
-    for t, w in weights.items():
-        for i in holding.get(t, ()):
-            held[i] = held.get(i, 0) + w
-    return held
+    last bit (SentenceData.held)."""
+    if stored.data is not None:
+        return stored.data.held(weights)
+    return held_in_map(term_sentences(stored), weights)
 
 
 def term_sentences(stored: StoredChunk) -> dict[str, list[int]]:
