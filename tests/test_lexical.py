@@ -137,3 +137,21 @@ def test_chunk_ids_at_positions_come_from_runs_of_consecutive_ids_as_from_the_id
     assert postings.ids_at(np.arange(len(ids))).tolist() == ids.tolist()
     monkeypatch.setattr(lexical, "MAX_RUNS", 0)
     assert postings.ids_at(positions).tolist() == ids[positions].tolist()
+
+
+def test_postings_store_each_chunk_length_and_score_the_same_bits_without_them(paragraphs, tmp_path):
+    """Each posting's chunk length is stored beside its tf (a slice to read, not a gather over every
+    chunk's length); a part written before they were stored gathers them: the same scores and shares,
+    to the bit, either way."""
+    ids = np.arange(50, 50 + len(paragraphs))
+    lexical.write(tmp_path, ids, paragraphs)
+    stored = lexical.LexicalIndex(tmp_path)
+    assert "chunk_lengths" in stored.parts[0].postings.arrays
+    (tmp_path / lexical.FILES["chunk_lengths"]).unlink()
+    gathered = lexical.LexicalIndex(tmp_path)
+    assert "chunk_lengths" not in gathered.parts[0].postings.arrays
+    for question in QUESTIONS:
+        words = lexical.terms(question)
+        found = [[(i.tolist(), s.tolist(), c.tolist()) for _, i, s, c in index.match(words).found]
+                 for index in (stored, gathered)]
+        assert found[0] == found[1] and found[0]
