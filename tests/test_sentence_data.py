@@ -53,8 +53,8 @@ def test_the_stored_sentence_data_is_what_the_query_time_functions_compute(tmp_p
 def test_sentence_shares_from_the_stored_data_equal_the_text_based_ones_to_the_last_bit(tmp_path, encoder):
     """Each sentence's share of the question's IDF and each passage's best sentence, as the query
     path computes them from the stored data, are the same floats as summing over each sentence's term
-    set, from the text: answers depend on them. A passage's first scoring reads its stored term lists
-    (the first question's `sentence_coverage`), later ones a term -> sentences map: both are compared."""
+    set, from the text: answers depend on them. The first question to score a passage reads its stored
+    term lists, later ones a term -> sentences map: both are compared."""
     assistant = indexed_assistant(tmp_path, encoder, ANSWERS)
     gen = assistant.generation()
     compared = lists_read = 0

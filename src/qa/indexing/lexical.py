@@ -161,23 +161,23 @@ class Postings:
 
     def row(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(positions, tf) of the chunks holding term."""
-        t = self.rows.get(term)
-        if t is None:
-            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
-        indptr = self.arrays["indptr"]
-        a, b = int(indptr[t]), int(indptr[t + 1])
-        return self.arrays["positions"][a:b], self.arrays["tf"][a:b]
+        return self.row_with_lengths(term, lengths=False)[:2]
 
-    def row_with_lengths(self, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def row_with_lengths(self, term: str, lengths: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """`row` and the length of each posting's chunk: read as one slice, as stored beside the tf,
         where gathering them from `lengths` read memory the encoder had just evicted (at a million
         chunks, 0.4-0.5 ms a question); gathered for a part written before they were stored."""
-        positions, tf = self.row(term)
-        stored = self.arrays.get("chunk_lengths")
-        if stored is None or not len(positions):
-            return positions, tf, self.lengths[positions]
-        t = self.rows[term]
-        return positions, tf, stored[int(self.arrays["indptr"][t]):int(self.arrays["indptr"][t + 1])]
+        t = self.rows.get(term)
+        if t is None:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32)
+        arrays = self.arrays
+        indptr = arrays["indptr"]
+        a, b = int(indptr[t]), int(indptr[t + 1])
+        positions = arrays["positions"][a:b]
+        if not lengths:
+            return positions, arrays["tf"][a:b], None
+        stored = arrays.get("chunk_lengths")
+        return positions, arrays["tf"][a:b], stored[a:b] if stored is not None else self.lengths[positions]
 
     def triples(self, keep: np.ndarray, new_position: np.ndarray) -> Triples:
         """The postings of the chunks at positions where `keep`, renumbered by `new_position`."""

@@ -82,11 +82,13 @@ class SentenceData:
         either way. The first time, read off each sentence's stored terms; from the second on, off the
         term -> sentences map (`term_sentences`, made then), which only the question's few terms are
         looked up in: most passages of a large index are scored once, and making the map cost them
-        two to ten times what reading their lists does."""
+        two to ten times what reading their lists does. A question scores a passage up to twice (its
+        pool, its answer), by one `weights` dict: that counts once."""
         holding = self.__dict__.get("term_sentences")
         if holding is None:
-            if not self.__dict__.get("_scored"):
-                self.__dict__["_scored"] = True
+            scored_by = self.__dict__.get("_scored_by")
+            if scored_by is None or scored_by == id(weights):
+                self.__dict__["_scored_by"] = id(weights)
                 return held_in_lists(self._terms, weights)
             holding = self.term_sentences
         return held_in_map(holding, weights)
