@@ -153,7 +153,7 @@ class Postings:
         at once is one run and a merged one has a run between deleted documents, not by reading the ids
         array (8 MB at a million chunks, mostly out of the CPU's caches by then)."""
         starts, offsets = self._runs
-        if len(starts) > MAX_RUNS:
+        if not len(starts) or len(starts) > MAX_RUNS:
             return np.asarray(self.ids[positions], dtype=np.int64)
         if len(starts) == 1:
             return positions + offsets[0]
