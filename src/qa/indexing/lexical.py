@@ -196,18 +196,16 @@ class Part:
         self.postings, self.live = postings, live
 
     def row(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        positions, tf = self.postings.row(term)
+        return self.row_with_lengths(term, lengths=False)[:2]
+
+    def row_with_lengths(self, term: str, lengths: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Postings.row_with_lengths of the live chunks only."""
+        positions, tf, chunk_lengths = self.postings.row_with_lengths(term, lengths)
         if self.live is not None and len(positions):
             keep = self.live[positions]
             positions, tf = positions[keep], tf[keep]
-        return positions, tf
-
-    def row_with_lengths(self, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        positions, tf, lengths = self.postings.row_with_lengths(term)
-        if self.live is not None and len(positions):
-            keep = self.live[positions]
-            positions, tf, lengths = positions[keep], tf[keep], lengths[keep]
-        return positions, tf, lengths
+            chunk_lengths = chunk_lengths[keep] if chunk_lengths is not None else None
+        return positions, tf, chunk_lengths
 
     @property
     def size(self) -> int:
