@@ -3,6 +3,10 @@ bm25s's own retrieve (method="lucene") does, the reference the fusion weights we
 
 from __future__ import annotations
 
+import gc
+import sys
+import threading
+
 import bm25s
 import numpy as np
 import pytest
@@ -155,3 +159,51 @@ def test_postings_store_each_chunk_length_and_score_the_same_bits_without_them(p
         found = [[(i.tolist(), s.tolist(), c.tolist()) for _, i, s, c in index.match(words).found]
                  for index in (stored, gathered)]
         assert found[0] == found[1] and found[0]
+
+
+def test_parts_open_from_many_threads_at_once(tmp_path):
+    """Readers and a merge open parts at the same time; np.load's header parsing raised SystemError
+    ("AST constructor recursion depth mismatch") on CPython 3.11.7 when two threads at different
+    stack depths ran it together and a garbage collection switched threads inside it (gh-106905). A
+    thread making garbage cycles and a low collection threshold make such switches frequent."""
+    lexical.write(tmp_path, np.arange(4), ["maritime working group", "energy", "trade", "finance"])
+
+    class Cycle:
+        def __del__(self):  # Python code run by the collector: a point where threads switch
+            for _ in range(3):
+                pass
+
+    errors: list[BaseException] = []
+
+    def open_parts(depth: int) -> None:
+        if depth:
+            return open_parts(depth - 1)
+        try:
+            for _ in range(300):
+                lexical.Postings(tmp_path)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    done = threading.Event()
+
+    def make_garbage() -> None:
+        while not done.is_set():
+            a, b = Cycle(), Cycle()
+            a.other, b.other = b, a
+
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    gc.set_threshold(10, 1, 1)
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=open_parts, args=(10 * n,)) for n in range(4)]
+        garbage = threading.Thread(target=make_garbage)
+        for thread in [garbage, *threads]:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        done.set()
+        garbage.join()
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:1]

@@ -38,6 +38,11 @@ STOPWORDS = frozenset(
 FILES = {name: f"postings-{name}.npy" for name in ("indptr", "positions", "tf", "ids", "lengths", "chunk_lengths")}
 # Each posting's chunk length, stored beside its tf since 2026-12-03: a part written before gathers them.
 OPTIONAL = {"chunk_lengths"}
+# np.load parses each .npy header with ast.literal_eval, and CPython before 3.11.8 and 3.12.2 shares the
+# AST builder's depth counter between threads (gh-106905): a reader opening a new generation's parts
+# while a merge opens its sources could fail with "SystemError: AST constructor recursion depth
+# mismatch". Parts are opened one at a time (a few header reads; the arrays are only mapped).
+_OPENING = threading.Lock()
 VOCAB = "postings-terms.json"
 DF_CACHE_MAX = 100_000  # terms whose document frequency a Words keeps  # the part's terms as strings, in row order
 
@@ -134,8 +139,9 @@ class Postings:
     def __init__(self, folder: Path) -> None:
         # Plain ndarray views of the memory maps (the pages stay shared): np.memmap's subclass hooks ran
         # on every slice and cost more than the slicing itself on a question's few dozen rows.
-        self.arrays = {name: np.asarray(np.load(folder / file, mmap_mode="r")) for name, file in FILES.items()
-                       if name not in OPTIONAL or (folder / file).is_file()}
+        with _OPENING:
+            self.arrays = {name: np.asarray(np.load(folder / file, mmap_mode="r")) for name, file in FILES.items()
+                           if name not in OPTIONAL or (folder / file).is_file()}
         self.vocab: list[str] = json.loads((folder / VOCAB).read_text())
         self.rows = {t: i for i, t in enumerate(self.vocab)}
         self.ids: np.ndarray = self.arrays["ids"]
