@@ -179,7 +179,7 @@ def test_parts_open_from_many_threads_at_once(tmp_path):
         if depth:
             return open_parts(depth - 1)
         try:
-            for _ in range(300):
+            for _ in range(600):
                 lexical.Postings(tmp_path)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -191,19 +191,20 @@ def test_parts_open_from_many_threads_at_once(tmp_path):
             a, b = Cycle(), Cycle()
             a.other, b.other = b, a
 
+    threads = [threading.Thread(target=open_parts, args=(10 * n,)) for n in range(4)]
+    garbage = threading.Thread(target=make_garbage)
     thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
     gc.set_threshold(10, 1, 1)
     sys.setswitchinterval(1e-6)
     try:
-        threads = [threading.Thread(target=open_parts, args=(10 * n,)) for n in range(4)]
-        garbage = threading.Thread(target=make_garbage)
         for thread in [garbage, *threads]:
             thread.start()
         for thread in threads:
             thread.join()
     finally:
         done.set()
-        garbage.join()
+        if garbage.is_alive():
+            garbage.join()
         gc.set_threshold(*thresholds)
         sys.setswitchinterval(interval)
     assert not errors, errors[:1]

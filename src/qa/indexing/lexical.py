@@ -38,13 +38,13 @@ STOPWORDS = frozenset(
 FILES = {name: f"postings-{name}.npy" for name in ("indptr", "positions", "tf", "ids", "lengths", "chunk_lengths")}
 # Each posting's chunk length, stored beside its tf since 2026-12-03: a part written before gathers them.
 OPTIONAL = {"chunk_lengths"}
+VOCAB = "postings-terms.json"  # the part's terms as strings, in row order
+DF_CACHE_MAX = 100_000  # terms whose document frequency a Words keeps
 # np.load parses each .npy header with ast.literal_eval, and CPython before 3.11.8 and 3.12.2 shares the
 # AST builder's depth counter between threads (gh-106905): a reader opening a new generation's parts
 # while a merge opens its sources could fail with "SystemError: AST constructor recursion depth
 # mismatch". Parts are opened one at a time (a few header reads; the arrays are only mapped).
 _OPENING = threading.Lock()
-VOCAB = "postings-terms.json"
-DF_CACHE_MAX = 100_000  # terms whose document frequency a Words keeps  # the part's terms as strings, in row order
 
 _TOKEN = re.compile(TOKEN_PATTERN)
 _local = threading.local()  # a PyStemmer object must not be shared between threads
