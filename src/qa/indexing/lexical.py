@@ -165,14 +165,11 @@ class Postings:
             return positions + offsets[0]
         return positions + offsets[np.searchsorted(starts, positions, side="right") - 1]
 
-    def row(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, tf) of the chunks holding term."""
-        return self.row_with_lengths(term, lengths=False)[:2]
-
     def row_with_lengths(self, term: str, lengths: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """`row` and the length of each posting's chunk: read as one slice, as stored beside the tf,
-        where gathering them from `lengths` read memory the encoder had just evicted (at a million
-        chunks, 0.4-0.5 ms a question); gathered for a part written before they were stored."""
+        """(positions, tf) of the chunks holding term and, with `lengths`, each posting's chunk length:
+        read as one slice, as stored beside the tf, where gathering them from `lengths` read memory the
+        encoder had just evicted (at a million chunks, 0.4-0.5 ms a question); gathered for a part
+        written before they were stored."""
         t = self.rows.get(term)
         if t is None:
             return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32)
@@ -315,7 +312,7 @@ class Words:
             if not held_terms:
                 continue
             sizes = [len(rows[t][0]) for t in held_terms]
-            lengths = part.postings.lengths
+            chunks = len(part.postings.lengths)  # the part's chunks, live or not: slots by position
             positions = np.concatenate([rows[t][0] for t in held_terms]).astype(np.int64)
             tf = np.concatenate([rows[t][1] for t in held_terms]).astype(np.float64)
             chunk_lengths = np.concatenate([rows[t][2] for t in held_terms]).astype(np.float64)
@@ -324,11 +321,11 @@ class Words:
             # Each posting's slot, where its chunk's sums gather: a slot per chunk of the part (no sort)
             # from DENSE_SHARE of the part on, else a slot per distinct chunk (np.unique sorts them).
             # Either way a chunk's values are summed in the same order, so to the same bits.
-            dense = len(positions) >= DENSE_SHARE * len(lengths)
+            dense = len(positions) >= DENSE_SHARE * chunks
             if dense:
-                seen = np.zeros(len(lengths), dtype=bool)
+                seen = np.zeros(chunks, dtype=bool)
                 seen[positions] = True
-                unique, slot, slots = np.flatnonzero(seen), positions, len(lengths)
+                unique, slot, slots = np.flatnonzero(seen), positions, chunks
             else:
                 unique, slot = np.unique(positions, return_inverse=True)
                 slots = len(unique)
