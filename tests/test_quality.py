@@ -20,7 +20,7 @@ import pytest
 
 from qa.answering.answers import Answer, Passage, unmatched_names, word_coverage
 from qa.answering.evaluation import Case, format_report, has_gold, judge, load_cases, run_eval, summarise
-from qa.answering.evidence import best_sentence, highlight_order, term_coverage
+from qa.answering.evidence import SentenceScores, best_sentence, highlight_order, term_coverage
 from qa.answering.retrieval import (
     DOCUMENT_WEIGHT,
     Reranker,
@@ -400,7 +400,7 @@ def test_a_passage_whose_one_sentence_answers_gains_on_one_that_is_only_near_on_
         "Officials on both sides often spoke of economic partnership.",
     ])
     fused = {1: 0.50, 2: 0.55}  # the passage near on average leads before its sentences are looked at
-    add_best_sentences(fused, {1: answering, 2: near}, encoder.encode_query(question), weights)
+    add_best_sentences(fused, {1: answering, 2: near}, SentenceScores(encoder.encode_query(question), weights))
     assert fused[1] > fused[2]
     cosine, share = best_sentence(answering, encoder.encode_query(question), weights)
     assert cosine > 0.6 and share > 0.7

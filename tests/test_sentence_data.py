@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from conftest import FIXTURES, REPORT, indexed_assistant, make_settings
-from qa.answering.evidence import best_sentence, sentence_coverage, set_coverage, stems
+from qa.answering.evidence import SentenceScores, best_sentence, sentence_coverage, set_coverage, stems
 from qa.indexing import lexical
 from qa.indexing.generations import current_generation
 from qa.indexing.sentences import one_line
@@ -54,13 +54,15 @@ def test_sentence_shares_from_the_stored_data_equal_the_text_based_ones_to_the_l
     """Each sentence's share of the question's IDF and each passage's best sentence, as the query
     path computes them from the stored data, are the same floats as summing over each sentence's term
     set, from the text: answers depend on them. The first question to score a passage reads its stored
-    term lists, later ones a term -> sentences map: both are compared."""
+    term lists, later ones a term -> sentences map: both are compared; and so are the ones a question's
+    SentenceScores keeps for its pool and its answer, title lines and all."""
     assistant = indexed_assistant(tmp_path, encoder, ANSWERS)
     gen = assistant.generation()
     compared = lists_read = 0
     for question in QUESTIONS:
         weights = gen.words.idf(list(dict.fromkeys(lexical.terms(question))))
         query = encoder.encode_query(question)
+        kept = SentenceScores(query, weights)
         for stored in all_chunks(assistant):
             chunk = stored.chunk
             texts = [chunk.text[a - chunk.start:b - chunk.start] for a, b in chunk.sentences]
@@ -72,7 +74,10 @@ def test_sentence_shares_from_the_stored_data_equal_the_text_based_ones_to_the_l
             if keep:
                 best = (float((stored.sentence_vectors[keep] @ query).max()), float(expected[keep].max()))
                 assert best_sentence(stored, query, weights) == best
+                assert kept.best(stored) == best
                 compared += 1
+            assert kept.coverage(stored).tolist() == expected.tolist()
+            assert kept.cosines(stored).tolist() == (stored.sentence_vectors @ query).tolist()
     assert compared > 100 and lists_read > 10
 
 

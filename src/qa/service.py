@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from qa.answering.answers import Answer, compose
-from qa.answering.document_questions import answer_about_document, attach_metadata
+from qa.answering.document_questions import answer_about_document, attach_metadata, recognise
+from qa.answering.evidence import SentenceScores
 from qa.answering.retrieval import Reranker, lexical_candidates, retrieve
 from qa.config import Settings
 from qa.errors import DocumentError, IndexMismatch, IndexMissing, NameTaken, NotFound, QAError
@@ -175,17 +176,20 @@ class Assistant:
         if documents is not None:
             check_documents(documents, gen.manifest["documents"])
         began = time.perf_counter()
-        # What needs no question vector comes first: the question's terms and IDF (once), and their
-        # postings (BM25 and each passage's share of that IDF), on caches that encoding has not yet evicted.
+        # What needs no question vector comes first: the question's terms and IDF (once), their postings
+        # (BM25 and each passage's share of that IDF) and whether it asks about a document itself, on
+        # caches that encoding has not yet evicted.
         words = lexical.terms(question)
         term_weights, absent = gen.words.statistics(list(dict.fromkeys(words)))
         matched = gen.match(words, term_weights)
         lexical_candidates(gen, matched, documents)
+        about_document = recognise(question) is not None
         query = self.encoder.encode_query(question)
-        hits = retrieve(gen, query, question, k, documents, self.reranker, term_weights, matched)
-        answer = answer_about_document(question, query, hits, gen, documents, k) or compose(
-            question, query, hits, self.settings.min_confidence, term_weights, absent
-        )
+        sentences = SentenceScores(query, term_weights)  # the pool's, then the answer's
+        hits = retrieve(gen, query, question, k, documents, self.reranker, term_weights, matched, sentences)
+        answer = answer_about_document(question, query, hits, gen, documents, k) if about_document else None
+        answer = answer or compose(question, query, hits, self.settings.min_confidence, term_weights, absent,
+                                   sentences)
         attach_metadata(answer, gen)
         answer.took_ms = round((time.perf_counter() - began) * 1000, 2)
         return answer

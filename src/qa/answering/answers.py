@@ -15,12 +15,11 @@ import numpy as np
 
 from qa.answering import confidence
 from qa.answering.evidence import (
+    SentenceScores,
     chunk_terms,
     highlight_order,
     kept_sentences,
     roles,
-    sentence_cosines,
-    sentence_coverage,
     sentence_terms,
     stems,
 )
@@ -110,6 +109,7 @@ class Answer:
 def compose(
     question: str, query: np.ndarray, hits: list[Hit], min_confidence: float | None = None,
     term_weights: dict[str, float] | None = None, absent_terms: frozenset[str] = frozenset(),
+    sentences: SentenceScores | None = None,
 ) -> Answer:
     """Highlight evidence sentences, write the answer with [rank] markers, or abstain.
 
@@ -124,10 +124,13 @@ def compose(
     least the threshold: one that only points at a numbered part ("what is recommendation 3?") by
     that part's heading, and a short keyword question ("Toshiba", "lost decade") by a sentence of the
     first passages that holds all its words. The answer's sentences are chosen by `_answer_sentences`.
+    `sentences`: the passages' sentence signals that retrieval computed for this question (made here
+    otherwise).
     """
     model = confidence.shipped()
     threshold = model.threshold if min_confidence is None else min_confidence
-    ranked, features, pointed = assess(question, query, hits, term_weights, absent_terms)
+    sentences = sentences or SentenceScores(query, term_weights or {})
+    ranked, features, pointed = assess(question, query, hits, term_weights, absent_terms, sentences)
     leading = ranked[:ANSWER_PASSAGES]
     best = max((float(sims[order].max()) for _, sims, order in leading if order), default=-1.0)
     estimate = model.probability(features)
@@ -165,7 +168,7 @@ def compose(
     if anchor is not None:
         candidates = [(anchor[0] + 1, anchor[1])]
     else:  # a question about a numbered part is answered from that part
-        candidates = _answer_sentences(question, leading[:1] if pointed else leading, best, term_weights or {})
+        candidates = _answer_sentences(question, leading[:1] if pointed else leading, best, sentences)
     parts, seen = [], set()
     for rank, i in _completed(candidates, ranked):
         sentence = one_line(_sentence(hits[rank - 1].stored.chunk, i))
@@ -175,7 +178,7 @@ def compose(
     return Answer(question, " ".join(parts), False, estimate, 0.0, passages)
 
 
-def _answer_sentences(question: str, leading: list, best: float, weights: dict[str, float]) -> list[tuple[int, int]]:
+def _answer_sentences(question: str, leading: list, best: float, sentences: SentenceScores) -> list[tuple[int, int]]:
     """(rank, sentence index) of the sentences that answer, in the order the answer quotes them.
 
     The first passage's best evidence comes first (retrieval ranks passages better than one
@@ -195,14 +198,14 @@ def _answer_sentences(question: str, leading: list, best: float, weights: dict[s
     lead = first_order[0]
     lead_doc = first_hit.stored.chunk.doc_id
     lead_strength = float(first_sims[lead])
-    first_coverage = sentence_coverage(first_hit.stored, weights)
+    first_coverage = sentences.coverage(first_hit.stored)
     lead_coverage = float(first_coverage[lead])
     lead_roles = roles(first_hit.stored)[lead]
     asked = [k for k in question_kinds(question) if getattr(lead_roles, k)]
     out: list[tuple[int, int]] = [(1, lead)]
     for rank, (hit, sims, order) in enumerate(leading, start=1):
         picks = [i for i in order if sims[i] >= HIGHLIGHT_FLOOR][:MAX_HIGHLIGHTS] or order[:1]
-        coverage = first_coverage if rank == 1 else sentence_coverage(hit.stored, weights)
+        coverage = first_coverage if rank == 1 else sentences.coverage(hit.stored)
         held = roles(hit.stored) if asked and rank > 1 else ()
         for i in picks:
             if (rank, i) in out or sims[i] < best - ANSWER_MARGIN:
@@ -395,21 +398,24 @@ def _heading_sentence(hit: Hit) -> int | None:
 
 def assess(
     question: str, query: np.ndarray, hits: list[Hit], term_weights: dict[str, float] | None = None,
-    absent_terms: frozenset[str] = frozenset(),
+    absent_terms: frozenset[str] = frozenset(), sentences: SentenceScores | None = None,
 ) -> tuple[list[tuple[Hit, np.ndarray, list[int]]], np.ndarray, bool]:
     """Each passage's sentences in evidence order (title lines left out; see compose), the confidence
     model's signals for the first passages, and whether the first passage is the numbered part the
     question names. bench/fit_confidence.py fits the model on exactly these signals. term_weights:
     the IDF of each of the question's distinct terms, in its order (Words.idf); absent_terms: those no
-    chunk holds (Words.absent)."""
+    chunk holds (Words.absent); sentences: the passages' sentence signals computed for the question
+    already (retrieval's; made here otherwise)."""
+    sentences = sentences or SentenceScores(query, term_weights or {})
     ranked: list[tuple[Hit, np.ndarray, list[int]]] = []
     for hit in hits:
         chunk = hit.stored.chunk
         keep = kept_sentences(hit.stored).tolist()
-        sims = sentence_cosines(hit.stored, query) if chunk.sentences else np.zeros(0)
-        coverage = sentence_coverage(hit.stored, term_weights or {})
+        sims = sentences.cosines(hit.stored) if chunk.sentences else np.zeros(0)
+        coverage = sentences.coverage(hit.stored)
+        every = len(keep) == len(sims)  # all but a document's first passage: no copies to make
         order = [keep[j] for j in highlight_order(
-            sims[keep], coverage[keep], opening=chunk.ordinal == 0,
+            sims if every else sims[keep], coverage if every else coverage[keep], opening=chunk.ordinal == 0,
             complete=lambda j, chunk=chunk, keep=keep: not _incomplete(_sentence(chunk, keep[j]), chunk),
         )]
         ranked.append((hit, sims, order))

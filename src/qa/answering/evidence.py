@@ -120,11 +120,64 @@ def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, flo
     total = sum(weights.values()) if total is None else total
     if total <= 0:
         return cosine, 0.0
-    held = _held_weights(stored, weights)
-    if len(keep) < len(stored.chunk.sentences):  # the title line is one of them
+    return cosine, _best_share(_held_weights(stored, weights), keep, len(stored.chunk.sentences)) / total
+
+
+def _best_share(held: dict[int, float], keep: np.ndarray, sentences: int) -> float:
+    """The largest summed weight a kept sentence holds (`_held_weights`), 0 for none."""
+    if len(keep) < sentences:  # the title line is one of them
         kept = set(keep.tolist())
         held = {i: w for i, w in held.items() if i in kept}
-    return cosine, max(held.values(), default=0) / total  # weights are >= 0: the max is held
+    return max(held.values(), default=0)  # weights are >= 0: the max is held
+
+
+class SentenceScores:
+    """One question's sentence signals of each passage it reads, each computed once (by passage id): the
+    pool's best sentences (retrieval.add_best_sentences) and then the answer's evidence (answers.assess,
+    which reads the first five of them again) take the same ones, to the same bits as the functions
+    below (sentence_cosines, sentence_coverage, best_sentence) give."""
+
+    def __init__(self, query: np.ndarray, weights: dict[str, float]) -> None:
+        self.query, self.weights = query, weights
+        self.total = sum(weights.values())
+        self._cosines: dict[int, np.ndarray] = {}
+        self._held: dict[int, dict[int, float]] = {}
+        self._coverage: dict[int, np.ndarray] = {}
+
+    def cosines(self, stored: StoredChunk) -> np.ndarray:
+        """`sentence_cosines`."""
+        found = self._cosines.get(stored.id)
+        if found is None:
+            found = self._cosines[stored.id] = sentence_cosines(stored, self.query)
+        return found
+
+    def held(self, stored: StoredChunk) -> dict[int, float]:
+        """`_held_weights` (read-only)."""
+        found = self._held.get(stored.id)
+        if found is None:
+            found = self._held[stored.id] = _held_weights(stored, self.weights)
+        return found
+
+    def coverage(self, stored: StoredChunk) -> np.ndarray:
+        """`sentence_coverage`."""
+        found = self._coverage.get(stored.id)
+        if found is None:
+            found = self._coverage[stored.id] = _shares(self.held(stored), len(stored.chunk.sentences), self.total)
+        return found
+
+    def best(self, stored: StoredChunk) -> tuple[float, float]:
+        """`best_sentence`: when every sentence is kept, its best cosine is the best of `cosines`, the
+        very product `best_cosine` takes."""
+        keep = kept_sentences(stored)
+        if not len(keep):
+            return 0.0, 0.0
+        if stored.cosines is None and len(keep) == len(stored.chunk.sentences):
+            cosine = max(self.cosines(stored).tolist())
+        else:
+            cosine = best_cosine(stored, self.query, keep)
+        if self.total <= 0:
+            return cosine, 0.0
+        return cosine, _best_share(self.held(stored), keep, len(stored.chunk.sentences)) / self.total
 
 
 def sentence_cosines(stored: StoredChunk, query: np.ndarray) -> np.ndarray:
@@ -175,8 +228,15 @@ def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndar
     total = sum(weights.values())
     if total <= 0:
         return np.zeros(len(stored.chunk.sentences))
-    shares = np.zeros(len(stored.chunk.sentences))
-    held = _held_weights(stored, weights)
+    return _shares(_held_weights(stored, weights), len(stored.chunk.sentences), total)
+
+
+def _shares(held: dict[int, float], sentences: int, total: float) -> np.ndarray:
+    """Each sentence's summed weight (`_held_weights`) over the question's `total`; zeros for a
+    question without weight."""
+    shares = np.zeros(sentences)
+    if total <= 0:
+        return shares
     if held:
         shares[list(held)] = list(held.values())
     return shares / total

@@ -8,7 +8,7 @@ from itertools import repeat
 
 import numpy as np
 
-from qa.answering.evidence import best_sentence, fingerprint, with_cosines
+from qa.answering.evidence import SentenceScores, fingerprint, with_cosines
 from qa.indexing.embedding import not_loadable
 from qa.indexing.lexical import Matched, terms, top
 from qa.indexing.shards import ShardedGeneration
@@ -67,10 +67,12 @@ def retrieve(
     reranker: Reranker | None = None,
     weights: dict[str, float] | None = None,
     matched: Matched | None = None,
+    sentences: SentenceScores | None = None,
 ) -> list[Hit]:
     """The best k passages. `weights`: the IDF of the question's distinct terms (Words.idf), when the
     caller has them already; computed here otherwise. `matched`: the question's terms against the
-    index's postings (Generation.match, made with these weights), when the caller made it already."""
+    index's postings (Generation.match, made with these weights), when the caller made it already.
+    `sentences`: where the pool's sentence signals are kept for the answer (made here otherwise)."""
     n = CANDIDATES
     if weights is None:
         weights = gen.words.idf(list(dict.fromkeys(terms(question))))
@@ -80,7 +82,7 @@ def retrieve(
     pool = {i: found.passages[i] for i in ranking if i in found.passages}
     if len(pool) < len(ranking):  # one index: its passages are read now (shards sent theirs, `skyband`)
         pool.update(gen.chunks([i for i in ranking if i not in pool]))
-    add_best_sentences(fused, pool, query, weights)
+    add_best_sentences(fused, pool, sentences or SentenceScores(query, weights))
     order = _by_document(ranking, pool, fused)
     best = order[: RERANK_DEPTH if reranker else k]
     hits = [Hit(pool[i], dense[i], lexical.get(i, 0.0), fused[i]) for i in best if i in pool]
@@ -269,13 +271,13 @@ def fused_scores(cos: np.ndarray, bm25: np.ndarray, cover: np.ndarray, weight: f
 
 
 def add_best_sentences(
-    fused: dict[int, float], pool: dict[int, StoredChunk], query: np.ndarray, weights: dict[str, float],
+    fused: dict[int, float], pool: dict[int, StoredChunk], sentences: SentenceScores,
     cosine_weight: float = SENTENCE_COSINE_WEIGHT, term_weight: float = SENTENCE_TERM_WEIGHT,
 ) -> None:
-    """Add each pooled passage's best-sentence signals to its fused score, in place."""
-    total = sum(weights.values())
+    """Add each pooled passage's best-sentence signals (evidence.best_sentence, of the question
+    `sentences` scores for) to its fused score, in place."""
     for i, stored in pool.items():
-        cosine, share = best_sentence(stored, query, weights, total)
+        cosine, share = sentences.best(stored)
         fused[i] += cosine_weight * cosine + term_weight * share
 
 

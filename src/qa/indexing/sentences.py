@@ -82,8 +82,9 @@ class SentenceData:
         either way. The first time, read off each sentence's stored terms; from the second on, off the
         term -> sentences map (`term_sentences`, made then), which only the question's few terms are
         looked up in: most passages of a large index are scored once, and making the map cost them
-        two to ten times what reading their lists does. A question scores a passage up to twice (its
-        pool, its answer), by one `weights` dict: that counts once."""
+        two to ten times what reading their lists does. A question scores a passage once (its pool's
+        and its answer's signals are kept in evidence.SentenceScores), or, called without one, up to
+        twice (its pool, its answer) by one `weights` dict: that counts once."""
         holding = self.__dict__.get("term_sentences")
         if holding is None:
             scored_by = self.__dict__.get("_scored_by")

@@ -94,7 +94,7 @@ def search_parts(
             found.append(_search(index, query, n, excluded=dead if len(dead) else None, exact=exact))
     if not found:
         return []
-    ids, scores = (np.concatenate(x) for x in zip(*found, strict=True))
+    ids, scores = found[0] if len(found) == 1 else (np.concatenate(x) for x in zip(*found, strict=True))
     best = np.lexsort((ids, -scores))[:n]  # by score, then id
     return list(zip(ids[best].tolist(), scores[best].tolist(), strict=True))
 
@@ -123,7 +123,8 @@ def _search(
     excluded: np.ndarray | None = None, exact: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`search` as two arrays, ids and scores, best first."""
-    if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+    total = index.ntotal
+    if total == 0 or (allowed is not None and len(allowed) == 0):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     if exact is None:
         exact = is_exact(index)
@@ -144,9 +145,11 @@ def _search(
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        scores, ids = index.search(query, min(n, index.ntotal), params=params)
+        scores, ids = index.search(query, min(n, total), params=params)
     finally:
         faiss.omp_set_num_threads(threads)
+    if exact and selector is None:  # a flat index finds min(n, all) vectors: no empty slot (-1) to drop
+        return ids[0], scores[0]
     found = ids[0] >= 0
     return ids[0][found], scores[0][found]
 
