@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -132,15 +132,13 @@ def signals(
     weights = {w: (weights or {}).get(w, 1.0) for w in words}
     passages = list(passage_terms) if passage_terms is not None else [stems(t) for t in passage_texts]
     evidence = list(evidence_terms) if evidence_terms is not None else [stems(t) for t in evidence_texts]
-    joined = set().union(*passages) if passages else set()
     asked = asked_kind(question)
     held = asked is not None and any(holds_kind(t, asked) for t in evidence_texts)
     exact = sum(1 for name in unmatched if is_exact(name))
     best = max(sentence_best, default=0.0)
     mean = float(np.mean(sentence_best)) if len(sentence_best) else 0.0
-    coverage = _coverage(words, weights, joined)
+    coverage = _coverage(words, weights, *passages)  # held by any of them
     rarest = max((w for w in words if w not in absent), key=lambda w: weights[w], default=None)
-    said = set().union(*evidence)
     per_sentence = set_coverage(weights, evidence) if evidence_cosines else []
     ordered = sorted(sentence_all, reverse=True)
     values = [
@@ -149,22 +147,24 @@ def signals(
         best - float(np.mean(ordered)) if ordered else 0.0,
         (scores[0] - scores[1]) if len(scores) > 1 else (scores[0] if scores else 0.0),
         coverage,
-        _coverage(words, weights, passages[0] if passages else set()),
+        _coverage(words, weights, passages[0] if passages else frozenset()),
         min(len(unmatched) - exact, MAX_COUNT),
         min(exact, MAX_COUNT),
         float(asked is not None and not held),
         float(held),
         math.log1p(len(words)),
         max(0.0, MEANING_KNOT - mean) * max(0.0, WORDS_KNOT - coverage),
-        float(rarest is not None and rarest not in said),
+        float(rarest is not None and not any(rarest in said for said in evidence)),
         max((c * v for c, v in zip(evidence_cosines, per_sentence, strict=True)), default=0.0),
     ]
     return np.asarray(values, dtype=np.float64)
 
 
-def _coverage(words: list[str], weights: dict[str, float], have: set[str]) -> float:
+def _coverage(words: list[str], weights: dict[str, float], *texts: Set[str]) -> float:
+    """The share of the question's weight that any of `texts` (term sets) holds; 1 for a question without
+    weight. Their union is never made: a passage holds some seventy terms, a question a handful."""
     total = sum(weights[w] for w in words)
-    return sum(weights[w] for w in words if w in have) / total if total else 1.0
+    return sum(weights[w] for w in words if any(w in have for have in texts)) / total if total else 1.0
 
 
 _ACRONYM = re.compile(r"[A-Z][A-Z0-9]+s?")
