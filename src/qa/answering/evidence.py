@@ -134,8 +134,8 @@ def _best_share(held: dict[int, float], keep: np.ndarray, sentences: int) -> flo
 class SentenceScores:
     """One question's sentence signals of each passage it reads, each computed once (by passage id): the
     pool's best sentences (retrieval.add_best_sentences) and then the answer's evidence (answers.assess,
-    which reads the first five of them again) take the same ones, to the same bits as the functions
-    below (sentence_cosines, sentence_coverage, best_sentence) give."""
+    which reads the first five of them again) take the same ones, to the same bits as sentence_cosines,
+    sentence_coverage and best_sentence give them."""
 
     def __init__(self, query: np.ndarray, weights: dict[str, float]) -> None:
         self.query, self.weights = query, weights
