@@ -107,35 +107,19 @@ def kept_sentences(stored: StoredChunk) -> np.ndarray:
                     dtype=np.intp)
 
 
-def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, float], total: float | None = None,
-                  ) -> tuple[float, float]:
+def best_sentence(stored: StoredChunk, query: np.ndarray, weights: dict[str, float]) -> tuple[float, float]:
     """(best cosine, best share of the question's IDF) among the passage's sentences, the title line
     aside: a long passage is as close to a question as its closest sentence, which its own vector,
-    an average over all of them, hides. 0 for a passage with no other sentence. `total`: the sum of
-    `weights`, when the caller scores many passages with them."""
-    keep = kept_sentences(stored)
-    if not len(keep):
-        return 0.0, 0.0
-    cosine = best_cosine(stored, query, keep)
-    total = sum(weights.values()) if total is None else total
-    if total <= 0:
-        return cosine, 0.0
-    return cosine, _best_share(_held_weights(stored, weights), keep, len(stored.chunk.sentences)) / total
-
-
-def _best_share(held: dict[int, float], keep: np.ndarray, sentences: int) -> float:
-    """The largest summed weight a kept sentence holds (`_held_weights`), 0 for none."""
-    if len(keep) < sentences:  # the title line is one of them
-        kept = set(keep.tolist())
-        held = {i: w for i, w in held.items() if i in kept}
-    return max(held.values(), default=0)  # weights are >= 0: the max is held
+    an average over all of them, hides. 0 for a passage with no other sentence. A question scoring
+    many passages keeps its signals in one SentenceScores (`best`)."""
+    return SentenceScores(query, weights).best(stored)
 
 
 class SentenceScores:
     """One question's sentence signals of each passage it reads, each computed once (by passage id): the
     pool's best sentences (retrieval.add_best_sentences) and then the answer's evidence (answers.assess,
-    which reads the first five of them again) take the same ones, to the same bits as sentence_cosines,
-    sentence_coverage and best_sentence give them."""
+    which reads the first five of them again) take the same ones, to the same bits as sentence_cosines
+    and sentence_coverage give them."""
 
     def __init__(self, query: np.ndarray, weights: dict[str, float]) -> None:
         self.query, self.weights = query, weights
@@ -166,8 +150,8 @@ class SentenceScores:
         return found
 
     def best(self, stored: StoredChunk) -> tuple[float, float]:
-        """`best_sentence`: when every sentence is kept, its best cosine is the best of `cosines`, the
-        very product `best_cosine` takes."""
+        """`best_sentence` of the passage. When every sentence is kept, the best cosine is the best of
+        `cosines`, the very product `best_cosine` takes; a title line's passage takes its kept rows'."""
         keep = kept_sentences(stored)
         if not len(keep):
             return 0.0, 0.0
@@ -177,7 +161,11 @@ class SentenceScores:
             cosine = best_cosine(stored, self.query, keep)
         if self.total <= 0:
             return cosine, 0.0
-        return cosine, _best_share(self.held(stored), keep, len(stored.chunk.sentences)) / self.total
+        held = self.held(stored)
+        if len(keep) < len(stored.chunk.sentences):  # the title line is one of them
+            kept = set(keep.tolist())
+            held = {i: w for i, w in held.items() if i in kept}
+        return cosine, max(held.values(), default=0) / self.total  # weights are >= 0: the max is held
 
 
 def sentence_cosines(stored: StoredChunk, query: np.ndarray) -> np.ndarray:
@@ -225,10 +213,7 @@ def _carried(stored: StoredChunk, query: np.ndarray) -> QueryCosines:
 
 def sentence_coverage(stored: StoredChunk, weights: dict[str, float]) -> np.ndarray:
     """`term_coverage` of each of the passage's sentences, from their stored terms."""
-    total = sum(weights.values())
-    if total <= 0:
-        return np.zeros(len(stored.chunk.sentences))
-    return _shares(_held_weights(stored, weights), len(stored.chunk.sentences), total)
+    return _shares(_held_weights(stored, weights), len(stored.chunk.sentences), sum(weights.values()))
 
 
 def _shares(held: dict[int, float], sentences: int, total: float) -> np.ndarray:

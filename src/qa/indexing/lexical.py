@@ -369,9 +369,10 @@ class Matched:
                 ids, scores = ids[keep], scores[keep]
             found_ids.append(ids)
             found_scores.append(scores)
-        if len(found_ids) > 1:
-            found_ids, found_scores = [np.concatenate(found_ids)], [np.concatenate(found_scores)]
-        best = top(found_ids[0], found_scores[0], n) if found_ids else []
+        if len(found_ids) == 1:  # one part: its arrays as they are
+            best = top(found_ids[0], found_scores[0], n)
+        else:
+            best = top(np.concatenate(found_ids), np.concatenate(found_scores), n) if found_ids else []
         if allowed is None:
             self._top = (n, best)
         return best
