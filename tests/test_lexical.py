@@ -99,21 +99,23 @@ def test_the_idf_share_read_off_the_postings_is_the_one_of_each_paragraphs_text(
     assert any(s > 0 for s in expected)
 
 
-@pytest.mark.parametrize("question", QUESTIONS)
-def test_summing_by_chunk_without_sorting_gives_the_same_bits(index, question, monkeypatch):
-    """Postings past DENSE_SHARE of the part are summed in arrays the part's size instead of sorted
-    (np.unique): every chunk's BM25 score and IDF share is the same to the bit either way."""
-    words = lexical.terms(question)
-    weights = index.idf(list(dict.fromkeys(words)))
-
-    def found(share: float) -> list[tuple[list, list, list]]:
-        monkeypatch.setattr(lexical, "DENSE_SHARE", share)
-        return [(ids.tolist(), scores.tolist(), shares.tolist()) for _, ids, scores, shares in
-                index.match(words, weights).found]
-
-    sorted_sums, dense_sums = found(float("inf")), found(0.0)
-    assert dense_sums == sorted_sums
-    assert sorted_sums and sorted_sums[0][0], "every question here shares words with the report"
+def test_a_questions_postings_are_slotted_by_chunk_as_np_unique_slots_them(index):
+    """Words.match gathers each chunk's postings by `distinct` (a stable sort of the question's rows, each
+    ascending): the chunks and each posting's slot are np.unique's, so the sums are the same bits. On the
+    fixture's rows and on rows of a million-chunk part that overlap at random."""
+    part = index.parts[0]
+    cases = [[part.row(t)[0] for t in sorted(set(lexical.terms(q)))] for q in QUESTIONS]
+    rng = np.random.default_rng(0)
+    cases.append([np.sort(rng.choice(1_000_000, size, replace=False)).astype(np.int32) for size in (9000, 3000, 40)])
+    overlapping = 0
+    for rows in cases:
+        positions = np.concatenate(rows).astype(np.int64)
+        unique, slot = lexical.distinct(positions)
+        expected_unique, expected_slot = np.unique(positions, return_inverse=True)
+        assert unique.tolist() == expected_unique.tolist()
+        assert slot.tolist() == expected_slot.tolist()
+        overlapping += len(unique) < len(positions)
+    assert overlapping >= 2, "chunks holding several of a question's terms"
 
 
 def test_the_kept_candidates_answer_only_the_same_unfiltered_request(index):
