@@ -102,6 +102,15 @@ class Assistant:
         return self._encoder
 
     @property
+    def answers_without_waiting(self) -> bool:
+        """Whether a question now costs this process's CPU for milliseconds and nothing else: the model
+        (and any reranker) loaded and an index open, so nothing to load first. The server then answers it
+        on its event loop rather than in a worker thread (serving/quick_ask.py). A publish by another
+        process still makes the next question reopen the index (memory-mapped: under a second at 1M)."""
+        return (self._encoder is not None and self._gen is not None
+                and (not self.settings.reranker or self._reranker is not None))
+
+    @property
     def reranker(self) -> Reranker | None:
         """The cross-encoder of QA_RERANKER, loaded once; None when none is configured."""
         if self.settings.reranker and self._reranker is None:

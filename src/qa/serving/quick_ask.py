@@ -3,11 +3,18 @@
 FastAPI's route costs about 0.4 ms more than the question itself on the event loop (its dependency
 solving, body field handling, telemetry hooks and endpoint context, run on caches the encoder has just
 evicted), which is a third of what the issue allows HTTP to add. This Starlette route, placed before the
-documented one, reads the body, validates it with the same `AskRequest`, asks in one trip to the thread
-pool and sends the answer serialised once. Anything it does not take as valid (another content type,
-malformed JSON, a field the model refuses) goes to the documented FastAPI route with the body replayed,
-so every refusal keeps its status and words. Exceptions of `Assistant.ask` reach the app's handlers as
-they do from the documented route. The OpenAPI schema is the documented route's: this one is left out.
+documented one, reads the body, validates it with the same `AskRequest`, asks, and sends the answer
+serialised once. It asks on the event loop itself when the assistant answers without waiting
+(`Assistant.answers_without_waiting`: model loaded, index open, nothing remote): a question is a few
+milliseconds of CPU under the GIL, which a worker thread would not run any sooner, and the trip there and
+back cost about 0.4 ms a request (HTTP less the server's own time: 0.70-0.83 ms against 1.14-1.22;
+throughput with 32 clients no lower, docs/benchmarks.md). Otherwise (the first question, which loads the
+model; a RayAssistant, which waits on its shards) it asks in the thread pool, and the loop serves others.
+
+Anything it does not take as valid (another content type, malformed JSON, a field the model refuses) goes
+to the documented FastAPI route with the body replayed, so every refusal keeps its status and words.
+Exceptions of `Assistant.ask` reach the app's handlers as they do from the documented route. The OpenAPI
+schema is the documented route's: this one is left out.
 """
 
 from __future__ import annotations
@@ -60,7 +67,10 @@ class QuickAsk:
             await self._documented(scope, receive, send, body)
             return
         assistant = request.app.state.assistant
-        answer = await run_in_threadpool(assistant.ask, asked.question, asked.k, asked.documents)
+        if assistant.answers_without_waiting:
+            answer = assistant.ask(asked.question, asked.k, asked.documents)
+        else:
+            answer = await run_in_threadpool(assistant.ask, asked.question, asked.k, asked.documents)
         await answer_response(answer)(scope, receive, send)
 
     async def _documented(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:

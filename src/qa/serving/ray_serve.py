@@ -273,6 +273,11 @@ class RayAssistant(Assistant):
         super().__init__(settings)
         self.handles = handles
 
+    @property
+    def answers_without_waiting(self) -> bool:
+        """Never: a question waits on the shard deployments, so the server asks it in a worker thread."""
+        return False
+
     def generation(self) -> Generation:
         paths = sharding.published(self.settings.index_dir)
         if paths is None:
