@@ -106,7 +106,7 @@ class Assistant:
         """Whether a question now costs this process's CPU for milliseconds and nothing else: the model
         (and any reranker) loaded and an index open, so nothing to load first. The server then answers it
         on its event loop rather than in a worker thread (serving/quick_ask.py). A publish by another
-        process still makes the next question reopen the index (memory-mapped: under a second at 1M)."""
+        process still makes the next question reopen the index (memory-mapped: 0.5-1.1 s at 1M, bench/scale.py)."""
         return (self._encoder is not None and self._gen is not None
                 and (not self.settings.reranker or self._reranker is not None))
 

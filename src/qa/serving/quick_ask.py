@@ -7,8 +7,9 @@ documented one, reads the body, validates it with the same `AskRequest`, asks, a
 serialised once. It asks on the event loop itself when the assistant answers without waiting
 (`Assistant.answers_without_waiting`: model loaded, index open, nothing remote): a question is a few
 milliseconds of CPU under the GIL, which a worker thread would not run any sooner, and the trip there and
-back cost about 0.4 ms a request (HTTP less the server's own time: 0.70-0.83 ms against 1.14-1.22;
-throughput with 32 clients no lower, docs/benchmarks.md). Otherwise (the first question, which loads the
+back cost about 0.4 ms a request (HTTP less the server's own time: 0.73-0.82 ms against 1.12-1.24 in
+alternated runs; 32 clients got no fewer answers a second, though their p95 rose as questions queue on
+the loop: docs/benchmarks.md). Otherwise (the first question, which loads the
 model; a RayAssistant, which waits on its shards) it asks in the thread pool, and the loop serves others.
 
 Anything it does not take as valid (another content type, malformed JSON, a field the model refuses) goes
