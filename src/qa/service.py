@@ -192,11 +192,12 @@ class Assistant:
         term_weights, absent = gen.words.statistics(list(dict.fromkeys(words)))
         matched = gen.match(words, term_weights)
         lexical_candidates(gen, matched, documents)
-        about_document = recognise(question) is not None
+        document_question = recognise(question)  # None for most questions
         query = self.encoder.encode_query(question)
         sentences = SentenceScores(query, term_weights)  # the pool's, then the answer's
         hits = retrieve(gen, query, question, k, documents, self.reranker, term_weights, matched, sentences)
-        answer = answer_about_document(question, query, hits, gen, documents, k) if about_document else None
+        answer = (answer_about_document(question, query, hits, gen, documents, k, document_question)
+                  if document_question is not None else None)
         answer = answer or compose(question, query, hits, self.settings.min_confidence, term_weights, absent,
                                    sentences)
         attach_metadata(answer, gen)

@@ -109,10 +109,12 @@ def recognise(question: str) -> DocumentQuestion | None:
 
 def answer_about_document(
     question: str, query: np.ndarray, hits: list[Hit], gen: Generation, documents: list[str] | None, k: int,
+    asked: DocumentQuestion | None = None,
 ) -> Answer | None:
     """The answer to a question about a document itself, or None when the question is not one or
-    the document does not state what is asked (then the ordinary answer applies)."""
-    asked = recognise(question)
+    the document does not state what is asked (then the ordinary answer applies). `asked`: the
+    question as `recognise` read it, when the caller has done so already."""
+    asked = asked or recognise(question)
     if asked is None:
         return None
     doc_id = _choose_document(asked, query, hits, gen, documents)
